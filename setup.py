@@ -1,0 +1,33 @@
+"""Install SkeletonAgent: ``pip install -e .`` (add ``[tests]`` for the test extras).
+
+torch is required but deliberately left unpinned and is never upgraded by this file: install
+the build that fits your machine first (a CPU build: ``pip install torch==2.13.0``).
+"""
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+
+
+def read_requirements(name: str) -> list[str]:
+    lines = (HERE / name).read_text().splitlines()
+    return [ln.strip() for ln in lines if ln.strip() and not ln.startswith('#')]
+
+
+version: dict = {}
+exec((HERE / 'skeletonagent' / 'version.py').read_text(), version)
+
+setup(
+    name='skeletonagent',
+    version=version['__version__'],
+    description='SkeletonAgent: an LLM agent loop guiding a GCN skeleton action recognizer',
+    long_description=(HERE / 'README.md').read_text() if (HERE / 'README.md').exists() else '',
+    long_description_content_type='text/markdown',
+    license='MIT',
+    python_requires='>=3.9',
+    packages=find_packages(include=['skeletonagent', 'skeletonagent.*']),
+    include_package_data=True,
+    install_requires=read_requirements('requirements.txt'),
+    extras_require={'tests': ['pytest>=7', 'pytest-timeout', 'matplotlib']},
+)

@@ -1,0 +1,241 @@
+"""Translate the PYSKL / official SkeletonAgent config schema onto mmengine's Runner.
+
+Users keep writing configs the way PYSKL and the official SkeletonAgent do: ``model``,
+``data`` (``videos_per_gpu``, ``workers_per_gpu``, ``train``/``val``/``test``), ``optimizer``,
+``optimizer_config``, ``lr_config``, ``total_epochs``, ``checkpoint_config``, ``evaluation``,
+``log_config``, ``work_dir``, ``memcached``. :func:`to_runner_kwargs` maps those onto the
+arguments of :class:`mmengine.runner.Runner`; configs already written for mmengine (with a
+``train_dataloader``) pass through unchanged.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from mmengine.config import Config, ConfigDict, DictAction  # noqa: F401  (re-exported)
+
+from .checkpoint import ATOMIC_BACKEND_ARGS
+
+#: Keys of the legacy schema that are translated (and therefore not passed on as-is).
+LEGACY_KEYS = ('data', 'optimizer', 'optimizer_config', 'lr_config', 'total_epochs',
+               'checkpoint_config', 'evaluation', 'log_config', 'workflow', 'dist_params',
+               'log_level', 'resume_from', 'load_from', 'memcached', 'mc_cfg')
+
+
+class ConfigError(ValueError):
+    """A config that cannot be translated; the message names the config key."""
+
+
+@dataclass
+class RunOptions:
+    """What the command line adds to a config."""
+    validate: bool = False
+    seed: Optional[int] = None
+    deterministic: bool = False
+    resume: Optional[str] = None        # 'auto', a path, or None
+    amp: bool = False
+    compile: bool = False
+    launcher: str = 'none'
+    load_from: Optional[str] = None     # checkpoint for test
+    extra_hooks: list = field(default_factory=list)
+
+
+def load_config(path: str | Path, cfg_options: Optional[dict] = None) -> Config:
+    """Read a config file and apply ``--cfg-options`` overrides (dotted keys)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f'config file not found: {path}')
+    cfg = Config.fromfile(str(path))
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if not cfg.get('work_dir'):
+        cfg.work_dir = str(Path('work_dirs') / path.parent.name / path.stem)
+    return cfg
+
+
+def is_legacy(cfg: Config) -> bool:
+    """True for the PYSKL schema (``data=dict(train=...)``), False for mmengine configs."""
+    return 'train_dataloader' not in cfg and 'data' in cfg
+
+
+def _dataset_cfg(cfg: Config, split: str) -> dict:
+    data = cfg.get('data') or {}
+    if split not in data:
+        raise ConfigError(f'config has no data.{split}')
+    ds = copy.deepcopy(dict(data[split]))
+    if cfg.get('memcached'):
+        ds.setdefault('memcached', True)
+        if cfg.get('mc_cfg'):
+            ds.setdefault('mc_cfg', cfg.mc_cfg)
+    if split != 'train':
+        ds.setdefault('test_mode', True)
+    return ds
+
+
+def _loader(cfg: Config, split: str, shuffle: bool) -> dict:
+    data = cfg.data
+    batch = data.get('videos_per_gpu', 1)
+    workers = data.get('workers_per_gpu', 1)
+    override = dict(data.get(f'{split}_dataloader', {}) or {})
+    batch = override.get('videos_per_gpu', batch)
+    workers = override.get('workers_per_gpu', workers)
+    return dict(
+        batch_size=batch,
+        num_workers=workers,
+        persistent_workers=workers > 0 and split == 'train',
+        pin_memory=override.get('pin_memory', False),
+        drop_last=override.get('drop_last', False),
+        sampler=dict(type='DefaultSampler', shuffle=shuffle),
+        collate_fn=dict(type='pose_collate'),
+        dataset=_dataset_cfg(cfg, split))
+
+
+def _schedulers(cfg: Config, max_epochs: int) -> list[dict]:
+    lr_config = dict(cfg.get('lr_config') or {})
+    policy = lr_config.pop('policy', None)
+    by_epoch = lr_config.pop('by_epoch', True)
+    scheds: list[dict] = []
+    warmup = lr_config.pop('warmup', None)
+    if warmup:
+        warmup_iters = lr_config.pop('warmup_iters', 0)
+        ratio = lr_config.pop('warmup_ratio', 0.1)
+        warm_by_epoch = lr_config.pop('warmup_by_epoch', False)
+        scheds.append(dict(type='LinearLR', start_factor=ratio, by_epoch=warm_by_epoch,
+                           begin=0, end=warmup_iters,
+                           convert_to_iter_based=warm_by_epoch))
+    if policy is None:
+        return scheds
+    if policy == 'CosineAnnealing':
+        base_lr = (cfg.get('optimizer') or {}).get('lr', 0.)
+        if 'min_lr_ratio' in lr_config:
+            eta_min = base_lr * lr_config.pop('min_lr_ratio')
+        else:
+            eta_min = lr_config.pop('min_lr', 0.)
+        # PYSKL's by_epoch=False anneals every iteration over the whole run; mmengine does the
+        # same when an epoch-based scheduler is converted to iterations.
+        scheds.append(dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=eta_min,
+                           by_epoch=True, begin=0, end=max_epochs,
+                           convert_to_iter_based=not by_epoch))
+    elif policy == 'step':
+        steps = lr_config.pop('step')
+        steps = [steps] if isinstance(steps, int) else list(steps)
+        scheds.append(dict(type='MultiStepLR', milestones=steps,
+                           gamma=lr_config.pop('gamma', 0.1), by_epoch=True,
+                           begin=0, end=max_epochs, convert_to_iter_based=not by_epoch))
+    elif policy == 'fixed':
+        pass
+    else:
+        raise ConfigError(f"lr_config.policy={policy!r} is not supported; use 'CosineAnnealing', "
+                          "'step' or 'fixed', or write an mmengine param_scheduler list")
+    return scheds
+
+
+def _agent_cfg(cfg: Config) -> Optional[dict]:
+    """The agent settings: ``cfg.agent`` or what the official head/backbone arguments imply."""
+    model = cfg.get('model') or {}
+    head = model.get('cls_head') or {}
+    backbone = model.get('backbone') or {}
+    if 'weight_2' not in head and 'agent' not in cfg:
+        return None  # not a SkeletonAgent model (e.g. a plain ST-GCN++ baseline)
+    agent = dict(cfg.get('agent') or {})
+    agent.setdefault('interval', head.get('interval_epoch', 5))
+    agent.setdefault('layout', head.get('joint_cfg', 'nturgb+d'))
+    agent.setdefault('modality', backbone.get('llm_modality', 'j'))
+    agent.setdefault('num_classes', head.get('num_classes'))
+    agent.setdefault('llm', dict(type='Offline'))
+    return agent
+
+
+def to_runner_kwargs(cfg: Config, opts: RunOptions, mode: str = 'train') -> dict[str, Any]:
+    """Keyword arguments for :class:`mmengine.runner.Runner` (without ``model``).
+
+    ``mode`` is ``'train'`` or ``'test'``; test builds only what testing needs.
+    """
+    if not is_legacy(cfg):
+        kwargs = {k: cfg.get(k) for k in (
+            'work_dir', 'train_dataloader', 'val_dataloader', 'test_dataloader', 'train_cfg',
+            'val_cfg', 'test_cfg', 'optim_wrapper', 'param_scheduler', 'val_evaluator',
+            'test_evaluator', 'default_hooks', 'custom_hooks', 'log_processor',
+            'visualizer', 'env_cfg', 'randomness') if cfg.get(k) is not None}
+        kwargs['launcher'] = opts.launcher
+        kwargs['cfg'] = cfg
+        return kwargs
+
+    max_epochs = int(cfg.get('total_epochs', 0) or 0)
+    if mode == 'train' and max_epochs <= 0:
+        raise ConfigError('config needs total_epochs > 0 to train')
+    evaluation = dict(cfg.get('evaluation') or {})
+    metrics = evaluation.get('metrics', ['top_k_accuracy', 'mean_class_accuracy'])
+    evaluator = dict(type='SkeletonAccuracy', metrics=metrics,
+                     topk=tuple(evaluation.get('topk', (1, 5))))
+    log_interval = (cfg.get('log_config') or {}).get('interval', 50)
+    ckpt = dict(cfg.get('checkpoint_config') or {})
+
+    kwargs: dict[str, Any] = dict(
+        work_dir=cfg.work_dir,
+        launcher=opts.launcher,
+        default_scope='skeletonagent',
+        env_cfg=dict(cudnn_benchmark=cfg.get('cudnn_benchmark', False),
+                     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+                     dist_cfg=dict(backend='nccl')),
+        log_processor=dict(by_epoch=True, window_size=log_interval),
+        visualizer=dict(type='Visualizer', vis_backends=[dict(type='LocalVisBackend')]),
+        log_level=cfg.get('log_level', 'INFO'),
+        randomness=dict(seed=opts.seed, deterministic=opts.deterministic),
+        cfg=cfg,
+    )
+    test_loader = dict(test_dataloader=_loader(cfg, 'test', shuffle=False),
+                       test_cfg=dict(type='TestLoop'),
+                       test_evaluator=copy.deepcopy(evaluator))
+    kwargs.update(test_loader)
+    if mode == 'test':
+        kwargs['load_from'] = opts.load_from
+        kwargs['default_hooks'] = dict(
+            timer=dict(type='IterTimerHook'),
+            logger=dict(type='LoggerHook', interval=log_interval))
+        return kwargs
+
+    optimizer = cfg.get('optimizer')
+    if not optimizer:
+        raise ConfigError('config needs an optimizer to train')
+    grad_clip = (cfg.get('optimizer_config') or {}).get('grad_clip')
+    optim_wrapper = dict(type='AmpOptimWrapper' if opts.amp else 'OptimWrapper',
+                         optimizer=copy.deepcopy(dict(optimizer)))
+    if grad_clip:
+        optim_wrapper['clip_grad'] = dict(grad_clip)
+    if opts.amp:
+        import torch
+        if not torch.cuda.is_available():
+            optim_wrapper['dtype'] = 'bfloat16'
+
+    val_interval = int(evaluation.get('interval', 1))
+    kwargs.update(
+        train_dataloader=_loader(cfg, 'train', shuffle=True),
+        train_cfg=dict(by_epoch=True, max_epochs=max_epochs, val_interval=val_interval),
+        optim_wrapper=optim_wrapper,
+        param_scheduler=_schedulers(cfg, max_epochs) or None,
+        default_hooks=dict(
+            timer=dict(type='IterTimerHook'),
+            logger=dict(type='LoggerHook', interval=log_interval),
+            param_scheduler=dict(type='ParamSchedulerHook'),
+            checkpoint=dict(type='CheckpointHook', interval=ckpt.get('interval', 1),
+                            by_epoch=True, max_keep_ckpts=ckpt.get('max_keep_ckpts', -1),
+                            save_best='acc/top1' if opts.validate else None, rule='greater',
+                            backend_args=ATOMIC_BACKEND_ARGS),
+            sampler_seed=dict(type='DistSamplerSeedHook')),
+        custom_hooks=[dict(type='LatestCheckpointLinkHook')] + list(opts.extra_hooks),
+    )
+    agent = _agent_cfg(cfg)
+    if agent is not None:
+        kwargs['custom_hooks'].append(dict(type='AgentHook', **agent))
+    if opts.validate:
+        kwargs.update(val_dataloader=_loader(cfg, 'val', shuffle=False),
+                      val_cfg=dict(type='ValLoop'), val_evaluator=evaluator)
+    if opts.compile:
+        cfg.compile = True
+    if opts.resume:
+        kwargs['resume'] = True
+        kwargs['load_from'] = None if opts.resume == 'auto' else opts.resume
+    return kwargs

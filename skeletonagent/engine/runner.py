@@ -1,0 +1,93 @@
+"""Build mmengine Runners from our configs, and the train / test entry points the tools call."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Optional
+
+from mmengine.config import Config
+from mmengine.dist import get_rank
+from mmengine.logging import print_log
+from mmengine.runner import Runner
+
+from .checkpoint import find_resume_checkpoint, load_checkpoint_file
+from .config import RunOptions, to_runner_kwargs
+
+
+def _register_all() -> None:
+    """Import every room that registers something the configs may name."""
+    from .. import datasets, evaluation, models  # noqa: F401
+    from ..agent import hook  # noqa: F401
+    from . import hooks  # noqa: F401
+
+
+def build_model(cfg: Config, for_training: bool):
+    """Build the recognizer; load the text encoder only when training needs it."""
+    _register_all()
+    from ..registry import MODELS
+    model = MODELS.build(cfg.model)
+    if for_training and hasattr(model, 'init_text_encoder'):
+        model.init_text_encoder()
+    return model
+
+
+def build_runner(cfg: Config, opts: RunOptions, mode: str = 'train') -> Runner:
+    """An mmengine Runner for ``cfg`` in ``mode`` ('train' or 'test')."""
+    _register_all()
+    if mode == 'train' and opts.resume == 'auto':
+        found = find_resume_checkpoint(cfg.work_dir)
+        opts.resume = str(found) if found else None
+        if found and get_rank() == 0:
+            print_log(f'resuming from {found}', logger='current')
+    kwargs = to_runner_kwargs(cfg, opts, mode)
+    model = build_model(cfg, for_training=(mode == 'train'))
+    if opts.launcher != 'none':
+        kwargs['model_wrapper_cfg'] = dict(type='SkeletonDDP', broadcast_buffers=False,
+                                           find_unused_parameters=False)
+    return Runner(model=model, **kwargs)
+
+
+def _set_out_file(runner: Runner, out_file: Optional[str]) -> None:
+    for metric in runner.test_evaluator.metrics:
+        if hasattr(metric, 'out_file'):
+            metric.out_file = out_file
+
+
+def run_test(runner: Runner, out_file: Optional[str]) -> dict:
+    """Test with the runner's current weights; dump per-sample scores to ``out_file``."""
+    runner._test_loop = runner.build_test_loop(runner._test_loop)  # builds the evaluator
+    _set_out_file(runner, out_file)
+    metrics = runner.test()
+    if get_rank() == 0:
+        shown = ', '.join(f'{k}: {v:.4f}' for k, v in metrics.items())
+        print_log(f'test results ({out_file or "no dump"}): {shown}', logger='current',
+                  level=logging.INFO)
+    return metrics
+
+
+def train(cfg: Config, opts: RunOptions, test_last: bool = False,
+          test_best: bool = False) -> dict:
+    """Train; optionally test the last and the best checkpoint. Returns the test metrics."""
+    runner = build_runner(cfg, opts, 'train')
+    runner.train()
+    results: dict = {}
+    work_dir = Path(runner.work_dir)
+    if test_last:
+        results['last'] = run_test(runner, str(work_dir / 'last_pred.pkl'))
+    if test_best:
+        best = runner.message_hub.get_info('best_ckpt')
+        if best and Path(best).is_file():
+            runner.load_checkpoint(best)
+            results['best'] = run_test(runner, str(work_dir / 'best_pred.pkl'))
+        elif get_rank() == 0:
+            print_log('--test-best: no best checkpoint was kept (train with --validate); '
+                      'skipping', logger='current', level=logging.WARNING)
+    return results
+
+
+def test(cfg: Config, checkpoint: str, opts: RunOptions, out_file: Optional[str]) -> dict:
+    """Evaluate ``checkpoint`` on the test split."""
+    load_checkpoint_file(checkpoint)  # clear error for a missing / truncated / unsafe file
+    opts.load_from = checkpoint
+    runner = build_runner(cfg, opts, 'test')
+    return run_test(runner, out_file)

@@ -1,0 +1,81 @@
+"""The evaluator the configs name: top-k, mean class accuracy, confusion, prediction dump."""
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+from mmengine.evaluator import BaseMetric
+
+from ..engine.checkpoint import atomic_write_bytes
+from ..registry import METRICS
+from .functional import confusion_matrix, mean_class_accuracy, top_k_accuracy
+
+_ALIASES = {'top_k_accuracy': 'top_k_accuracy', 'mean_class_accuracy': 'mean_class_accuracy'}
+
+
+@METRICS.register_module()
+class SkeletonAccuracy(BaseMetric):
+    """Accuracy of clip-averaged scores.
+
+    Args:
+        metrics: any of ``'top_k_accuracy'`` and ``'mean_class_accuracy'`` (PYSKL names).
+        topk: the k of top-k accuracy.
+        out_file: when set, the per-sample score arrays (in dataset order, gathered over
+            ranks) are pickled there as a list of ``float32`` arrays — the format PYSKL's
+            fusion helpers read. The confusion matrix goes beside it as ``*_confusion.npy``.
+    """
+
+    default_prefix = 'acc'
+
+    def __init__(self,
+                 metrics: Sequence[str] | str = ('top_k_accuracy', 'mean_class_accuracy'),
+                 topk: Sequence[int] = (1, 5),
+                 out_file: Optional[str] = None,
+                 collect_device: str = 'cpu',
+                 prefix: Optional[str] = None) -> None:
+        super().__init__(collect_device=collect_device, prefix=prefix)
+        metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+        unknown = [m for m in metrics if m not in _ALIASES]
+        if unknown:
+            raise ValueError(f'unknown metric(s) {unknown}; choose from {sorted(_ALIASES)}')
+        # mean class accuracy is cheap and always worth reporting
+        self.metrics = list(dict.fromkeys(metrics + ['mean_class_accuracy']))
+        self.topk = tuple(topk)
+        self.out_file = out_file
+        self.last_confusion: Optional[np.ndarray] = None
+
+    def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
+        for sample in data_samples:
+            score = sample['pred_score']
+            score = score.detach().cpu().numpy() if hasattr(score, 'detach') else np.asarray(score)
+            label = sample.get('gt_label')
+            self.results.append((score.astype(np.float32), -1 if label is None else int(label)))
+
+    def compute_metrics(self, results: list) -> dict:
+        scores = np.stack([r[0] for r in results])
+        labels = np.array([r[1] for r in results], dtype=np.int64)
+        if self.out_file:
+            self._dump(scores, labels)
+        out: dict[str, float] = {}
+        if (labels < 0).any():
+            return out  # unlabeled test set: predictions only
+        if 'top_k_accuracy' in self.metrics:
+            for k, acc in zip(self.topk, top_k_accuracy(scores, labels, self.topk)):
+                out[f'top{k}'] = acc
+        if 'mean_class_accuracy' in self.metrics:
+            out['mean1'] = mean_class_accuracy(scores, labels)
+        self.last_confusion = confusion_matrix(scores.argmax(1), labels, scores.shape[1])
+        return out
+
+    def _dump(self, scores: np.ndarray, labels: np.ndarray) -> None:
+        path = Path(self.out_file)
+        atomic_write_bytes(path, pickle.dumps([s for s in scores], protocol=4))
+        if (labels >= 0).all():
+            cm = confusion_matrix(scores.argmax(1), labels, scores.shape[1])
+            cm_path = path.with_name(path.stem + '_confusion.npy')
+            import io
+            buf = io.BytesIO()
+            np.save(buf, cm)
+            atomic_write_bytes(cm_path, buf.getvalue())

@@ -1,0 +1,48 @@
+#!/usr/bin/env python
+"""Train a recognizer: ``python tools/train.py CONFIG [options]`` (or through torchrun)."""
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mmengine.config import DictAction  # noqa: E402
+
+from skeletonagent.engine import RunOptions, init_distributed, load_config  # noqa: E402
+from skeletonagent.engine.runner import train  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description='Train a SkeletonAgent recognizer')
+    p.add_argument('config', help='config file')
+    p.add_argument('--validate', action='store_true', help='validate every evaluation.interval')
+    p.add_argument('--test-last', action='store_true', help='test the last checkpoint')
+    p.add_argument('--test-best', action='store_true', help='test the best checkpoint')
+    p.add_argument('--seed', type=int, default=None)
+    p.add_argument('--deterministic', action='store_true')
+    p.add_argument('--resume', nargs='?', const='auto', default=None,
+                   help="'auto' (default when given alone): continue from work_dir/latest.pth "
+                        'if it exists; or a checkpoint path')
+    p.add_argument('--amp', action='store_true', help='mixed precision')
+    p.add_argument('--compile', action='store_true', help='torch.compile the model')
+    p.add_argument('--work-dir', default=None)
+    p.add_argument('--cfg-options', nargs='+', action=DictAction, default=None,
+                   help='override config keys, e.g. data.videos_per_gpu=8')
+    p.add_argument('--launcher', default=None, help=argparse.SUPPRESS)  # torchrun sets env
+    p.add_argument('--local_rank', '--local-rank', type=int, default=0, help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = load_config(args.config, args.cfg_options)
+    if args.work_dir:
+        cfg.work_dir = args.work_dir
+    launcher = init_distributed()
+    opts = RunOptions(validate=args.validate, seed=args.seed, deterministic=args.deterministic,
+                      resume=args.resume, amp=args.amp, compile=args.compile, launcher=launcher)
+    train(cfg, opts, test_last=args.test_last, test_best=args.test_best)
+
+
+if __name__ == '__main__':
+    main()
