@@ -1,0 +1,158 @@
+"""The agent's initial state: descriptions and masks before training starts.
+
+Sources, in order of precedence:
+
+* ``agent_cfg['transcripts']``: a folder of transcripts in the official format (for example
+  the official ``gpt4o/nturgbd_60``) is read as is;
+* otherwise the transcripts already in ``<work_dir>/agent/transcripts`` (a resumed run),
+  completed by the LLM backend for any class that has none;
+* otherwise the backend (``agent_cfg['llm']``, the heuristic ``Offline`` one by default)
+  holds the initial dialogue of every class and the transcripts are written there.
+
+Masks come from the critical joints of each dialogue (see :mod:`.selector`) unless
+``agent_cfg['masks']`` names a ``.npy`` file of Class x V x V masks; descriptions are the
+final answers, trimmed for the text encoder.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
+
+import numpy as np
+
+from .dialogue import run_initial_dialogues
+from .llm import build_backend
+from .prompts import PromptSet
+from .selector import (JointSelection, base_stream, build_masks, critical_joints_from_transcript,
+                       descriptions_from_transcripts)
+from .state import AgentState
+from .transcripts import (Turn, TranscriptError, read_transcript, read_transcript_dir,
+                          transcript_filename, write_transcript)
+from .vocab import LayoutArg, resolve_layout
+
+__all__ = ['build_initial_state', 'resolve_class_names', 'load_masks', 'TRANSCRIPT_SUBDIR']
+
+logger = logging.getLogger(__name__)
+
+#: Where, under the work dir, the agent writes its transcripts.
+TRANSCRIPT_SUBDIR = Path('agent') / 'transcripts'
+
+
+def resolve_class_names(agent_cfg: Mapping[str, Any], num_classes: int) -> list[str]:
+    """Class names from ``agent_cfg['label_map']`` or the default map for ``num_classes``.
+
+    Raises:
+        ValueError: when no label map is given and ``num_classes`` has no default, or the
+            map holds another number of classes.
+    """
+    from .label_maps import DEFAULT_LABEL_MAPS, load_label_map
+    label_map = agent_cfg.get('label_map')
+    if label_map is None:
+        if num_classes not in DEFAULT_LABEL_MAPS:
+            raise ValueError(
+                f"agent: no label map for {num_classes} classes; set agent label_map= to a "
+                f"name or a file (defaults exist for {sorted(DEFAULT_LABEL_MAPS)} classes)")
+        label_map = DEFAULT_LABEL_MAPS[num_classes]
+    return load_label_map(label_map, num_classes=num_classes)
+
+
+def load_masks(path: os.PathLike | str, num_classes: int, num_joints: int) -> np.ndarray:
+    """Class x V x V masks from a ``.npy`` file, as float32.
+
+    Raises:
+        FileNotFoundError / ValueError: naming the file and the shape it has and needs.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f'agent masks file not found: {path}')
+    masks = np.load(path, allow_pickle=False)
+    expected = (num_classes, num_joints, num_joints)
+    if masks.shape != expected:
+        raise ValueError(f'agent masks {path}: shape {masks.shape}, expected {expected} '
+                         f'(classes, joints, joints)')
+    return masks.astype(np.float32)
+
+
+def _work_dir_transcripts(backend_cfg: Any, class_names: Sequence[str], layout,
+                          prompts: PromptSet, out_dir: Path) -> list[list[Turn]]:
+    """Reuse the transcripts in ``out_dir`` and hold the dialogue for classes without one."""
+    paths = [out_dir / transcript_filename(i, name) for i, name in enumerate(class_names)]
+    transcripts: list[Optional[list[Turn]]] = []
+    for path in paths:
+        turns = read_transcript(path) if path.is_file() else None
+        transcripts.append(turns if turns and any(t.answer for t in turns) else None)
+    todo = [i for i, turns in enumerate(transcripts) if turns is None]
+    if todo:
+        backend = build_backend(backend_cfg)
+        backend.configure(layout=layout, prompts=prompts)
+        logger.info('agent: initial dialogue of %d classes with %s', len(todo),
+                    backend.describe())
+        try:
+            new = run_initial_dialogues(backend, [class_names[i] for i in todo], layout,
+                                        prompts)
+        finally:
+            backend.close()
+        for i, turns in zip(todo, new):
+            write_transcript(paths[i], turns)
+            transcripts[i] = turns
+    if len(todo) < len(class_names):
+        logger.info('agent: reused %d transcripts in %s', len(class_names) - len(todo),
+                    out_dir)
+    return [turns for turns in transcripts if turns is not None]
+
+
+def _log_selections(selections: Sequence[JointSelection], class_names: Sequence[str]) -> None:
+    for i, (selection, name) in enumerate(zip(selections, class_names)):
+        if selection.dropped:
+            logger.warning('agent: class %d %r: dropped joint numbers %s (not in the layout)',
+                           i, name, selection.dropped)
+        if not selection.joints:
+            logger.warning('agent: class %d %r: no critical joints found; its mask is empty',
+                           i, name)
+
+
+def build_initial_state(agent_cfg: Optional[Mapping[str, Any]], num_classes: int,
+                        layout: LayoutArg, modality: str, work_dir: os.PathLike | str
+                        ) -> AgentState:
+    """The agent state training starts from (see the module docstring).
+
+    Args:
+        agent_cfg: optional keys ``label_map`` (name or path), ``transcripts`` (folder),
+            ``masks`` (``.npy``), ``llm`` (backend config, default ``dict(type='Offline')``),
+            ``prompts`` (template overrides), ``max_words`` (description budget, 50),
+            ``row_index`` ('pair' as the official tool, or 'joint'). Other keys are left to
+            the live agent.
+        num_classes: number of classes of the dataset.
+        layout: skeleton layout (name or object) of the dataset.
+        modality: stream of the model ('j', 'b', 'k', 'jm', 'bm', 'km').
+        work_dir: run folder; transcripts the agent writes go to ``agent/transcripts`` in it.
+    """
+    cfg = dict(agent_cfg or {})
+    base_stream(modality)  # fail early on an unknown modality
+    layout = resolve_layout(layout)
+    class_names = resolve_class_names(cfg, num_classes)
+    prompts = PromptSet.from_cfg(cfg.get('prompts'))
+
+    if cfg.get('transcripts'):
+        transcripts = read_transcript_dir(cfg['transcripts'], class_names)
+    else:
+        out_dir = Path(work_dir) / TRANSCRIPT_SUBDIR
+        transcripts = _work_dir_transcripts(cfg.get('llm'), class_names, layout, prompts,
+                                            out_dir)
+    if len(transcripts) != num_classes:  # pragma: no cover - guarded by the readers
+        raise TranscriptError(f'agent: {len(transcripts)} transcripts for {num_classes} classes')
+
+    selections = [critical_joints_from_transcript(turns, layout, prompts) for turns in transcripts]
+    _log_selections(selections, class_names)
+    critical_joints = [list(s.joints) for s in selections]
+    if cfg.get('masks'):
+        masks = load_masks(cfg['masks'], num_classes, len(layout.joint_names))
+    else:
+        masks = build_masks(critical_joints, layout, modality,
+                            row_index=cfg.get('row_index', 'pair'))
+    descriptions = descriptions_from_transcripts(
+        transcripts, max_words=int(cfg.get('max_words', 50)), class_names=class_names)
+    return AgentState(descriptions=descriptions, masks=masks, version=0,
+                      critical_joints=critical_joints)

@@ -1,0 +1,17 @@
+"""LLM backends of the agent, registered in ``skeletonagent.registry.LLM_BACKENDS``."""
+from .base import LLMBackend, Message, check_messages
+from .offline import Offline
+
+__all__ = ['LLMBackend', 'Message', 'Offline', 'check_messages', 'build_backend']
+
+
+def build_backend(cfg: 'dict | LLMBackend | None') -> LLMBackend:
+    """Build a backend from its config dict (``dict(type='Offline')`` when None)."""
+    from skeletonagent.registry import LLM_BACKENDS
+    if isinstance(cfg, LLMBackend):
+        return cfg
+    cfg = dict(cfg or dict(type='Offline'))
+    if 'type' not in cfg:
+        raise KeyError(f"llm backend config needs a 'type' (one of "
+                       f"{sorted(LLM_BACKENDS.module_dict)}), got {cfg}")
+    return LLM_BACKENDS.build(cfg)

@@ -1,0 +1,86 @@
+"""The agent's state: what the recognizer receives from the agent (and checkpoints keep)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional, Sequence
+
+import numpy as np
+import torch
+
+__all__ = ['AgentState']
+
+
+@dataclass
+class AgentState:
+    """Class descriptions and critical-joint masks, with a version bumped on every update.
+
+    Attributes:
+        descriptions: one text per class (for text alignment).
+        masks: Class x V x V float32 masks (the backbone's local branch).
+        version: 0 for the initial state, +1 per accepted agent round.
+        critical_joints: 0-based critical joints per class as the dialogues name them (the
+            masks are built from them unless a masks file overrides them); may be empty.
+    """
+
+    descriptions: list[str]
+    masks: np.ndarray
+    version: int = 0
+    critical_joints: list[list[int]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.descriptions = [str(d) for d in self.descriptions]
+        masks = self.masks
+        if isinstance(masks, torch.Tensor):
+            masks = masks.detach().cpu().numpy()
+        self.masks = np.ascontiguousarray(np.asarray(masks, dtype=np.float32))
+        self.version = int(self.version)
+        self.critical_joints = [[int(j) for j in joints] for joints in self.critical_joints]
+        if self.masks.ndim != 3 or self.masks.shape[1] != self.masks.shape[2]:
+            raise ValueError(f'agent state masks must be (C, V, V), got {self.masks.shape}')
+        if self.masks.shape[0] != len(self.descriptions):
+            raise ValueError(f'agent state has {len(self.descriptions)} descriptions but '
+                             f'masks for {self.masks.shape[0]} classes')
+        if self.critical_joints and len(self.critical_joints) != len(self.descriptions):
+            raise ValueError(f'agent state has {len(self.descriptions)} descriptions but '
+                             f'critical joints for {len(self.critical_joints)} classes')
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.descriptions)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Checkpoint form: python lists/ints/strs and a float32 tensor for the masks, so
+        ``torch.load(..., weights_only=True)`` reads it back."""
+        return {
+            'descriptions': list(self.descriptions),
+            'masks': torch.from_numpy(self.masks.copy()),
+            'version': int(self.version),
+            'critical_joints': [list(j) for j in self.critical_joints],
+        }
+
+    @classmethod
+    def from_state_dict(cls, state: Mapping[str, Any]) -> 'AgentState':
+        """Inverse of :meth:`state_dict` (masks may be a tensor, an array or nested lists).
+
+        Raises:
+            KeyError: naming the missing entry.
+        """
+        for key in ('descriptions', 'masks'):
+            if key not in state:
+                raise KeyError(f'agent state dict lacks {key!r} (has {sorted(state)})')
+        return cls(descriptions=list(state['descriptions']), masks=state['masks'],
+                   version=int(state.get('version', 0)),
+                   critical_joints=list(state.get('critical_joints') or []))
+
+    def replace(self, descriptions: Optional[Sequence[str]] = None,
+                masks: Optional[np.ndarray] = None,
+                critical_joints: Optional[Sequence[Sequence[int]]] = None) -> 'AgentState':
+        """A new state with the given parts replaced and the version bumped by one."""
+        if descriptions is None:
+            descriptions = self.descriptions
+        if critical_joints is None:
+            critical_joints = self.critical_joints
+        return AgentState(descriptions=list(descriptions),
+                          masks=masks if masks is not None else self.masks.copy(),
+                          version=self.version + 1,
+                          critical_joints=[list(j) for j in critical_joints])
