@@ -65,7 +65,7 @@ def test_official_schema_translates(official_cfg):
     assert agent['interval'] == 5 and agent['layout'] == 'nturgb+d'
     assert agent['num_classes'] == 60 and agent['llm'] == dict(type='Offline')
     assert kw['randomness']['seed'] == 3
-    assert kw['val_evaluator']['metrics'] == ['top_k_accuracy']
+    assert kw['val_evaluator'][0]['metrics'] == ['top_k_accuracy']
 
 
 def test_without_validate_has_no_val_loop(official_cfg):

@@ -148,6 +148,11 @@ def _agent_cfg(cfg: Config) -> Optional[dict]:
     return agent
 
 
+def _dist_backend() -> str:
+    import torch
+    return 'nccl' if torch.cuda.is_available() else 'gloo'
+
+
 def to_runner_kwargs(cfg: Config, opts: RunOptions, mode: str = 'train') -> dict[str, Any]:
     """Keyword arguments for :class:`mmengine.runner.Runner` (without ``model``).
 
@@ -168,8 +173,9 @@ def to_runner_kwargs(cfg: Config, opts: RunOptions, mode: str = 'train') -> dict
         raise ConfigError('config needs total_epochs > 0 to train')
     evaluation = dict(cfg.get('evaluation') or {})
     metrics = evaluation.get('metrics', ['top_k_accuracy', 'mean_class_accuracy'])
-    evaluator = dict(type='SkeletonAccuracy', metrics=metrics,
-                     topk=tuple(evaluation.get('topk', (1, 5))))
+    # a list: mmengine reads a dict with a 'metrics' key as an Evaluator config
+    evaluator = [dict(type='SkeletonAccuracy', metrics=metrics,
+                      topk=tuple(evaluation.get('topk', (1, 5))))]
     log_interval = (cfg.get('log_config') or {}).get('interval', 50)
     ckpt = dict(cfg.get('checkpoint_config') or {})
 
@@ -179,7 +185,7 @@ def to_runner_kwargs(cfg: Config, opts: RunOptions, mode: str = 'train') -> dict
         default_scope='skeletonagent',
         env_cfg=dict(cudnn_benchmark=cfg.get('cudnn_benchmark', False),
                      mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-                     dist_cfg=dict(backend='nccl')),
+                     dist_cfg=dict(backend=_dist_backend())),
         log_processor=dict(by_epoch=True, window_size=log_interval),
         visualizer=dict(type='Visualizer', vis_backends=[dict(type='LocalVisBackend')]),
         log_level=cfg.get('log_level', 'INFO'),

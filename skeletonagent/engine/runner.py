@@ -17,6 +17,7 @@ from .config import RunOptions, to_runner_kwargs
 def _register_all() -> None:
     """Import every room that registers something the configs may name."""
     from .. import datasets, evaluation, models  # noqa: F401
+    from ..datasets import demo  # noqa: F401
     from ..agent import hook  # noqa: F401
     from . import hooks  # noqa: F401
 
@@ -42,8 +43,9 @@ def build_runner(cfg: Config, opts: RunOptions, mode: str = 'train') -> Runner:
     kwargs = to_runner_kwargs(cfg, opts, mode)
     model = build_model(cfg, for_training=(mode == 'train'))
     if opts.launcher != 'none':
-        kwargs['model_wrapper_cfg'] = dict(type='SkeletonDDP', broadcast_buffers=False,
-                                           find_unused_parameters=False)
+        # mmengine reads the wrapper settings from the config it is given
+        kwargs['cfg'].model_wrapper_cfg = dict(type='SkeletonDDP', broadcast_buffers=False,
+                                               find_unused_parameters=False)
     return Runner(model=model, **kwargs)
 
 
