@@ -128,3 +128,42 @@ def test_dist_train_two_gloo_processes(small_demo, tmp_path):
     assert (tmp_path / 'epoch_1.pth').is_file()
     log = next(tmp_path.glob('*/*.log')).read_text()
     assert 'Distributed training: True' in log and 'Epoch(train) [1]' in log
+
+
+def test_dist_test_two_processes_matches_single(trained, small_demo, tmp_path):
+    work_dir, _ = trained
+    out = tmp_path / 'dist.pkl'
+    proc = subprocess.run(['bash', 'tools/dist_test.sh', str(CONFIG), str(work_dir / 'epoch_2.pth'),
+                           '2', '--out', str(out), *_short(tmp_path / 't', small_demo, 1)],
+                          cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    ours = np.stack(pickle.loads(out.read_bytes()))
+    last = np.stack(pickle.loads((work_dir / 'last_pred.pkl').read_bytes()))
+    assert ours.shape == last.shape                      # gathered in dataset order, no padding
+    np.testing.assert_allclose(ours, last, rtol=1e-5, atol=1e-6)
+
+
+def test_killed_run_resumes_from_last_complete_checkpoint(small_demo, tmp_path):
+    """SIGKILL a training after its first checkpoint; --resume auto finishes the run."""
+    import signal
+    import time
+    args = [sys.executable, 'tools/train.py', str(CONFIG), '--seed', '0',
+            *_short(tmp_path, small_demo, 3)]
+    proc = subprocess.Popen(args, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while not (tmp_path / 'epoch_1.pth').exists() and time.time() < deadline:
+        if proc.poll() is not None:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = sorted(p.name for p in tmp_path.glob('epoch_*.pth'))
+    assert done and 'epoch_3.pth' not in done
+    for name in done:                                       # every checkpoint left is complete
+        load_checkpoint_file(tmp_path / name)
+    resumed = _run(['tools/train.py', str(CONFIG), '--resume', '--seed', '0',
+                    *_short(tmp_path, small_demo, 3)])
+    log = resumed.stdout + resumed.stderr
+    assert f'resuming from {(tmp_path / done[-1]).resolve()}' in log
+    assert load_checkpoint_file(tmp_path / 'epoch_3.pth')['meta']['epoch'] == 3
