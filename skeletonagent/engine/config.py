@@ -10,6 +10,7 @@ arguments of :class:`mmengine.runner.Runner`; configs already written for mmengi
 from __future__ import annotations
 
 import copy
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -207,14 +208,16 @@ def to_runner_kwargs(cfg: Config, opts: RunOptions, mode: str = 'train') -> dict
     if not optimizer:
         raise ConfigError('config needs an optimizer to train')
     grad_clip = (cfg.get('optimizer_config') or {}).get('grad_clip')
-    optim_wrapper = dict(type='AmpOptimWrapper' if opts.amp else 'OptimWrapper',
+    amp = opts.amp
+    if amp and _dist_backend() != 'nccl':
+        from mmengine.logging import print_log
+        print_log('--amp needs a GPU (mmengine has no CPU autocast wrapper); training in '
+                  'float32', logger='current', level=logging.WARNING)
+        amp = False
+    optim_wrapper = dict(type='AmpOptimWrapper' if amp else 'OptimWrapper',
                          optimizer=copy.deepcopy(dict(optimizer)))
     if grad_clip:
         optim_wrapper['clip_grad'] = dict(grad_clip)
-    if opts.amp:
-        import torch
-        if not torch.cuda.is_available():
-            optim_wrapper['dtype'] = 'bfloat16'
 
     val_interval = int(evaluation.get('interval', 1))
     kwargs.update(
@@ -239,8 +242,6 @@ def to_runner_kwargs(cfg: Config, opts: RunOptions, mode: str = 'train') -> dict
     if opts.validate:
         kwargs.update(val_dataloader=_loader(cfg, 'val', shuffle=False),
                       val_cfg=dict(type='ValLoop'), val_evaluator=evaluator)
-    if opts.compile:
-        cfg.compile = True
     if opts.resume:
         kwargs['resume'] = True
         kwargs['load_from'] = None if opts.resume == 'auto' else opts.resume

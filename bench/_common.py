@@ -1,0 +1,131 @@
+"""Shared helpers of the model benchmarks (train_step.py, inference.py)."""
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+#: the official NTU-60 joint config (configs/ntu60_xsub/j.py of the official repository)
+NTU_J_BACKBONE = dict(
+    type='GCN_Module_LLM', llm_model='gpt4o', llm_modality='j', num_classes=60,
+    tcn_ms_cfg=[(3, 1), (3, 2), (3, 3), (3, 4), ('max', 3), '1x1'],
+    graph_cfg=dict(layout='nturgb+d', mode='random', num_filter=8, init_off=.04, init_std=.02))
+NTU_J_HEAD = dict(type='SimpleHead', joint_cfg='nturgb+d', num_classes=60, in_channels=384,
+                  work_dir='./work_dirs/ntu60_xsub/j', interval_epoch=5, weight_1=0.2, weight_2=0.5)
+
+#: CLIP ViT-B/32 text tower shape (CLIPTextConfig defaults), randomly initialised
+CLIP_B32_TEXT = dict(vocab_size=49408, hidden_size=512, intermediate_size=2048, num_hidden_layers=12,
+                     num_attention_heads=8, max_position_embeddings=77, projection_dim=512)
+
+
+class HashTokenizer:
+    """Stand-in for ``CLIPTokenizer`` when no vocabulary files are available: words are hashed
+    into the vocabulary, wrapped in CLIP's BOS/EOS ids, truncated and padded like the real one."""
+
+    def __init__(self, vocab_size: int = 49408, bos: int = 49406, eos: int = 49407, pad: int = 0) -> None:
+        self.vocab_size, self.bos, self.eos, self.pad = vocab_size, bos, eos, pad
+
+    def __call__(self, texts: list[str], padding: bool = True, truncation: bool = True, max_length: int = 77,
+                 return_tensors: str = 'pt') -> dict[str, torch.Tensor]:
+        rows = []
+        for text in texts:
+            ids = [hash(w) % (self.vocab_size - 3) + 1 for w in text.lower().split()]
+            rows.append([self.bos] + ids[:max_length - 2] + [self.eos])
+        width = max(len(r) for r in rows)
+        input_ids = torch.full((len(rows), width), self.pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            input_ids[i, :len(r)] = torch.tensor(r)
+            mask[i, :len(r)] = 1
+        return dict(input_ids=input_ids, attention_mask=mask)
+
+
+def class_descriptions(num_classes: int, words: int = 90, seed: int = 0) -> list[str]:
+    """Paragraph-long pseudo descriptions (LLM descriptions run to ~100 words)."""
+    rng = np.random.default_rng(seed)
+    vocab = ('the person raises left right arm hand wrist elbow shoulder knee foot leg head torso bends '
+             'twists moves slowly quickly towards away from body while keeping other joints still and '
+             'then returns to the starting position repeating motion forward backward upward downward').split()
+    return [f'class {i}: ' + ' '.join(rng.choice(vocab, words)) for i in range(num_classes)]
+
+
+def text_encoder_cfg(variant: str) -> tuple[dict, int, str]:
+    """(text_encoder cfg, text_dim, text_key) of a benchmark variant."""
+    if variant == 'minilm':
+        return dict(type='MiniLM', trainable=False), 384, 'MiniLM'
+    if variant == 'clip-frozen':
+        return dict(type='CLIP', config=CLIP_B32_TEXT, tokenizer=HashTokenizer(), trainable=False), 512, 'ViT-B/32'
+    if variant == 'clip-trainable':
+        return dict(type='CLIP', config=CLIP_B32_TEXT, tokenizer=HashTokenizer(), trainable=True), 512, 'ViT-B/32'
+    raise ValueError(f'unknown variant {variant!r}')
+
+
+def build_ntu_model(variant: str = 'minilm', device: str = 'cpu', with_text: bool = True):
+    """The official NTU-60 joint recognizer with the text encoder of ``variant``."""
+    import skeletonagent.models  # noqa: F401  (registers the models)
+    from skeletonagent.registry import MODELS
+
+    enc_cfg, text_dim, text_key = text_encoder_cfg(variant)
+    cfg = dict(type='RecognizerGCN', backbone=dict(NTU_J_BACKBONE, text_dim=text_dim, text_key=text_key),
+               cls_head=dict(NTU_J_HEAD), train_cfg=None, test_cfg=None, text_encoder=enc_cfg)
+    model = MODELS.build(cfg).to(device)
+    if with_text:
+        rng = np.random.default_rng(0)
+        masks = (rng.random((60, 25, 25)) > 0.7).astype(np.float32)
+        model.set_agent_state(class_descriptions(60), masks)
+        model.init_text_encoder(device)
+    return model
+
+
+def tune_malloc() -> bool:
+    """Keep freed memory in the glibc heap (no trimming; blocks up to 32 MiB from the heap) so
+    that activations are re-used across steps instead of being page-faulted in again."""
+    try:
+        libc = ctypes.CDLL('libc.so.6')
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    ok = libc.mallopt(m_mmap_threshold, 32 * 1024 * 1024) == 1
+    return ok and libc.mallopt(m_trim_threshold, -1) == 1
+
+
+def peak_rss_gb() -> float:
+    """Peak resident memory of this process (GB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+
+
+def sync(device: str) -> None:
+    if device.startswith('cuda'):
+        torch.cuda.synchronize()
+
+
+def timed(fn: Callable[[], Any], device: str) -> float:
+    sync(device)
+    t0 = time.perf_counter()
+    fn()
+    sync(device)
+    return time.perf_counter() - t0
+
+
+def run_child(script: str, args: list[str], env: dict | None = None) -> dict:
+    """Run ``script --child args`` in a fresh interpreter (so peaks do not mix); return its JSON."""
+    proc = subprocess.run([sys.executable, script, '--child', *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})})
+    if proc.returncode != 0:
+        raise RuntimeError(f'{script} {" ".join(args)} failed:\n{proc.stdout}\n{proc.stderr}')
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('RESULT ')]
+    if not lines:
+        raise RuntimeError(f'{script} {" ".join(args)} printed no result:\n{proc.stdout}\n{proc.stderr}')
+    return json.loads(lines[-1][len('RESULT '):])
+
+
+def emit(result: dict) -> None:
+    print('RESULT ' + json.dumps(result), flush=True)

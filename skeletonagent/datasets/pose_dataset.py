@@ -1,0 +1,440 @@
+"""PoseDataset: PYSKL-format skeleton annotation pickles, checked on load.
+
+The file format (PYSKL's)::
+
+    dict(split=dict(<split name>=[frame_dir, ...], ...),
+         annotations=[dict(frame_dir=str, label=int, total_frames=int,
+                           keypoint=np.ndarray (M, T, V, C),          # C in (2, 3)
+                           keypoint_score=np.ndarray (M, T, V),       # optional
+                           img_shape=(h, w), original_shape=(h, w)),  # optional
+                      ...])
+
+A bare list of annotations (no split) is accepted too. An optional top-level ``classes``
+list names the classes (the synthetic demo file has one).
+"""
+from __future__ import annotations
+
+import os
+import os.path as osp
+import pickle
+from collections.abc import Callable, Mapping, Sequence
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+import torch
+from mmengine.logging import print_log
+from torch.utils.data import Dataset
+
+from ..registry import DATASETS
+from .errors import DataError
+from .pipelines import Compose
+
+__all__ = ['PoseDataset', 'load_annotation_file', 'validate_annotation']
+
+#: Fields every sample must have (the identifier may be ``filename`` instead).
+REQUIRED_FIELDS = ('label', 'total_frames', 'keypoint')
+#: Box thresholds Kinetics pickles carry ``valid`` frame counts for.
+BOX_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def load_annotation_file(path: str | os.PathLike) -> Any:
+    """Unpickle ``path``, turning every way it can fail into a :class:`DataError`."""
+    try:
+        with open(path, 'rb') as f:
+            return pickle.load(f)
+    except FileNotFoundError:
+        raise DataError('annotation file not found', file=path) from None
+    except IsADirectoryError:
+        raise DataError('annotation file is a directory, not a pickle', file=path) from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
+            ImportError, IndexError, KeyError, MemoryError, UnicodeDecodeError) as exc:
+        raise DataError(f'cannot be unpickled (not a pickle, or truncated): '
+                        f'{type(exc).__name__}: {exc}', file=path) from exc
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def _check_label(label: Any, num_classes: int | None, multi_class: bool, fail) -> None:
+    labels = label if multi_class and isinstance(label, (list, tuple)) else [label]
+    for one in labels:
+        if not _is_int(one):
+            fail('label', f'must be an int, got {type(one).__name__} {one!r}')
+        if one < 0:
+            fail('label', f'must be >= 0, got {one}')
+        if num_classes is not None and one >= num_classes:
+            fail('label', f'must be < num_classes={num_classes}, got {one}')
+
+
+def validate_annotation(ann: Any, *, file: str, index: int, num_classes: int | None = None,
+                        multi_class: bool = False, need_keypoint: bool = True,
+                        identifier: str = 'frame_dir') -> None:
+    """Check one annotation dict; raise :class:`DataError` naming file, sample and field.
+
+    Every check is O(1) numpy work per sample (finiteness is one reduction over the array),
+    so a 56k-sample NTU file is checked in about a second.
+    """
+    if not isinstance(ann, Mapping):
+        raise DataError(f'annotation #{index} must be a dict, got {type(ann).__name__}',
+                        file=file, field='annotations')
+    frame_dir = ann.get(identifier)
+
+    def fail(field: str, message: str):
+        raise DataError(message, file=file,
+                        frame_dir=frame_dir if frame_dir is not None else f'#{index}',
+                        field=field)
+
+    if frame_dir is None:
+        fail(identifier, f'annotation #{index} has no {identifier!r}')
+    required = REQUIRED_FIELDS if need_keypoint else REQUIRED_FIELDS[:2]
+    for name in required:
+        if name not in ann:
+            fail(name, f'required field missing (sample has: {", ".join(map(str, ann))})')
+
+    _check_label(ann['label'], num_classes, multi_class, fail)
+
+    total_frames = ann['total_frames']
+    if not _is_int(total_frames) or total_frames < 0:
+        fail('total_frames', f'must be a non-negative int, got {total_frames!r}')
+
+    if not need_keypoint:
+        return
+    keypoint = ann['keypoint']
+    if not isinstance(keypoint, np.ndarray):
+        fail('keypoint', f'must be a numpy array, got {type(keypoint).__name__}')
+    if keypoint.ndim != 4:
+        fail('keypoint', f'must be 4-d (M, T, V, C), got shape {keypoint.shape}')
+    if keypoint.shape[-1] not in (2, 3):
+        fail('keypoint', f'last dim C must be 2 or 3, got shape {keypoint.shape}')
+    if not (np.issubdtype(keypoint.dtype, np.floating)
+            or np.issubdtype(keypoint.dtype, np.integer)):
+        fail('keypoint', f'must hold real numbers, got dtype {keypoint.dtype}')
+    if keypoint.shape[1] != total_frames:
+        fail('total_frames', f'total_frames={total_frames} but keypoint has '
+                             f'T={keypoint.shape[1]} frames (shape {keypoint.shape})')
+    # One float64 sum is NaN/inf iff some entry is (barring overflow, which the exact
+    # check below sorts out): cheaper than materialising an isfinite mask per sample.
+    if keypoint.dtype.kind == 'f' and not np.isfinite(keypoint.sum(dtype=np.float64)):
+        bad = ~np.isfinite(keypoint)
+        if bad.any():
+            m, t, v, c = np.argwhere(bad)[0]
+            fail('keypoint', f'{int(bad.sum())} non-finite coordinate(s), first at person {m}, '
+                             f'frame {t}, joint {v}, channel {c}: {keypoint[m, t, v, c]}')
+
+    if 'keypoint_score' in ann:
+        score = ann['keypoint_score']
+        if not isinstance(score, np.ndarray):
+            fail('keypoint_score', f'must be a numpy array, got {type(score).__name__}')
+        if score.shape != keypoint.shape[:3]:
+            fail('keypoint_score', f'shape {score.shape} does not match keypoint '
+                                   f'(M, T, V) = {keypoint.shape[:3]}')
+    for name in ('img_shape', 'original_shape'):
+        if name in ann:
+            shape = ann[name]
+            if (not isinstance(shape, (tuple, list, np.ndarray)) or len(shape) != 2
+                    or not all(isinstance(s, Real) and s > 0 for s in shape)):
+                fail(name, f'must be (height, width) with positive sizes, got {shape!r}')
+
+
+@DATASETS.register_module()
+class PoseDataset(Dataset):
+    """Skeleton action dataset read from a PYSKL annotation pickle.
+
+    The constructor takes PYSKL's ``PoseDataset`` / ``BaseDataset`` arguments. Every kept
+    sample is checked on load (see :func:`validate_annotation`); a malformed file raises
+    :class:`DataError` naming the file, the sample and the field.
+
+    ``dataset[i]`` hands the pipeline a *shallow* copy of the stored annotation (the arrays
+    are shared, never copied: transforms build new arrays rather than write into these) with
+    ``start_index``, ``modality`` and ``test_mode`` added, and returns what the pipeline
+    returns (``dict(keypoint=Tensor nc×M×T×V×C, label=int)`` for the usual pipelines).
+
+    Args:
+        ann_file: the pickle; a relative path resolves against the current directory.
+        pipeline: transform configs or callables, built with
+            :class:`skeletonagent.datasets.pipelines.Compose`.
+        split: the split to keep (``'xsub_train'``...); ``None`` keeps every annotation.
+        valid_ratio: keep a sample only if ``valid[box_thr] / total_frames >= valid_ratio``
+            (Kinetics pickles); ``None`` keeps all.
+        box_thr: box-score threshold for ``valid_ratio`` (0.5 ... 0.9); with
+            ``valid_ratio`` it also sets ``anno_inds = box_score >= box_thr``.
+        class_prob: per-class resampling multipliers (list of ``num_classes`` or
+            ``{class: mult}``), read by
+            :class:`~skeletonagent.datasets.builder.ClassSpecificSampler`.
+        memcached, mc_cfg: keypoints fetched from memcached (not supported yet).
+        data_prefix: joined in front of every ``frame_dir`` (PYSKL behaviour) when given.
+        test_mode: passed to the pipeline.
+        multi_class: labels may be lists of ints (then ``num_classes`` is required).
+        num_classes: the number of classes; labels must be below it. Default: max label + 1
+            (or the number of ``classes`` when they are known).
+        start_index, modality: passed to the pipeline.
+        classes: class names (a sequence, or a label-map name/path for
+            :func:`~skeletonagent.datasets.label_map.load_label_map`). Default: the file's
+            top-level ``classes`` list when it has one.
+        lazy_init: defer loading to :meth:`full_init` (mmengine's convention).
+    """
+
+    def __init__(self,
+                 ann_file: str | os.PathLike,
+                 pipeline: Sequence[dict | Callable] | None,
+                 split: str | None = None,
+                 valid_ratio: float | None = None,
+                 box_thr: float | str | None = None,
+                 class_prob: Sequence[float] | Mapping[int, float] | None = None,
+                 memcached: bool = False,
+                 mc_cfg: Any = None,
+                 data_prefix: str | None = None,
+                 test_mode: bool = False,
+                 multi_class: bool = False,
+                 num_classes: int | None = None,
+                 start_index: int = 0,
+                 modality: str = 'Pose',
+                 classes: str | Sequence[str] | None = None,
+                 lazy_init: bool = False,
+                 **kwargs: Any) -> None:
+        super().__init__()
+        if kwargs:
+            raise TypeError(f'PoseDataset got unexpected argument(s): {", ".join(sorted(kwargs))}')
+        if memcached:
+            raise NotImplementedError(
+                'PoseDataset(memcached=True) is not supported yet: keypoints must be stored '
+                'in the annotation pickle (compressed Kinetics kpfiles come in a later issue)')
+        if multi_class and num_classes is None:
+            raise ValueError('PoseDataset(multi_class=True) needs num_classes')
+        if num_classes is not None and (not _is_int(num_classes) or num_classes <= 0):
+            raise ValueError(f'num_classes must be a positive int, got {num_classes!r}')
+        if box_thr is not None and round(float(box_thr), 2) not in BOX_THRESHOLDS:
+            raise ValueError(f'box_thr must be one of {BOX_THRESHOLDS}, got {box_thr!r}')
+        if valid_ratio is not None and not 0.0 <= float(valid_ratio) <= 1.0:
+            raise ValueError(f'valid_ratio must lie in [0, 1], got {valid_ratio!r}')
+
+        self.ann_file = osp.abspath(osp.expanduser(os.fspath(ann_file)))
+        self.split = split
+        self.valid_ratio = valid_ratio
+        self.box_thr = box_thr
+        self.memcached = memcached
+        self.mc_cfg = mc_cfg
+        self.data_prefix = data_prefix
+        self.test_mode = test_mode
+        self.multi_class = multi_class
+        self.start_index = start_index
+        self.modality = modality
+        self._given_num_classes = num_classes
+        self._given_classes = classes
+        self._class_prob_arg = class_prob
+        self.pipeline = Compose(list(pipeline or []))
+
+        self.video_infos: list[dict] = []
+        self.identifier = 'frame_dir'        # or 'filename', as the file's samples have it
+        self.num_classes: int | None = num_classes
+        self.classes: tuple[str, ...] | None = None
+        self.class_prob: dict[int, float] | None = None
+        self._fully_initialized = False
+        if not lazy_init:
+            self.full_init()
+
+    # ------------------------------------------------------------------ loading
+    def full_init(self) -> None:
+        """Load and check the annotations (once; later calls do nothing)."""
+        if self._fully_initialized:
+            return
+        data = load_annotation_file(self.ann_file)
+        annotations, file_classes = self._select_split(data)
+        classes = self._resolve_classes(file_classes)
+        num_classes = self._given_num_classes
+        if num_classes is None and classes is not None:
+            num_classes = len(classes)
+        if classes is not None and len(classes) != num_classes:
+            raise DataError(f'{len(classes)} class names given but num_classes={num_classes}',
+                            file=self.ann_file, field='classes')
+
+        identifier = self._identifier(annotations)
+        for index, ann in enumerate(annotations):
+            validate_annotation(ann, file=self.ann_file, index=index, num_classes=num_classes,
+                                multi_class=self.multi_class, identifier=identifier)
+
+        annotations = self._apply_valid_ratio(annotations, identifier)
+        if self.data_prefix:
+            for ann in annotations:
+                ann[identifier] = osp.join(self.data_prefix, ann[identifier])
+
+        self.video_infos = annotations
+        self.identifier = identifier
+        if num_classes is None:
+            num_classes = int(self._flat_labels().max()) + 1 if annotations else 0
+        self.num_classes = num_classes
+        self.classes = classes
+        self.class_prob = self._resolve_class_prob(self._class_prob_arg)
+        self._fully_initialized = True
+        print_log(f'PoseDataset: {len(annotations)} samples from {self.ann_file}'
+                  + (f' (split {self.split!r})' if self.split else ''), logger='current')
+
+    def _select_split(self, data: Any) -> tuple[list, Any]:
+        file = self.ann_file
+        if isinstance(data, (list, tuple)):
+            if self.split is not None:
+                raise DataError(f'split {self.split!r} requested but the file holds a bare list '
+                                'of annotations with no splits', file=file, field='split')
+            if not data:
+                raise DataError('the file holds no annotations', file=file,
+                                field='annotations')
+            return list(data), None
+        if not isinstance(data, dict):
+            raise DataError(f'top level must be a dict (split, annotations) or a list of '
+                            f'annotations, got {type(data).__name__}', file=file)
+        if 'annotations' not in data:
+            raise DataError('top-level dict has no annotations '
+                            f'(keys: {", ".join(map(str, data))})', file=file, field='annotations')
+        annotations = data['annotations']
+        if not isinstance(annotations, (list, tuple)):
+            raise DataError(f'must be a list, got {type(annotations).__name__}',
+                            file=file, field='annotations')
+        file_classes = data.get('classes')
+        if self.split is None:
+            if not annotations:
+                raise DataError('the file holds no annotations', file=file,
+                                field='annotations')
+            return list(annotations), file_classes
+
+        if 'split' not in data:
+            raise DataError(f'split {self.split!r} requested but the file has no split dict '
+                            f'(keys: {", ".join(map(str, data))})', file=file, field='split')
+        splits = data['split']
+        if not isinstance(splits, dict):
+            raise DataError(f'must be a dict of name -> frame_dirs, got {type(splits).__name__}',
+                            file=file, field='split')
+        if self.split not in splits:
+            raise DataError(f'unknown split {self.split!r}; available: '
+                            f'{", ".join(map(repr, splits)) or "none"}', file=file, field='split')
+        wanted = list(splits[self.split])
+        if not wanted:
+            raise DataError(f'split {self.split!r} is empty', file=file, field='split')
+
+        identifier = self._identifier(annotations)
+        wanted_set = set(wanted)
+        kept = [ann for ann in annotations
+                if isinstance(ann, Mapping) and ann.get(identifier) in wanted_set]
+        if len(kept) < len(wanted_set):
+            present = {ann[identifier] for ann in kept}
+            missing = [name for name in wanted if name not in present]
+            raise DataError(f'split {self.split!r} names {len(missing)} sample(s) absent from '
+                            f'the annotations, e.g. {missing[:5]}', file=file,
+                            frame_dir=missing[0], field='split')
+        return kept, file_classes
+
+    @staticmethod
+    def _identifier(annotations: Sequence) -> str:
+        first = annotations[0] if annotations else None
+        if isinstance(first, Mapping) and 'frame_dir' not in first and 'filename' in first:
+            return 'filename'
+        return 'frame_dir'
+
+    def _resolve_classes(self, file_classes: Any) -> tuple[str, ...] | None:
+        classes = self._given_classes if self._given_classes is not None else file_classes
+        if classes is None:
+            return None
+        if isinstance(classes, (str, os.PathLike)):
+            from .label_map import load_label_map
+            return tuple(load_label_map(classes, num_classes=self._given_num_classes))
+        if not all(isinstance(name, str) for name in classes):
+            raise DataError('class names must be strings', file=self.ann_file, field='classes')
+        return tuple(classes)
+
+    def _apply_valid_ratio(self, annotations: list[dict], identifier: str) -> list[dict]:
+        if self.valid_ratio is None:
+            return annotations
+        thr = 0.5 if self.box_thr is None else round(float(self.box_thr), 2)
+        kept = []
+        for ann in annotations:
+            valid = ann.get('valid')
+            if not isinstance(valid, Mapping):
+                raise DataError('valid_ratio needs a dict of valid frame counts per box '
+                                'threshold', file=self.ann_file,
+                                frame_dir=ann[identifier], field='valid')
+            count = valid.get(thr, valid.get(str(thr)))
+            if count is None:
+                raise DataError(f'no valid frame count for box_thr={thr} '
+                                f'(has {", ".join(map(str, valid))})', file=self.ann_file,
+                                frame_dir=ann[identifier], field='valid')
+            if ann['total_frames'] and count / ann['total_frames'] >= self.valid_ratio:
+                if 'box_score' in ann:
+                    ann['anno_inds'] = np.asarray(ann.pop('box_score')) >= thr
+                ann.pop('valid')
+                kept.append(ann)
+        print_log(f'PoseDataset: {len(kept)} of {len(annotations)} samples kept by '
+                  f'valid_ratio={self.valid_ratio} at box_thr={thr}', logger='current')
+        return kept
+
+    def _resolve_class_prob(self, class_prob: Any) -> dict[int, float] | None:
+        if class_prob is None:
+            return None
+        if isinstance(class_prob, Mapping):
+            probs = {int(k): float(v) for k, v in class_prob.items()}
+        else:
+            if len(class_prob) != self.num_classes:
+                raise ValueError(f'class_prob has {len(class_prob)} entries but there are '
+                                 f'{self.num_classes} classes')
+            probs = {i: float(v) for i, v in enumerate(class_prob)}
+        if any(v < 0 for v in probs.values()):
+            raise ValueError(f'class_prob multipliers must be >= 0, got {probs}')
+        return probs
+
+    def _flat_labels(self) -> np.ndarray:
+        labels = []
+        for ann in self.video_infos:
+            label = ann['label']
+            labels.extend(label if isinstance(label, (list, tuple)) else [label])
+        return np.asarray(labels, dtype=np.int64)
+
+    # ------------------------------------------------------------------ access
+    @property
+    def labels(self) -> np.ndarray:
+        """Every sample's label, int64 (N,); for multi-class data an object array of lists."""
+        self.full_init()
+        if self.multi_class:
+            out = np.empty(len(self.video_infos), dtype=object)
+            out[:] = [list(ann['label']) if isinstance(ann['label'], (list, tuple))
+                      else [ann['label']] for ann in self.video_infos]
+            return out
+        return np.fromiter((ann['label'] for ann in self.video_infos), dtype=np.int64,
+                           count=len(self.video_infos))
+
+    @property
+    def frame_dirs(self) -> list[str]:
+        """Every sample's identifier (``frame_dir``), in dataset order."""
+        self.full_init()
+        return [ann[self.identifier] for ann in self.video_infos]
+
+    @property
+    def metainfo(self) -> dict:
+        """mmengine's dataset meta: ``classes`` (names or None) and ``num_classes``."""
+        self.full_init()
+        return dict(classes=self.classes, num_classes=self.num_classes)
+
+    def get_data_info(self, idx: int) -> dict:
+        """The annotation ``dataset[idx]`` starts from: a shallow copy plus the run flags."""
+        self.full_init()
+        results = dict(self.video_infos[idx])
+        results['start_index'] = self.start_index
+        results['modality'] = self.modality
+        results['test_mode'] = self.test_mode
+        if self.multi_class and isinstance(results['label'], (list, tuple)):
+            onehot = torch.zeros(self.num_classes)
+            onehot[list(results['label'])] = 1.0
+            results['label'] = onehot
+        return results
+
+    def __len__(self) -> int:
+        self.full_init()
+        return len(self.video_infos)
+
+    def __getitem__(self, idx: int) -> Any:
+        return self.pipeline(self.get_data_info(idx))
+
+    def __repr__(self) -> str:
+        state = (f'{len(self.video_infos)} samples, {self.num_classes} classes'
+                 if self._fully_initialized else 'not loaded yet')
+        return (f'{type(self).__name__}(ann_file={self.ann_file!r}, split={self.split!r}, '
+                f'{state})')

@@ -1,0 +1,446 @@
+"""Synthetic demo dataset: 12 named actions on the NTU RGB+D 25-joint skeleton.
+
+Each sample animates a standing rest pose with a small forward-kinematics rig: a motion is
+a set of time-varying rotations, each turning the sub-tree of one joint (the joint and
+everything further from the pelvis) about that joint. Rotations are applied from the
+extremities inwards, so an elbow bend is carried along by the shoulder's rotation. The
+classes move the joints their names say, and come in pairs that differ only subtly (left vs
+right, raise vs wave, nod vs shake, squat vs jump) so a model confuses them early on.
+
+Per-sample variation: length (30-80 frames), timing, number of cycles, amplitude, body
+size, rest-pose jitter, idle arm sway and body sway, rotation about the vertical axis,
+camera height and tilt, position, sensor noise, and a second (idle) person in some samples.
+Coordinates are metres in Kinect camera space (y up, z away from the camera), like NTU after
+PYSKL's preprocessing. Everything is vectorised over frames and deterministic under ``seed``.
+
+Joint indices come from :func:`skeletonagent.skeleton.get_layout`; the rest pose below is
+keyed by joint *name*.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from collections import deque
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import numpy as np
+
+from skeletonagent.skeleton import get_layout
+
+__all__ = ['DEMO_CLASSES', 'DEMO_LAYOUT', 'REST_POSES', 'make_demo_annotations',
+           'ensure_demo_data']
+
+#: Layout of the demo skeletons.
+DEMO_LAYOUT = 'nturgb+d'
+
+#: Demo action names; label ``i`` is ``DEMO_CLASSES[i]``.
+DEMO_CLASSES: tuple[str, ...] = (
+    'raise left hand', 'raise right hand', 'wave left hand', 'wave right hand',
+    'kick left leg', 'kick right leg', 'nod head', 'shake head',
+    'squat down', 'jump up', 'clap hands', 'bow')
+
+_SPLIT_IDS = {'train': 0, 'val': 1, 'test': 2}
+
+
+def _mirror_left(left_side: Mapping[str, tuple[float, float, float]]) -> dict:
+    """Complete a rest pose given its centre and left joints (x is the subject's left)."""
+    pose = dict(left_side)
+    for name, (x, y, z) in left_side.items():
+        if 'left' in name:
+            pose[name.replace('left', 'right')] = (-x, y, z)
+    return pose
+
+
+#: Standing rest poses by layout, keyed by joint name: metres in the body frame (x to the
+#: subject's left, y up, z forward, feet on the floor at y = 0), for a 1.75 m adult.
+REST_POSES: dict[str, dict[str, tuple[float, float, float]]] = {
+    'nturgb+d': _mirror_left({
+        'base of the spine': (0.0, 0.98, -0.02),
+        'middle of the spine': (0.0, 1.22, -0.03),
+        'spine': (0.0, 1.43, -0.03),
+        'neck': (0.0, 1.50, -0.01),
+        'head': (0.0, 1.64, 0.05),
+        'left shoulder': (0.18, 1.40, -0.03),
+        'left elbow': (0.22, 1.12, -0.04),
+        'left wrist': (0.24, 0.88, -0.01),
+        'left hand': (0.245, 0.81, 0.0),
+        'tip of the left hand': (0.25, 0.73, 0.01),
+        'left thumb': (0.22, 0.81, 0.04),
+        'left hip': (0.09, 0.95, -0.02),
+        'left knee': (0.10, 0.52, 0.0),
+        'left ankle': (0.10, 0.09, -0.03),
+        'left foot': (0.11, 0.03, 0.08),
+    }),
+}
+
+
+# ------------------------------------------------------------------ small maths helpers
+def _rot(axis: str, angle: np.ndarray) -> np.ndarray:
+    """Rotation matrices (T, 3, 3) about body axis 'x' | 'y' | 'z' by ``angle`` (T,) radians."""
+    c, s = np.cos(angle), np.sin(angle)
+    one, zero = np.ones_like(angle), np.zeros_like(angle)
+    rows = {
+        'x': ((one, zero, zero), (zero, c, -s), (zero, s, c)),
+        'y': ((c, zero, s), (zero, one, zero), (-s, zero, c)),
+        'z': ((c, -s, zero), (s, c, zero), (zero, zero, one)),
+    }[axis]
+    return np.stack([np.stack(row, axis=-1) for row in rows], axis=-2)
+
+
+def _smoothstep(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3.0 - 2.0 * x)
+
+
+def _hold(s: np.ndarray, rise: float) -> np.ndarray:
+    """0 → 1 over the first ``rise`` of the action, hold, 1 → 0 over the last ``rise``."""
+    return _smoothstep(s / rise) * _smoothstep((1.0 - s) / rise)
+
+
+def _pulse(s: np.ndarray, centre: float, half_width: float) -> np.ndarray:
+    """Raised-cosine bump of height 1 at ``centre``, zero beyond ``half_width``."""
+    d = np.clip((s - centre) / half_width, -1.0, 1.0)
+    return 0.5 * (1.0 + np.cos(np.pi * d))
+
+
+def _deg(value: float | np.ndarray) -> float | np.ndarray:
+    return np.deg2rad(value)
+
+
+# ------------------------------------------------------------------ the rig
+class _Rig:
+    """A layout's rest pose and kinematic tree, re-rooted at the pelvis."""
+
+    def __init__(self, layout_name: str) -> None:
+        layout = get_layout(layout_name)
+        if layout.name not in REST_POSES:
+            raise KeyError(f'no synthetic rest pose for layout {layout.name!r} '
+                           f'(have: {", ".join(REST_POSES)})')
+        template = REST_POSES[layout.name]
+        missing = [name for name in layout.joint_names if name not in template]
+        if missing:
+            raise KeyError(f'rest pose for {layout.name!r} lacks joints {missing}')
+        self.layout = layout
+        self.rest = np.array([template[name] for name in layout.joint_names], dtype=np.float64)
+        num_joints = layout.num_joints
+        neighbours: list[list[int]] = [[] for _ in range(num_joints)]
+        for child, parent in layout.inward:
+            neighbours[child].append(parent)
+            neighbours[parent].append(child)
+        root = layout.index('pelvis')
+        parent_of = [-1] * num_joints
+        depth = [0] * num_joints
+        seen, queue = {root}, deque([root])
+        while queue:
+            joint = queue.popleft()
+            for other in neighbours[joint]:
+                if other not in seen:
+                    seen.add(other)
+                    parent_of[other], depth[other] = joint, depth[joint] + 1
+                    queue.append(other)
+        self.depth = depth
+        self._subtrees: dict[int, np.ndarray] = {}
+        for joint in range(num_joints):
+            members, ancestor = [], None
+            for other in range(num_joints):
+                ancestor = other
+                while ancestor != -1 and ancestor != joint:
+                    ancestor = parent_of[ancestor]
+                if ancestor == joint:
+                    members.append(other)
+            self._subtrees[joint] = np.array(members)
+        self.feet = np.array([self.idx(n) for n in
+                              ('left ankle', 'left foot', 'right ankle', 'right foot')])
+
+    def idx(self, name: str) -> int:
+        return self.layout.index(name)
+
+    def pose(self, rest: np.ndarray, rotations: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Positions (T, V, 3): ``rest`` (V, 3) with each joint's sub-tree turned about it."""
+        num_frames = next(iter(rotations.values())).shape[0] if rotations else 1
+        points = np.broadcast_to(rest, (num_frames, *rest.shape)).copy()
+        order = sorted(rotations, key=lambda name: -self.depth[self.idx(name)])
+        for name in order:
+            joint = self.idx(name)
+            members = self._subtrees[joint]
+            pivot = points[:, joint:joint + 1]
+            points[:, members] = pivot + np.einsum(
+                'tij,tvj->tvi', rotations[name], points[:, members] - pivot)
+        return points
+
+
+def _compose(rotations: dict[str, np.ndarray], name: str, rotation: np.ndarray) -> None:
+    """Add ``rotation`` on top of what ``name`` already turns by (applied after it)."""
+    rotations[name] = rotation @ rotations[name] if name in rotations else rotation
+
+
+# ------------------------------------------------------------------ the actions
+# Each takes (s, rng) — s (T,) the action's own time in [0, 1] — and returns the joint
+# rotations plus a vertical lift (T,) in metres. Body axes: x subject's left, y up,
+# z forward; rotating about x by -a swings a hanging limb forward, about z by +a swings a
+# left limb outwards (side = +1) and about y turns towards the subject's left.
+Motion = tuple[dict[str, np.ndarray], np.ndarray]
+
+
+def _raise_hand(side: int, s: np.ndarray, rng: np.random.Generator) -> Motion:
+    arm = 'left' if side > 0 else 'right'
+    env = _hold(s, rng.uniform(0.25, 0.4))
+    flex = _deg(rng.uniform(140, 170)) * env
+    abduct = _deg(rng.uniform(0, 20)) * env
+    elbow = _deg(rng.uniform(5, 25)) * env
+    return {f'{arm} elbow': _rot('x', -elbow),
+            f'{arm} shoulder': _rot('x', -flex) @ _rot('z', side * abduct)}, np.zeros_like(s)
+
+
+def _wave_hand(side: int, s: np.ndarray, rng: np.random.Generator) -> Motion:
+    arm = 'left' if side > 0 else 'right'
+    env = _hold(s, rng.uniform(0.2, 0.3))
+    abduct = _deg(rng.uniform(70, 100)) * env
+    flex = _deg(rng.uniform(0, 30)) * env
+    swing = _deg(rng.uniform(20, 35)) * np.sin(
+        2 * np.pi * rng.uniform(2, 4) * s + rng.uniform(0, 2 * np.pi)) * env ** 2
+    forearm_up = _deg(rng.uniform(80, 110)) * env + swing
+    wrist = rng.uniform(0.0, 0.5) * swing                      # the hand flicks along
+    return {f'{arm} wrist': _rot('z', side * wrist),
+            f'{arm} elbow': _rot('z', side * forearm_up),
+            f'{arm} shoulder': _rot('x', -flex) @ _rot('z', side * abduct)}, np.zeros_like(s)
+
+
+def _kick_leg(side: int, s: np.ndarray, rng: np.random.Generator) -> Motion:
+    leg = 'left' if side > 0 else 'right'
+    num_kicks = int(rng.integers(1, 3))
+    centres = np.array([0.5]) if num_kicks == 1 else np.array([0.3, 0.7])
+    centres = centres + rng.uniform(-0.08, 0.08, size=num_kicks)
+    half_width = rng.uniform(0.12, 0.2) / num_kicks ** 0.5
+    hip, knee = np.zeros_like(s), np.zeros_like(s)
+    for centre in centres:
+        hip += _pulse(s, centre, half_width)
+        knee += _pulse(s, centre - 0.5 * half_width, 0.6 * half_width)
+    hip *= _deg(rng.uniform(50, 90))
+    knee *= _deg(rng.uniform(40, 80))
+    return {f'{leg} knee': _rot('x', knee),
+            f'{leg} hip': _rot('x', -hip),
+            'middle of the spine': _rot('x', -0.15 * hip)}, np.zeros_like(s)
+
+
+def _nod_head(s: np.ndarray, rng: np.random.Generator) -> Motion:
+    env = _hold(s, 0.15)
+    cycles = rng.uniform(1.5, 3.5)
+    pitch = _deg(rng.uniform(25, 40)) * env * 0.5 * (1 - np.cos(2 * np.pi * cycles * s))
+    # The upper back bends along a little (moving the neck forward); the arms keep hanging.
+    rotations = {'neck': _rot('x', pitch), 'spine': _rot('x', 0.4 * pitch)}
+    for arm in ('left', 'right'):
+        rotations[f'{arm} shoulder'] = _rot('x', -0.4 * pitch)
+    return rotations, np.zeros_like(s)
+
+
+def _shake_head(s: np.ndarray, rng: np.random.Generator) -> Motion:
+    env = _hold(s, 0.15)
+    yaw = _deg(rng.uniform(30, 50)) * env * np.sin(
+        2 * np.pi * rng.uniform(2, 4) * s + rng.uniform(0, 2 * np.pi))
+    # A slight tilt towards the side the face turns to (the head joint sits close to the
+    # neck's vertical axis, so a pure turn would hardly move it), and the shoulders turn a
+    # little along with the head while the arms keep hanging.
+    rotations = {'neck': _rot('y', yaw) @ _rot('z', -0.35 * yaw), 'spine': _rot('y', 0.3 * yaw)}
+    for arm in ('left', 'right'):
+        rotations[f'{arm} shoulder'] = _rot('y', -0.3 * yaw)
+    return rotations, np.zeros_like(s)
+
+
+def _leg_bend(rotations: dict[str, np.ndarray], bend: np.ndarray) -> None:
+    """Both legs: thighs forward by ``bend``, knees by twice that, feet kept flat."""
+    for leg in ('left', 'right'):
+        _compose(rotations, f'{leg} ankle', _rot('x', -bend))
+        _compose(rotations, f'{leg} knee', _rot('x', 2 * bend))
+        _compose(rotations, f'{leg} hip', _rot('x', -bend))
+
+
+def _squat_down(s: np.ndarray, rng: np.random.Generator) -> Motion:
+    bend = _deg(rng.uniform(60, 95)) * _hold(s, rng.uniform(0.25, 0.4))
+    rotations: dict[str, np.ndarray] = {}
+    _leg_bend(rotations, bend)
+    rotations['middle of the spine'] = _rot('x', 0.35 * bend)
+    arms_forward = rng.uniform(0.0, 1.0)
+    for arm in ('left', 'right'):
+        rotations[f'{arm} shoulder'] = _rot('x', -arms_forward * 0.9 * bend)
+    return rotations, np.zeros_like(s)
+
+
+def _jump_up(s: np.ndarray, rng: np.random.Generator) -> Motion:
+    take_off = rng.uniform(0.35, 0.45)
+    flight = rng.uniform(0.15, 0.3)
+    crouch_width = rng.uniform(0.08, 0.14)
+    crouch = (_pulse(s, take_off - crouch_width, crouch_width)
+              + _pulse(s, take_off + flight + crouch_width, crouch_width))
+    bend = _deg(rng.uniform(25, 45)) * crouch
+    airborne = (s > take_off) & (s < take_off + flight)
+    lift = np.where(airborne, np.sin(np.pi * (s - take_off) / flight), 0.0)
+    lift *= rng.uniform(0.15, 0.35)
+    rotations: dict[str, np.ndarray] = {}
+    _leg_bend(rotations, bend)
+    rotations['middle of the spine'] = _rot('x', 0.3 * bend)
+    arm_swing = (_deg(rng.uniform(60, 150)) * _pulse(s, take_off + flight / 2, flight)
+                 - 0.6 * bend)
+    for arm in ('left', 'right'):
+        rotations[f'{arm} shoulder'] = _rot('x', -arm_swing)
+    return rotations, lift
+
+
+def _clap_hands(s: np.ndarray, rng: np.random.Generator) -> Motion:
+    env = _hold(s, rng.uniform(0.15, 0.25))
+    flex = _deg(rng.uniform(45, 75)) * env
+    elbow = _deg(rng.uniform(40, 80)) * env
+    adduct = env * _deg(rng.uniform(15, 19) + rng.uniform(7, 10) * np.cos(
+        2 * np.pi * rng.uniform(3, 6) * s + rng.uniform(0, 2 * np.pi)))
+    rotations = {}
+    for arm, side in (('left', 1), ('right', -1)):
+        rotations[f'{arm} elbow'] = _rot('x', -elbow)
+        rotations[f'{arm} shoulder'] = _rot('y', -side * adduct) @ _rot('x', -flex)
+    return rotations, np.zeros_like(s)
+
+
+def _bow(s: np.ndarray, rng: np.random.Generator) -> Motion:
+    bend = _deg(rng.uniform(30, 60)) * _hold(s, rng.uniform(0.25, 0.4))
+    rotations = {'middle of the spine': _rot('x', bend), 'neck': _rot('x', 0.2 * bend)}
+    for arm in ('left', 'right'):
+        rotations[f'{arm} shoulder'] = _rot('x', -0.8 * bend)
+    return rotations, np.zeros_like(s)
+
+
+_MOTIONS: dict[str, Callable[[np.ndarray, np.random.Generator], Motion]] = {
+    'raise left hand': lambda s, rng: _raise_hand(1, s, rng),
+    'raise right hand': lambda s, rng: _raise_hand(-1, s, rng),
+    'wave left hand': lambda s, rng: _wave_hand(1, s, rng),
+    'wave right hand': lambda s, rng: _wave_hand(-1, s, rng),
+    'kick left leg': lambda s, rng: _kick_leg(1, s, rng),
+    'kick right leg': lambda s, rng: _kick_leg(-1, s, rng),
+    'nod head': _nod_head,
+    'shake head': _shake_head,
+    'squat down': _squat_down,
+    'jump up': _jump_up,
+    'clap hands': _clap_hands,
+    'bow': _bow,
+}
+assert tuple(_MOTIONS) == DEMO_CLASSES
+
+
+# ------------------------------------------------------------------ one person, one clip
+def _idle_rotations(num_frames: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Slow, small arm sway every person shows whatever else they do."""
+    u = np.linspace(0.0, 1.0, num_frames)
+    rotations = {}
+    for arm in ('left', 'right'):
+        sway = _deg(rng.uniform(2, 8)) * np.sin(
+            2 * np.pi * rng.uniform(0.3, 1.2) * u + rng.uniform(0, 2 * np.pi))
+        rotations[f'{arm} shoulder'] = _rot('x', sway) @ _rot('z', _deg(rng.uniform(-4, 4))
+                                                              * np.ones_like(u))
+    return rotations
+
+
+def _person(rig: _Rig, action: str | None, num_frames: int,
+            rng: np.random.Generator) -> np.ndarray:
+    """One person's clip (T, V, 3) in the body frame, feet on the floor."""
+    rest = rig.rest * rng.uniform(0.85, 1.15)                 # body size
+    rest[:, 0] *= rng.uniform(0.9, 1.1)                        # build (shoulder/hip width)
+    rest = rest + rng.normal(0.0, 0.01, size=rest.shape)       # individual proportions
+    rotations = _idle_rotations(num_frames, rng)
+    lift = np.zeros(num_frames)
+    if action is not None:
+        u = np.linspace(0.0, 1.0, num_frames)
+        start, end = rng.uniform(0.0, 0.15), rng.uniform(0.85, 1.0)
+        s = np.clip((u - start) / (end - start), 0.0, 1.0)
+        action_rotations, lift = _MOTIONS[action](s, rng)
+        for name, rotation in action_rotations.items():
+            _compose(rotations, name, rotation)
+    points = rig.pose(rest, rotations)
+    floor = points[:, rig.feet, 1].min(axis=1) - rest[rig.feet, 1].min()
+    points[..., 1] += lift[:, None] - floor[:, None]
+    u = np.linspace(0.0, 1.0, num_frames)
+    for axis in (0, 2):                                        # body sway
+        points[..., axis] += rng.uniform(0.005, 0.02) * np.sin(
+            2 * np.pi * rng.uniform(0.2, 0.6) * u + rng.uniform(0, 2 * np.pi))[:, None]
+    return points
+
+
+def _place(points: np.ndarray, *, yaw: float, position: np.ndarray,
+           camera: np.ndarray) -> np.ndarray:
+    """Body frame → camera frame: face the camera (turned by ``yaw``), move, view."""
+    turn = _rot('y', np.array([np.pi + yaw]))[0]
+    return (points @ turn.T + position) @ camera.T
+
+
+def _make_sample(rig: _Rig, label: int, rng: np.random.Generator,
+                 second_person_prob: float) -> np.ndarray:
+    num_frames = int(rng.integers(30, 81))
+    floor_y = rng.uniform(-1.05, -0.7)                         # camera height above floor
+    camera = _rot('x', np.array([_deg(rng.uniform(-6, 6))]))[0]
+    main_position = np.array([rng.uniform(-0.5, 0.5), floor_y, rng.uniform(2.3, 3.6)])
+    people = [_place(_person(rig, DEMO_CLASSES[label], num_frames, rng),
+                     yaw=_deg(rng.uniform(-45, 45)), position=main_position, camera=camera)]
+    if rng.random() < second_person_prob:
+        offset = np.array([rng.choice([-1, 1]) * rng.uniform(0.8, 1.4), 0.0,
+                           rng.uniform(-0.4, 0.6)])
+        people.append(_place(_person(rig, None, num_frames, rng),
+                             yaw=_deg(rng.uniform(-60, 60)), position=main_position + offset,
+                             camera=camera))
+    keypoint = np.stack(people)                                # (M, T, V, 3)
+    keypoint += rng.normal(0.0, rng.uniform(0.002, 0.006), size=keypoint.shape)
+    return keypoint.astype(np.float32)
+
+
+def make_demo_annotations(*, num_train_per_class: int = 40, num_val_per_class: int = 10,
+                          num_test_per_class: int = 10, seed: int = 0,
+                          second_person_prob: float = 0.3) -> dict:
+    """The demo dataset as a PYSKL annotation dict (pure: nothing is written).
+
+    Returns:
+        ``dict(split=dict(train=[...], val=[...], test=[...]), annotations=[...],
+        classes=list(DEMO_CLASSES))``; each annotation holds ``frame_dir``, ``label``
+        (index into :data:`DEMO_CLASSES`), ``total_frames`` and ``keypoint``
+        (float32, M×T×25×3 with M 1 or 2). Sample ``(split, label, i)`` depends only on
+        ``seed`` and those three, so changing one split's size leaves the others alone.
+    """
+    rig = _Rig(DEMO_LAYOUT)
+    sizes = {'train': num_train_per_class, 'val': num_val_per_class,
+             'test': num_test_per_class}
+    splits: dict[str, list[str]] = {name: [] for name in sizes}
+    annotations = []
+    for split, count in sizes.items():
+        for label in range(len(DEMO_CLASSES)):
+            for i in range(count):
+                rng = np.random.default_rng([seed, _SPLIT_IDS[split], label, i])
+                keypoint = _make_sample(rig, label, rng, second_person_prob)
+                frame_dir = f'demo_{split}_A{label + 1:03d}_{i:03d}'
+                splits[split].append(frame_dir)
+                annotations.append(dict(frame_dir=frame_dir, label=label,
+                                        total_frames=keypoint.shape[1], keypoint=keypoint))
+    return dict(split=splits, annotations=annotations, classes=list(DEMO_CLASSES))
+
+
+def ensure_demo_data(path: str | os.PathLike, *, num_train_per_class: int = 40,
+                     num_val_per_class: int = 10, num_test_per_class: int = 10,
+                     seed: int = 0, overwrite: bool = False) -> Path:
+    """Write the demo pickle to ``path`` unless it exists (or ``overwrite``); return the path.
+
+    The write is atomic (a temporary file in the same folder, then a rename), so concurrent
+    callers (one per rank) and interrupted runs never leave a half-written file behind.
+    """
+    path = Path(path).expanduser().absolute()
+    if path.exists() and not overwrite:
+        return path
+    data = make_demo_annotations(num_train_per_class=num_train_per_class,
+                                 num_val_per_class=num_val_per_class,
+                                 num_test_per_class=num_test_per_class, seed=seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            pickle.dump(data, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp_name, path)
+    except BaseException:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+        raise
+    return path

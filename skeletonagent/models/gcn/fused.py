@@ -1,0 +1,273 @@
+"""Memory-saving training kernels: BatchNorm → ReLU → consumer, with the activation recomputed.
+
+In the official units every ``BN → ReLU → op`` keeps two full-size tensors for backward (the
+BN input and the ReLU output, which the next op saves). The autograd functions here keep only
+the BN input and the batch statistics, and recompute ``relu(bn(x))`` (one cheap elementwise
+pass) during backward. Forward values are those of ``F.batch_norm`` + ``relu`` + the op;
+gradients are the same functions evaluated with aten's own backward kernels. Running
+statistics are updated exactly once, in forward, as ``nn.BatchNorm2d`` does.
+
+Only used when autograd is recording and the modules are in training mode; evaluation uses
+plain ops.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
+
+__all__ = ['BNGroup', 'graph_conv', 'bn_relu_branches', 'bn_relu_conv', 'BranchSpec']
+
+
+class BNGroup:
+    """Several ``BatchNorm2d`` modules normalising consecutive channel blocks of one tensor.
+
+    :meth:`forward_train` runs one native batch norm over all their channels (batch statistics
+    are per channel, so this equals running each module on its block), then writes the updated
+    running statistics back into the modules.
+    """
+
+    def __init__(self, bns: Sequence[nn.BatchNorm2d]) -> None:
+        self.bns = list(bns)
+        eps = {bn.eps for bn in self.bns}
+        momenta = {bn.momentum for bn in self.bns}
+        tracks = {bn.track_running_stats for bn in self.bns}
+        affine = {bn.affine for bn in self.bns}
+        if len(eps) != 1 or len(momenta) != 1 or len(tracks) != 1 or affine != {True}:
+            raise ValueError('BNGroup: the batch norms must share eps, momentum and running-stat tracking '
+                             'and be affine')
+        self.eps = self.bns[0].eps
+        self.sizes = [bn.num_features for bn in self.bns]
+
+    def params(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if len(self.bns) == 1:
+            return self.bns[0].weight, self.bns[0].bias
+        return torch.cat([bn.weight for bn in self.bns]), torch.cat([bn.bias for bn in self.bns])
+
+    @torch.no_grad()
+    def forward_train(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(normalised x, save_mean, save_invstd)``; updates the running statistics."""
+        first = self.bns[0]
+        momentum = first.momentum
+        running_mean = running_var = None
+        if first.track_running_stats:
+            for bn in self.bns:
+                bn.num_batches_tracked.add_(1)
+            if momentum is None:
+                momentum = 1.0 / float(first.num_batches_tracked)
+            if len(self.bns) == 1:
+                running_mean, running_var = first.running_mean, first.running_var
+            else:
+                running_mean = torch.cat([bn.running_mean for bn in self.bns])
+                running_var = torch.cat([bn.running_var for bn in self.bns])
+        out, save_mean, save_invstd = torch.native_batch_norm(
+            x, weight, bias, running_mean, running_var, True, momentum if momentum is not None else 0.0, self.eps)
+        if running_mean is not None and len(self.bns) > 1:
+            for bn, rm, rv in zip(self.bns, running_mean.split(self.sizes), running_var.split(self.sizes)):
+                bn.running_mean.copy_(rm)
+                bn.running_var.copy_(rv)
+        return out, save_mean, save_invstd
+
+
+def _recompute_bn_relu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, save_mean: torch.Tensor,
+                       save_invstd: torch.Tensor) -> torch.Tensor:
+    """``relu((x - mean)·invstd·weight + bias)`` from saved batch statistics."""
+    shape = (1, -1) + (1,) * (x.dim() - 2)
+    scale = (save_invstd * weight).view(shape)
+    shift = (bias - save_mean * save_invstd * weight).view(shape)
+    return torch.addcmul(shift, x, scale).relu_()
+
+
+def _bn_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, save_mean: torch.Tensor,
+                 save_invstd: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return torch.ops.aten.native_batch_norm_backward(
+        grad, x, weight, None, None, save_mean, save_invstd, True, eps, [True, True, True])
+
+
+def _channels_last_like(x: torch.Tensor) -> bool:
+    return x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+
+
+# -- GCN unit: BN → ReLU → per-channel joint mixing → post 1×1 convolution -------------------
+class _GraphConv(torch.autograd.Function):
+    """``post(relu(bn(p)) ⊛ (shared + alpha·tanh(x1_v - x2_w)))``, where ``⊛`` mixes the joints of
+    every (sample, subset, channel) by its own V×V matrix. Saves ``p`` and the small inputs only;
+    the activation, the N×K×C×V×V mixing matrices and the mixed tensor are recomputed."""
+
+    @staticmethod
+    def forward(ctx, p, bn_weight, bn_bias, shared, x1, x2, alpha, post_weight, post_bias, group,
+                channels_last):
+        n, kc, t, v = p.shape
+        k = x1.shape[1]
+        h, save_mean, save_invstd = group.forward_train(p, bn_weight, bn_bias)
+        h5 = h.relu_().contiguous().view(n, k, kc // k, t, v)
+        del h
+        mixing = torch.addcmul(shared, _tanh_diff(x1, x2), alpha)
+        y = torch.matmul(h5, mixing).view(n, kc, t, v)
+        del h5, mixing
+        if channels_last:
+            y = y.contiguous(memory_format=torch.channels_last)
+        out = F.conv2d(y, post_weight, post_bias)
+        ctx.save_for_backward(p, bn_weight, bn_bias, save_mean, save_invstd, shared, x1, x2, alpha,
+                              post_weight, post_bias)
+        ctx.eps = group.eps
+        ctx.channels_last = channels_last
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out):
+        (p, bn_weight, bn_bias, save_mean, save_invstd, shared, x1, x2, alpha,
+         post_weight, post_bias) = ctx.saved_tensors
+        n, kc, t, v = p.shape
+        k = x1.shape[1]
+        h = _recompute_bn_relu(p, bn_weight, bn_bias, save_mean, save_invstd)
+        h5 = h.contiguous().view(n, k, kc // k, t, v)
+        inter = _tanh_diff(x1, x2)
+        mixing = torch.addcmul(shared, inter, alpha)
+        y = torch.matmul(h5, mixing).view(n, kc, t, v)
+        if ctx.channels_last:
+            y = y.contiguous(memory_format=torch.channels_last)
+        grad_y, grad_pw, grad_pb = torch.ops.aten.convolution_backward(
+            grad_out, y, post_weight, [post_bias.shape[0]], [1, 1], [0, 0], [1, 1], False, [0, 0], 1,
+            [True, True, True])
+        del y
+        g5 = grad_y.contiguous().view(n, k, kc // k, t, v)
+        del grad_y
+        grad_mixing = torch.matmul(h5.transpose(-1, -2), g5)               # N K C V W
+        del h5
+        grad_h = torch.matmul(g5, mixing.transpose(-1, -2)).view(n, kc, t, v)
+        del g5, mixing
+        if _channels_last_like(p):
+            grad_h = grad_h.contiguous(memory_format=torch.channels_last)
+        grad_h = torch.ops.aten.threshold_backward(grad_h, h, 0)
+        del h
+        grad_p, grad_w, grad_b = _bn_backward(grad_h, p, bn_weight, save_mean, save_invstd, ctx.eps)
+        del grad_h
+        grad_shared = grad_mixing.sum(2, keepdim=True)
+        grad_alpha = (grad_mixing * inter).sum().reshape(alpha.shape)
+        # d tanh(x1_v - x2_w) = (1 - tanh²)·(dx1_v - dx2_w)
+        grad_diff = grad_mixing.mul_(alpha).mul_(1 - inter * inter)
+        grad_x1 = grad_diff.sum(-1)
+        grad_x2 = grad_diff.sum(-2).neg_()
+        return (grad_p, grad_w, grad_b, grad_shared, grad_x1, grad_x2, grad_alpha, grad_pw, grad_pb,
+                None, None)
+
+
+def _tanh_diff(x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
+    return (x1.unsqueeze(-1) - x2.unsqueeze(-2)).tanh_()
+
+
+def graph_conv(p: torch.Tensor, bn: nn.BatchNorm2d, shared: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor,
+               alpha: torch.Tensor, post: nn.Conv2d, channels_last: bool) -> torch.Tensor:
+    """Training-mode GCN core (see :class:`GCNUnit`): BN → ReLU → joint mixing → ``post`` conv."""
+    return _GraphConv.apply(p, bn.weight, bn.bias, shared, x1, x2, alpha, post.weight, post.bias, BNGroup([bn]),
+                            channels_last)
+
+
+# -- multi-scale TCN: BN → ReLU → temporal convolutions / max-pool, per branch ----------------
+class BranchSpec:
+    """One BN'd branch of the multi-scale TCN: a temporal conv ``(weight, bias, dilation)`` or
+    a max-pool ``kernel`` (weight None)."""
+
+    def __init__(self, channels: int, weight: torch.Tensor | None = None, bias: torch.Tensor | None = None,
+                 dilation: int = 1, kernel: int = 3, pad: int = 1) -> None:
+        self.channels = channels
+        self.weight = weight
+        self.bias = bias
+        self.dilation = dilation
+        self.kernel = kernel
+        self.pad = pad
+
+
+def _branch_forward(spec: BranchSpec, h: torch.Tensor, stride: int) -> torch.Tensor:
+    if spec.weight is None:
+        return F.max_pool2d(h, (spec.kernel, 1), (stride, 1), (spec.pad, 0))
+    return F.conv2d(h, spec.weight, spec.bias, (stride, 1), (spec.pad, 0), (spec.dilation, 1))
+
+
+class _BNReLUBranches(torch.autograd.Function):
+    """Branch outputs ``[op_i(relu(bn(y))[:, block_i]) for i]`` concatenated over channels."""
+
+    @staticmethod
+    def forward(ctx, y, bn_weight, bn_bias, group, specs, stride, *branch_params):
+        h, save_mean, save_invstd = group.forward_train(y, bn_weight, bn_bias)
+        h.relu_()
+        outs = [_branch_forward(spec, block, stride)
+                for spec, block in zip(specs, h.split([s.channels for s in specs], 1))]
+        del h
+        out = torch.cat(outs, 1)
+        ctx.save_for_backward(y, bn_weight, bn_bias, save_mean, save_invstd, *branch_params)
+        ctx.specs = specs
+        ctx.stride = stride
+        ctx.eps = group.eps
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out):
+        y, bn_weight, bn_bias, save_mean, save_invstd = ctx.saved_tensors[:5]
+        specs, stride = ctx.specs, ctx.stride
+        h = _recompute_bn_relu(y, bn_weight, bn_bias, save_mean, save_invstd)
+        channels = [s.channels for s in specs]
+        grad_h = torch.empty_like(h)
+        param_grads = []
+        for spec, block, g_out, g_in in zip(specs, h.split(channels, 1), grad_out.split(channels, 1),
+                                            grad_h.split(channels, 1)):
+            if spec.weight is None:
+                _, idx = F.max_pool2d(block, (spec.kernel, 1), (stride, 1), (spec.pad, 0), return_indices=True)
+                g = torch.ops.aten.max_pool2d_with_indices_backward(
+                    g_out, block, [spec.kernel, 1], [stride, 1], [spec.pad, 0], [1, 1], False, idx)
+            else:
+                g, gw, gb = torch.ops.aten.convolution_backward(
+                    g_out, block, spec.weight, [spec.bias.shape[0]], [stride, 1], [spec.pad, 0],
+                    [spec.dilation, 1], False, [0, 0], 1, [True, True, True])
+                param_grads += [gw, gb]
+            g_in.copy_(g)
+        grad_h = torch.ops.aten.threshold_backward(grad_h, h, 0)
+        del h
+        grad_y, grad_w, grad_b = _bn_backward(grad_h, y, bn_weight, save_mean, save_invstd, ctx.eps)
+        return (grad_y, grad_w, grad_b, None, None, None, *param_grads)
+
+
+def bn_relu_branches(y: torch.Tensor, bns: Sequence[nn.BatchNorm2d], specs: Sequence[BranchSpec],
+                     stride: int) -> torch.Tensor:
+    """Training-mode ``cat([op_i(relu(bn_i(y_i)))])`` over the channel blocks ``y_i`` of ``y``."""
+    group = BNGroup(bns)
+    weight, bias = group.params()
+    params = [t for s in specs if s.weight is not None for t in (s.weight, s.bias)]
+    return _BNReLUBranches.apply(y, weight, bias, group, list(specs), stride, *params)
+
+
+# -- BN → ReLU → convolution -------------------------------------------------------------------
+class _BNReLUConv(torch.autograd.Function):
+
+    @staticmethod
+    def forward(ctx, x, bn_weight, bn_bias, conv_weight, conv_bias, group):
+        h, save_mean, save_invstd = group.forward_train(x, bn_weight, bn_bias)
+        out = F.conv2d(h.relu_(), conv_weight, conv_bias)
+        ctx.save_for_backward(x, bn_weight, bn_bias, save_mean, save_invstd, conv_weight, conv_bias)
+        ctx.eps = group.eps
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out):
+        x, bn_weight, bn_bias, save_mean, save_invstd, conv_weight, conv_bias = ctx.saved_tensors
+        h = _recompute_bn_relu(x, bn_weight, bn_bias, save_mean, save_invstd)
+        grad_h, grad_cw, grad_cb = torch.ops.aten.convolution_backward(
+            grad_out, h, conv_weight, [conv_bias.shape[0]], [1, 1], [0, 0], [1, 1], False, [0, 0], 1,
+            [True, True, True])
+        grad_h = torch.ops.aten.threshold_backward(grad_h, h, 0)
+        del h
+        grad_x, grad_w, grad_b = _bn_backward(grad_h, x, bn_weight, save_mean, save_invstd, ctx.eps)
+        return grad_x, grad_w, grad_b, grad_cw, grad_cb, None
+
+
+def bn_relu_conv(x: torch.Tensor, bn: nn.BatchNorm2d, conv: nn.Conv2d) -> torch.Tensor:
+    """Training-mode ``conv(relu(bn(x)))`` for a 1×1 convolution."""
+    return _BNReLUConv.apply(x, bn.weight, bn.bias, conv.weight, conv.bias, BNGroup([bn]))

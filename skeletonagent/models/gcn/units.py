@@ -1,0 +1,381 @@
+"""Building blocks of the SkeletonAgent GCN: the dynamic graph unit and the multi-scale TCN.
+
+Parameter names and shapes follow the official ``gcn_unit`` / ``mstcn_unit`` / ``base_tcn`` so
+official checkpoints load unchanged. The forward passes compute the same function as the
+official ones, with the work reorganised for speed and memory:
+
+* ``GCNUnit``: ``conv1``/``conv2`` are 1×1 convolutions followed by a temporal mean, so they
+  are applied to the temporal mean (T times fewer multiply-adds); the three graph terms
+  (learned ``A``, ``alpha·tanh(x1_v - x2_w)``, ``beta·softmax(x1ᵀx2)``) are summed into one
+  N×K×C×V×V tensor in two ops and contracted with one batched matmul.
+* ``MSTCNUnit``: the official unit appends the joint mean as an extra "joint" (V+1 columns)
+  to its input and runs every branch on it. All branch entry 1×1 convolutions are fused into
+  one convolution on the V real joints; the extra column is the joint mean of that output
+  (a 1×1 conv commutes with the mean), so the input is never copied. Batch-norm statistics
+  in training still see the V+1 columns, as in the official unit. In eval mode the extra
+  column runs through the branches separately, with no concatenation at all.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmcv.cnn import build_activation_layer, build_norm_layer
+
+from .fused import BranchSpec, bn_relu_branches, bn_relu_conv, graph_conv
+
+__all__ = ['GCNUnit', 'MSTCNUnit', 'TemporalConv', 'gcn_unit', 'mstcn_unit', 'base_tcn',
+           'DEFAULT_MS_CFG']
+
+#: The official branch configuration of the multi-scale TCN.
+DEFAULT_MS_CFG: tuple = ((3, 1), (3, 2), (3, 3), (3, 4), ('max', 3), '1x1')
+
+CfgLike = Union[str, dict]
+
+
+def _as_cfg(cfg: CfgLike | None) -> dict | None:
+    if cfg is None or isinstance(cfg, dict):
+        return cfg
+    return dict(type=cfg)
+
+
+def _apply_act(act: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Apply an activation, in place when it is a plain ReLU (its input is never reused)."""
+    if type(act) is nn.ReLU:
+        return F.relu_(x)
+    return act(x)
+
+
+class TemporalConv(nn.Module):
+    """Temporal convolution (kernel ``k×1``) + optional norm + dropout (official ``base_tcn``)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 9, stride: int = 1,
+                 dilation: int = 1, norm: CfgLike | None = 'BN', dropout: float = 0.) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.norm_cfg = _as_cfg(norm)
+        pad = (kernel_size + (kernel_size - 1) * (dilation - 1) - 1) // 2
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=(kernel_size, 1), padding=(pad, 0),
+                              stride=(stride, 1), dilation=(dilation, 1))
+        self.bn = build_norm_layer(self.norm_cfg, out_channels)[1] if norm is not None else nn.Identity()
+        self.drop = nn.Dropout(dropout, inplace=True)
+        self.dropout = dropout
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.bn(self.conv(x))
+        return self.drop(x) if self.dropout > 0 else x
+
+
+class GCNUnit(nn.Module):
+    """Dynamic graph convolution with learnable adjacency subsets (official ``gcn_unit``).
+
+    For every subset ``k`` and mid channel ``c`` the joints are mixed by the matrix
+    ``A[k] + alpha[0]·tanh(x1[c, v] - x2[c, w]) + beta[0]·softmax_v(Σ_c x1[c, v]·x2[c, w])``,
+    where ``x1``/``x2`` are 1×1 projections of the temporally averaged input. As in the
+    official code, only the first entries of ``alpha`` and ``beta`` are used.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, A: torch.Tensor, ratio: float = 0.125,
+                 intra_act: str = 'softmax', inter_act: str = 'tanh', norm: CfgLike = 'BN',
+                 act: CfgLike = 'ReLU') -> None:
+        super().__init__()
+        if intra_act not in ('softmax', 'sigmoid', 'tanh', 'relu'):
+            raise ValueError(f'GCNUnit: unknown intra_act {intra_act!r}')
+        if inter_act not in ('softmax', 'sigmoid', 'tanh', 'relu'):
+            raise ValueError(f'GCNUnit: unknown inter_act {inter_act!r}')
+        A = torch.as_tensor(A, dtype=torch.float32)
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.num_subsets = A.size(0)
+        self.ratio = ratio
+        self.mid_channels = int(ratio * out_channels)
+        mid_total = self.mid_channels * self.num_subsets
+        self.norm_cfg = _as_cfg(norm)
+        self.act_cfg = _as_cfg(act)
+        self.act = build_activation_layer(self.act_cfg)
+        self.intra_act = intra_act
+        self.inter_act = inter_act
+
+        self.A = nn.Parameter(A.clone())
+        self.pre = nn.Sequential(
+            nn.Conv2d(in_channels, mid_total, 1), build_norm_layer(self.norm_cfg, mid_total)[1], self.act)
+        self.post = nn.Conv2d(mid_total, out_channels, 1)
+        self.alpha = nn.Parameter(torch.zeros(self.num_subsets))
+        self.beta = nn.Parameter(torch.zeros(self.num_subsets))
+        self.conv1 = nn.Conv2d(in_channels, mid_total, 1)
+        self.conv2 = nn.Conv2d(in_channels, mid_total, 1)
+        if in_channels != out_channels:
+            self.down = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1),
+                                      build_norm_layer(self.norm_cfg, out_channels)[1])
+        else:
+            self.down = None
+        self.bn = build_norm_layer(self.norm_cfg, out_channels)[1]
+
+    @staticmethod
+    def _activate(name: str, x: torch.Tensor, dim: int) -> torch.Tensor:
+        if name == 'softmax':
+            return torch.softmax(x, dim)
+        return getattr(torch, name)(x)
+
+    def _projections(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``x1``, ``x2`` (N×K×C×V, 1×1 projections of the temporal mean of ``x``) and the
+        channel-shared part of the mixing, ``A + beta·act(x1ᵀx2)`` (N×K×1×V×V)."""
+        n, _, _, v = x.shape
+        k, c = self.num_subsets, self.mid_channels
+        x_mean = x.mean(2, keepdim=True)
+        x1 = self.conv1(x_mean).reshape(n, k, c, v)
+        x2 = self.conv2(x_mean).reshape(n, k, c, v)
+        intra = self._activate(self.intra_act, torch.matmul(x1.transpose(-1, -2), x2), -2)
+        shared = (self.A + intra * self.beta[0]).unsqueeze(2)
+        return x1, x2, shared
+
+    def _mixing_terms(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``shared`` N×K×1×V×V and ``inter`` N×K×C×V×V (``act(x1_v - x2_w)``)."""
+        x1, x2, shared = self._projections(x)
+        diff = x1.unsqueeze(-1) - x2.unsqueeze(-2)
+        inter = diff.tanh_() if self.inter_act == 'tanh' else self._activate(self.inter_act, diff, -2)
+        return shared, inter
+
+    def joint_mixing(self, x: torch.Tensor) -> torch.Tensor:
+        """The per-sample, per-channel joint mixing matrices N×K×C×V×V."""
+        shared, inter = self._mixing_terms(x)
+        return torch.addcmul(shared, inter, self.alpha[0])
+
+    def _fast_path(self) -> bool:
+        return (type(self.pre[1]) is nn.BatchNorm2d and type(self.bn) is nn.BatchNorm2d
+                and type(self.act) is nn.ReLU and (self.down is None or type(self.down[1]) is nn.BatchNorm2d))
+
+    def forward(self, x: torch.Tensor, A: torch.Tensor | None = None) -> torch.Tensor:
+        n, _, t, v = x.shape
+        k, c = self.num_subsets, self.mid_channels
+        channels_last = _is_channels_last(x)
+        fast = self._fast_path()
+        if fast and self.bn.training and torch.is_grad_enabled() and self.inter_act == 'tanh':
+            # training: only the BN input of `pre` is kept for backward (see fused.py)
+            x1, x2, shared = self._projections(x)
+            out = self.bn(graph_conv(self.pre[0](x), self.pre[1], shared, x1, x2, self.alpha[0], self.post,
+                                     channels_last))
+            res = x if self.down is None else self.down(x)
+            return _apply_act(self.act, out.add_(res))
+        shared, inter = self._mixing_terms(x)
+        if fast and not self.bn.training:
+            # inference: batch norms folded into the convolutions
+            h = F.conv2d(x, *_fold_conv_bn(self.pre[0], self.pre[1])).relu_()
+            y = torch.matmul(h.contiguous().view(n, k, c, t, v), torch.addcmul(shared, inter, self.alpha[0]))
+            y = y.view(n, k * c, t, v)
+            if channels_last:
+                y = y.contiguous(memory_format=torch.channels_last)
+            out = F.conv2d(y, *_fold_conv_bn(self.post, self.bn))
+            res = x if self.down is None else F.conv2d(x, *_fold_conv_bn(self.down[0], self.down[1]))
+        else:
+            h = self.pre(x).contiguous().view(n, k, c, t, v)
+            y = torch.matmul(h, torch.addcmul(shared, inter, self.alpha[0])).view(n, k * c, t, v)
+            if channels_last:
+                y = y.contiguous(memory_format=torch.channels_last)
+            out = self.bn(self.post(y))
+            res = x if self.down is None else self.down(x)
+        out = out.add_(res)  # a fresh tensor whose value backward does not need
+        return _apply_act(self.act, out)
+
+
+class MSTCNUnit(nn.Module):
+    """Multi-scale temporal convolution with a joint-mean ("global") column (official ``mstcn_unit``).
+
+    Branches (``ms_cfg``): ``(k, d)`` = 1×1 conv → BN → ReLU → k×1 conv with dilation ``d``;
+    ``('max', k)`` = 1×1 conv → BN → ReLU → max-pool; ``'1x1'`` = strided 1×1 conv. Every branch
+    sees the V joints plus their mean; the mean column's output, scaled per joint by
+    ``add_coeff``, is added to every joint. Then BN → ReLU → 1×1 conv → BN → dropout.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, mid_channels: float | None = None,
+                 num_joints: int = 25, dropout: float = 0., ms_cfg: Sequence[Any] = DEFAULT_MS_CFG,
+                 stride: int = 1, norm: CfgLike | None = None, act: CfgLike | None = None) -> None:
+        super().__init__()
+        # `norm`/`act` are accepted for the official common-argument routing (act/norm apply to
+        # both units there); the official TCN always uses BatchNorm2d and ReLU.
+        if norm is not None and _as_cfg(norm).get('type') not in ('BN', 'BN2d'):
+            raise ValueError(f'MSTCNUnit supports only BN normalisation, got {norm!r}')
+        if act is not None and _as_cfg(act).get('type') != 'ReLU':
+            raise ValueError(f'MSTCNUnit supports only ReLU activation, got {act!r}')
+        ms_cfg = [tuple(c) if isinstance(c, list) else c for c in ms_cfg]
+        self.ms_cfg = ms_cfg
+        self.num_branches = len(ms_cfg)
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.stride = stride
+        self.act = nn.ReLU()
+        self.num_joints = num_joints
+        # official: one coefficient per joint; only the first V are used
+        self.add_coeff = nn.Parameter(torch.zeros(num_joints))
+
+        if mid_channels is None:
+            mid = out_channels // self.num_branches
+            rem_mid = out_channels - mid * (self.num_branches - 1)
+        else:
+            if not (isinstance(mid_channels, float) and mid_channels > 0):
+                raise ValueError(f'MSTCNUnit: mid_channels must be a positive float ratio, got {mid_channels!r}')
+            mid = int(out_channels * mid_channels)
+            rem_mid = mid
+        self.mid_channels = mid
+        self.rem_mid_channels = rem_mid
+
+        branches = []
+        self._kinds: list[tuple] = []
+        for i, cfg in enumerate(ms_cfg):
+            branch_c = rem_mid if i == 0 else mid
+            if cfg == '1x1':
+                branches.append(nn.Conv2d(in_channels, branch_c, kernel_size=1, stride=(stride, 1)))
+                self._kinds.append(('1x1', branch_c))
+                continue
+            if not isinstance(cfg, tuple) or len(cfg) != 2:
+                raise ValueError(f'MSTCNUnit: bad branch config {cfg!r} in ms_cfg {ms_cfg!r}')
+            if cfg[0] == 'max':
+                branches.append(nn.Sequential(
+                    nn.Conv2d(in_channels, branch_c, kernel_size=1), nn.BatchNorm2d(branch_c), self.act,
+                    nn.MaxPool2d(kernel_size=(cfg[1], 1), stride=(stride, 1), padding=(1, 0))))
+                self._kinds.append(('max', branch_c))
+                continue
+            if not (isinstance(cfg[0], int) and isinstance(cfg[1], int)):
+                raise ValueError(f'MSTCNUnit: bad branch config {cfg!r} in ms_cfg {ms_cfg!r}')
+            branches.append(nn.Sequential(
+                nn.Conv2d(in_channels, branch_c, kernel_size=1), nn.BatchNorm2d(branch_c), self.act,
+                TemporalConv(branch_c, branch_c, kernel_size=cfg[0], stride=stride, dilation=cfg[1], norm=None)))
+            self._kinds.append(('tcn', branch_c))
+        self.branches = nn.ModuleList(branches)
+        self._branch_channels = [ch for _, ch in self._kinds]
+        tin_channels = mid * (self.num_branches - 1) + rem_mid
+        self.transform = nn.Sequential(
+            nn.BatchNorm2d(tin_channels), self.act, nn.Conv2d(tin_channels, out_channels, kernel_size=1))
+        self.bn = nn.BatchNorm2d(out_channels)
+        self.drop = nn.Dropout(dropout, inplace=True)
+        self.dropout = dropout
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _entry_convs(self) -> list[nn.Conv2d]:
+        return [b if isinstance(b, nn.Conv2d) else b[0] for b in self.branches]
+
+    def _specs(self) -> list[BranchSpec]:
+        specs = []
+        for (kind, ch), branch in zip(self._kinds, self.branches):
+            if kind == 'tcn':
+                conv = branch[3].conv
+                specs.append(BranchSpec(ch, conv.weight, conv.bias, conv.dilation[0], conv.kernel_size[0],
+                                        conv.padding[0]))
+            elif kind == 'max':
+                pool = branch[3]
+                specs.append(BranchSpec(ch, kernel=_first(pool.kernel_size), pad=_first(pool.padding)))
+        return specs
+
+    def _combine(self, out: torch.Tensor, v: int) -> torch.Tensor:
+        """Joint columns plus ``add_coeff``-weighted joint-mean column (official local + global)."""
+        local, glob = out.split([v, 1], -1)
+        return torch.addcmul(local, glob.contiguous(), self.add_coeff[:v])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, t, v = x.shape
+        if v > self.num_joints:
+            raise ValueError(f'MSTCNUnit: input has {v} joints but add_coeff holds {self.num_joints} '
+                             f'(set tcn_num_joints >= {v})')
+        if self.transform[0].training and torch.is_grad_enabled():
+            feat = self._forward_train(x)
+        elif not self.transform[0].training:
+            feat = self._forward_eval(x)
+        else:
+            feat = self._forward_plain(x)
+        return self.drop(feat) if self.dropout > 0 else feat
+
+    def _split_outputs(self, bn_out: torch.Tensor, plain_outs: dict[int, torch.Tensor]) -> torch.Tensor:
+        """Concatenate branch outputs in branch order (BN'd branches come as one tensor)."""
+        if not plain_outs:
+            return bn_out
+        bn_channels = [ch for kind, ch in self._kinds if kind != '1x1']
+        bn_parts = iter(bn_out.split(bn_channels, 1)) if bn_channels else iter(())
+        ordered = [plain_outs[i] if kind == '1x1' else next(bn_parts) for i, (kind, _) in enumerate(self._kinds)]
+        return torch.cat(ordered, 1)
+
+    def _plain_branch(self, conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+        """The un-normalised 1×1 branch with its joint-mean column (conv commutes with the mean)."""
+        y = conv(x)
+        return _with_mean_column(y)
+
+    def _forward_train(self, x: torch.Tensor) -> torch.Tensor:
+        """Training: BN'd branches through one memory-saving kernel (see fused.py)."""
+        convs = self._entry_convs()
+        bn_idx = [i for i, (kind, _) in enumerate(self._kinds) if kind != '1x1']
+        plain = {i: self._plain_branch(convs[i], x) for i, (kind, _) in enumerate(self._kinds) if kind == '1x1'}
+        bn_out = x.new_zeros(0)
+        if bn_idx:
+            weight = torch.cat([convs[i].weight for i in bn_idx]) if len(bn_idx) > 1 else convs[bn_idx[0]].weight
+            bias = torch.cat([convs[i].bias for i in bn_idx]) if len(bn_idx) > 1 else convs[bn_idx[0]].bias
+            y = F.conv2d(x, weight, bias)
+            y = _with_mean_column(y)        # == convs of [x, mean_v x]
+            bn_out = bn_relu_branches(y, [self.branches[i][1] for i in bn_idx], self._specs(), self.stride)
+        feat = self._combine(self._split_outputs(bn_out, plain), v=x.shape[-1])
+        return self.bn(bn_relu_conv(feat, self.transform[0], self.transform[2]))
+
+    def _forward_eval(self, x: torch.Tensor) -> torch.Tensor:
+        """Inference: entry convolutions and their batch norms folded into one convolution."""
+        v = x.shape[-1]
+        folded = [_fold_conv_bn(conv, None if kind == '1x1' else branch[1])
+                  for (kind, _), conv, branch in zip(self._kinds, self._entry_convs(), self.branches)]
+        y = F.conv2d(x, torch.cat([w for w, _ in folded]), torch.cat([b for _, b in folded]))
+        y = _with_mean_column(y)
+        outs = []
+        for (kind, _), branch, block in zip(self._kinds, self.branches, y.split(self._branch_channels, 1)):
+            if kind == '1x1':
+                outs.append(block[:, :, ::self.stride] if self.stride > 1 else block)
+            else:
+                outs.append(branch[3](block.relu() if block.requires_grad else block.relu_()))
+        feat = self._combine(torch.cat(outs, 1), v)
+        feat = F.relu_(self.transform[0](feat))
+        return F.conv2d(feat, *_fold_conv_bn(self.transform[2], self.bn))
+
+    def _forward_plain(self, x: torch.Tensor) -> torch.Tensor:
+        """Module by module (BN in training mode without autograd, or anything unusual)."""
+        v = x.shape[-1]
+        outs = []
+        for (kind, _), branch in zip(self._kinds, self.branches):
+            if kind == '1x1':
+                outs.append(self._plain_branch(branch, x))
+            else:
+                y = branch[0](x)
+                y = _with_mean_column(y)
+                outs.append(branch[3](F.relu(branch[1](y))))
+        feat = self._combine(torch.cat(outs, 1), v)
+        feat = self.transform[2](F.relu(self.transform[0](feat)))
+        return self.bn(feat)
+
+
+def _with_mean_column(y: torch.Tensor) -> torch.Tensor:
+    """``cat([y, mean_v y], -1)`` (N×C×T×(V+1)), keeping ``y``'s memory format."""
+    mean = y.mean(-1, keepdim=True)
+    if _is_channels_last(y):
+        mean = mean.contiguous(memory_format=torch.channels_last)
+    return torch.cat([y, mean], -1)
+
+
+def _first(value: Any) -> int:
+    return value[0] if isinstance(value, (tuple, list)) else value
+
+
+def _is_channels_last(x: torch.Tensor) -> bool:
+    return x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+
+
+def _fold_conv_bn(conv: nn.Conv2d, bn: nn.Module | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weight and bias of ``bn(conv(x))`` as one convolution (``bn`` in eval mode, or None)."""
+    bias = conv.bias if conv.bias is not None else conv.weight.new_zeros(conv.out_channels)
+    if bn is None:
+        return conv.weight, bias
+    scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+    return conv.weight * scale.view(-1, 1, 1, 1), (bias - bn.running_mean) * scale + bn.bias
+
+
+# Official names.
+gcn_unit = GCNUnit
+mstcn_unit = MSTCNUnit
+base_tcn = TemporalConv

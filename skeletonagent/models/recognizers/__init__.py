@@ -1,0 +1,5 @@
+"""Recognizers and the skeleton mixup."""
+from .mixup import MixInfo, skeleton_part_mix, split_mixed_batch
+from .recognizer_gcn import RecognizerGCN, average_clip
+
+__all__ = ['RecognizerGCN', 'average_clip', 'MixInfo', 'skeleton_part_mix', 'split_mixed_batch']

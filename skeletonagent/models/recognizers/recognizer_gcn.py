@@ -1,0 +1,256 @@
+"""``RecognizerGCN``: the SkeletonAgent recognizer as an mmengine ``BaseModel``.
+
+Training (``mode='loss'``) doubles the batch with the body-part skeleton mixup, runs the
+backbone once on both halves and returns the four weighted loss terms of the official model
+(classification, mixup, joint constraint, text alignment). The text encoder belongs to the
+recognizer but never to its ``state_dict``: it is built lazily by :meth:`init_text_encoder`
+(at training start), so building a model or loading a checkpoint needs no text weights.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModel
+
+from skeletonagent.registry import MODELS, TEXT_ENCODERS
+from ..text.cache import TextEmbeddingCache
+from .mixup import skeleton_part_mix, split_mixed_batch
+
+__all__ = ['RecognizerGCN', 'average_clip']
+
+#: official behaviour when no text encoder is configured: CLIP ViT-B/32, trained
+DEFAULT_TEXT_ENCODER = dict(type='CLIP', trainable=True)
+#: state_dict prefixes never saved / ignored when loading
+TEXT_ENCODER_PREFIX = 'text_encoder.'
+OFFICIAL_TEXT_PREFIX = 'backbone.model_text_dict.'
+
+
+def average_clip(cls_score: torch.Tensor, mode: str | None = 'prob') -> torch.Tensor:
+    """Average N×clips×Class scores over clips: 'prob' (softmax, then mean), 'score' (mean of
+    logits) or None (N×clips×Class unchanged), as PYSKL's ``average_clip``."""
+    if cls_score.dim() != 3:
+        raise ValueError(f'average_clip: expected N×clips×Class scores, got {tuple(cls_score.shape)}')
+    if mode is None:
+        return cls_score
+    if mode == 'prob':
+        return F.softmax(cls_score, dim=2).mean(dim=1)
+    if mode == 'score':
+        return cls_score.mean(dim=1)
+    raise ValueError(f"average_clips must be 'prob', 'score' or None, got {mode!r}")
+
+
+@MODELS.register_module()
+class RecognizerGCN(BaseModel):
+    """GCN recognizer with skeleton mixup, joint constraints and text alignment.
+
+    Args:
+        backbone: backbone config (``GCN_Module_LLM`` / ``GCN_Module_LLM_K400``).
+        cls_head: head config (``SimpleHead``).
+        train_cfg: unused (kept for official configs).
+        test_cfg: ``average_clips`` ('prob' default, 'score' or None).
+        text_encoder: text encoder config (``TEXT_ENCODERS``); default
+            ``dict(type='CLIP', trainable=True)``, the official behaviour.
+        text_cache_dir: optional directory where frozen-encoder embedding tables are kept.
+        data_preprocessor: mmengine data preprocessor (default moves tensors to the device).
+    """
+
+    def __init__(self, backbone: dict, cls_head: dict, train_cfg: dict | None = None,
+                 test_cfg: dict | None = None, text_encoder: dict | None = None,
+                 text_cache_dir: str | None = None, data_preprocessor: dict | None = None,
+                 init_cfg: dict | None = None) -> None:
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.backbone = MODELS.build(backbone)
+        self.cls_head = MODELS.build(cls_head)
+        self.train_cfg = dict(train_cfg or {})
+        self.test_cfg = dict(test_cfg or {})
+        out_channels = getattr(self.backbone, 'out_channels', None)
+        if out_channels is not None and out_channels != self.cls_head.in_channels:
+            raise ValueError(f'RecognizerGCN: backbone outputs {out_channels} channels but '
+                             f'cls_head.in_channels is {self.cls_head.in_channels}')
+        num_classes = getattr(self.backbone, 'num_classes', self.cls_head.num_classes)
+        if num_classes != self.cls_head.num_classes:
+            raise ValueError(f'RecognizerGCN: backbone num_classes {num_classes} != '
+                             f'cls_head.num_classes {self.cls_head.num_classes}')
+        self.text_encoder_cfg = dict(text_encoder) if text_encoder is not None else dict(DEFAULT_TEXT_ENCODER)
+        self.text_encoder = None
+        self.text_cache = TextEmbeddingCache(text_cache_dir)
+        self.descriptions: list[str] | None = None
+        self._class_embeddings: torch.Tensor | None = None
+        self.last_train_logits: torch.Tensor | None = None
+        self.last_train_labels: torch.Tensor | None = None
+        self.register_state_dict_post_hook(_drop_text_encoder_keys)
+        self.register_load_state_dict_pre_hook(_drop_foreign_text_keys)
+        self.register_load_state_dict_post_hook(_ignore_missing_text_encoder_keys)
+        self.init_weights()
+
+    # -- weights -----------------------------------------------------------------------------
+    def init_weights(self) -> None:
+        """Backbone (optional pretrained checkpoint) and head initialisation (PYSKL order)."""
+        if hasattr(self.backbone, 'init_weights'):
+            self.backbone.init_weights()
+        if hasattr(self.cls_head, 'init_weights'):
+            self.cls_head.init_weights()
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.cls_head.num_classes)
+
+    # -- agent state and text ------------------------------------------------------------------
+    def init_text_encoder(self, device: torch.device | str | None = None):
+        """Build (once) the text encoder from ``text_encoder`` cfg, on ``device`` (default: the
+        model's). Call before building the optimizer so a trainable encoder is optimised."""
+        if self.text_encoder is None:
+            encoder = TEXT_ENCODERS.build(self.text_encoder_cfg)
+            text_dim = getattr(self.backbone, 'text_dim', encoder.dim)
+            if encoder.dim != text_dim:
+                raise ValueError(f'RecognizerGCN: text encoder {type(encoder).__name__} gives {encoder.dim}-d '
+                                 f'embeddings but backbone.text_dim is {text_dim}; set backbone '
+                                 f'text_dim={encoder.dim}')
+            text_key = getattr(self.backbone, 'text_key', encoder.key)
+            if encoder.key != text_key:
+                warnings.warn(f'RecognizerGCN: text encoder key {encoder.key!r} differs from the '
+                              f'backbone text_key {text_key!r}')
+            self.text_encoder = encoder
+        if device is None:
+            device = self.backbone.logit_scale.device if hasattr(self.backbone, 'logit_scale') \
+                else next(self.parameters()).device
+        self.text_encoder.to(device)
+        self._class_embeddings = None
+        return self.text_encoder
+
+    def set_agent_state(self, descriptions: Sequence[str] | None, masks: np.ndarray | torch.Tensor | None) -> None:
+        """Install the agent's class descriptions (num_classes strings) and joint masks
+        (num_classes×V×V, copied into ``backbone.examplar``); ``None`` keeps the current one."""
+        if masks is not None:
+            examplar = self.backbone.examplar
+            masks_t = torch.as_tensor(np.asarray(masks) if not torch.is_tensor(masks) else masks)
+            if tuple(masks_t.shape) != tuple(examplar.shape):
+                raise ValueError(f'set_agent_state: masks have shape {tuple(masks_t.shape)}, expected '
+                                 f'{tuple(examplar.shape)} (num_classes×V×V)')
+            if not torch.isfinite(masks_t.float()).all():
+                raise ValueError('set_agent_state: masks contain NaN or infinite values')
+            with torch.no_grad():
+                examplar.copy_(masks_t.to(device=examplar.device, dtype=examplar.dtype))
+        if descriptions is not None:
+            if isinstance(descriptions, str) or len(descriptions) != self.num_classes:
+                got = 'a single string' if isinstance(descriptions, str) else f'{len(descriptions)}'
+                raise ValueError(f'set_agent_state: expected {self.num_classes} class descriptions, got {got}')
+            new = [str(d) for d in descriptions]
+            if new != self.descriptions:
+                self.descriptions = new
+                self._class_embeddings = None
+
+    def text_embeddings(self, labels: torch.Tensor) -> torch.Tensor:
+        """Text embedding of the description of every label (N×dim), on the labels' device."""
+        if self.descriptions is None:
+            raise RuntimeError('RecognizerGCN: no class descriptions set; call set_agent_state(descriptions, '
+                               'masks) before training (the alignment loss needs them)')
+        if self.text_encoder is None:
+            self.init_text_encoder()
+        labels = labels.reshape(-1)
+        if self.text_encoder.trainable:
+            unique, inverse = torch.unique(labels, return_inverse=True)
+            texts = [self.descriptions[i] for i in unique.tolist()]
+            emb = self.text_encoder.encode(texts).to(labels.device)
+            return emb[inverse]
+        if self._class_embeddings is None or self._class_embeddings.device != labels.device:
+            self._class_embeddings = self.text_cache.get(self.text_encoder, self.descriptions, labels.device)
+        return self._class_embeddings[labels]
+
+    # -- forward ----------------------------------------------------------------------------------
+    def forward(self, keypoint: torch.Tensor | Sequence[torch.Tensor], label: Any = None,
+                mode: str = 'tensor', **kwargs: Any):
+        """``mode``: 'loss' (dict of losses), 'predict' (list of dicts) or 'tensor'
+        (N×Class clip-averaged scores). Extra keys of the data batch are ignored."""
+        keypoint = _as_batch(keypoint)
+        label = _as_labels(label, keypoint.device)
+        if mode == 'loss':
+            if label is None:
+                raise ValueError("RecognizerGCN: mode='loss' needs labels")
+            return self.loss(keypoint, label)
+        if mode == 'predict':
+            scores = self.predict_scores(keypoint).float().cpu()
+            labels = [None] * len(scores) if label is None else [int(x) for x in label.reshape(-1).tolist()]
+            return [dict(pred_score=s, gt_label=g) for s, g in zip(scores, labels)]
+        if mode == 'tensor':
+            return self.predict_scores(keypoint)
+        raise ValueError(f"RecognizerGCN: unknown mode {mode!r} (use 'loss', 'predict' or 'tensor')")
+
+    def loss(self, keypoint: torch.Tensor, label: torch.Tensor) -> dict[str, torch.Tensor]:
+        """keypoint N×1×M×T×V×C, label N → dict of weighted losses and accuracies."""
+        if keypoint.dim() != 6 or keypoint.shape[1] != 1:
+            raise ValueError(f'RecognizerGCN: training expects keypoint N×1×M×T×V×C, got {tuple(keypoint.shape)}')
+        keypoint = keypoint[:, 0]
+        label = label.reshape(-1)
+        if label.numel() != keypoint.shape[0]:
+            raise ValueError(f'RecognizerGCN: {label.numel()} labels for a batch of {keypoint.shape[0]}')
+        # fail before the (long) forward pass if the alignment loss cannot be computed
+        text_emb = self.text_embeddings(label)
+        mixed, mix_label, _ = skeleton_part_mix(keypoint, label, self.num_classes, self._mix_parts())
+        feat = self.backbone.extract_features(torch.cat([keypoint, mixed], dim=0))
+        cls_score, mix_score = split_mixed_batch(self.cls_head(feat))
+        clean_feat = feat[:keypoint.shape[0]]
+        local = self.backbone.local_logits(clean_feat)
+        glob = self.backbone.global_embedding(clean_feat)
+        losses = self.cls_head.loss(cls_score, label, mix_score=mix_score, mix_label=mix_label,
+                                    local_logits=local, global_embedding=glob, text_embedding=text_emb,
+                                    logit_scale=self.backbone.logit_scale)
+        self.last_train_logits = cls_score.detach()
+        self.last_train_labels = label.detach()
+        return losses
+
+    def predict_scores(self, keypoint: torch.Tensor) -> torch.Tensor:
+        """keypoint N×clips×M×T×V×C (or N×M×T×V×C) → clip-averaged scores (N×Class)."""
+        if keypoint.dim() == 5:
+            keypoint = keypoint[:, None]
+        if keypoint.dim() != 6:
+            raise ValueError(f'RecognizerGCN: test expects keypoint N×clips×M×T×V×C, got {tuple(keypoint.shape)}')
+        bs, nc = keypoint.shape[:2]
+        feat = self.backbone.extract_features(keypoint.reshape((bs * nc,) + keypoint.shape[2:]))
+        cls_score = self.cls_head(feat).reshape(bs, nc, -1)
+        return average_clip(cls_score, self.test_cfg.get('average_clips', 'prob'))
+
+    def _mix_parts(self) -> tuple[tuple[int, ...], ...]:
+        from skeletonagent.skeleton import get_layout
+        return get_layout(self.cls_head.joint_cfg).mix_parts
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def _as_batch(keypoint: Any) -> torch.Tensor:
+    if isinstance(keypoint, (list, tuple)):
+        keypoint = torch.stack([torch.as_tensor(k) for k in keypoint])
+    if not torch.is_tensor(keypoint):
+        raise TypeError(f'RecognizerGCN: keypoint must be a tensor, got {type(keypoint).__name__}')
+    return keypoint.float() if keypoint.dtype != torch.float32 else keypoint
+
+
+def _as_labels(label: Any, device: torch.device) -> torch.Tensor | None:
+    if label is None:
+        return None
+    if isinstance(label, (list, tuple)):
+        label = torch.as_tensor([int(x) for x in label])
+    label = torch.as_tensor(label)
+    return label.reshape(-1).long().to(device)
+
+
+def _drop_text_encoder_keys(module, state_dict, prefix, local_metadata) -> None:
+    for key in [k for k in state_dict if k.startswith(prefix + TEXT_ENCODER_PREFIX)]:
+        del state_dict[key]
+
+
+def _drop_foreign_text_keys(module, state_dict, prefix, local_metadata, strict, missing_keys,
+                            unexpected_keys, error_msgs) -> None:
+    """Official checkpoints carry the CLIP text tower inside the backbone; it is not part of
+    this model (the text encoder lives outside the state_dict), so those keys are ignored."""
+    for key in [k for k in state_dict
+                if k.startswith(prefix + OFFICIAL_TEXT_PREFIX) or k.startswith(prefix + TEXT_ENCODER_PREFIX)]:
+        del state_dict[key]
+
+
+def _ignore_missing_text_encoder_keys(module, incompatible_keys) -> None:
+    missing = incompatible_keys.missing_keys
+    missing[:] = [k for k in missing if not k.startswith(TEXT_ENCODER_PREFIX)]

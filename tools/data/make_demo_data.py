@@ -1,0 +1,38 @@
+#!/usr/bin/env python
+"""Write the synthetic demo dataset (PYSKL pickle, NTU 25-joint 3D skeletons).
+
+    python tools/data/make_demo_data.py --out data/demo/demo_3danno.pkl
+    python tools/data/make_demo_data.py --label-map tools/data/label_map/demo.txt
+"""
+import argparse
+from pathlib import Path
+
+from skeletonagent.datasets.synthetic import DEMO_CLASSES, ensure_demo_data
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--out', default='data/demo/demo_3danno.pkl', help='pickle to write')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--num-train-per-class', type=int, default=40)
+    parser.add_argument('--num-val-per-class', type=int, default=10)
+    parser.add_argument('--num-test-per-class', type=int, default=10)
+    parser.add_argument('--force', action='store_true', help='regenerate an existing file')
+    parser.add_argument('--label-map', help='also write the class names here, one per line')
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    path = ensure_demo_data(args.out, seed=args.seed, overwrite=args.force,
+                            num_train_per_class=args.num_train_per_class,
+                            num_val_per_class=args.num_val_per_class,
+                            num_test_per_class=args.num_test_per_class)
+    print(f'demo data: {path}')
+    if args.label_map:
+        Path(args.label_map).write_text('\n'.join(DEMO_CLASSES) + '\n', encoding='utf-8')
+        print(f'label map: {args.label_map}')
+
+
+if __name__ == '__main__':
+    main()
