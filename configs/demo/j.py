@@ -6,7 +6,7 @@ modality = 'j'
 graph = 'nturgb+d'
 work_dir = f'./work_dirs/demo/{modality}'
 num_classes = 12
-clip_len = 48
+clip_len = 32
 
 model = dict(
     type='RecognizerGCN',
@@ -63,7 +63,7 @@ data = dict(
 optimizer = dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=0.0005, nesterov=True)
 optimizer_config = dict(grad_clip=None)
 lr_config = dict(policy='CosineAnnealing', min_lr=0, by_epoch=False)
-total_epochs = 20
+total_epochs = 12
 checkpoint_config = dict(interval=1, max_keep_ckpts=3)
 evaluation = dict(interval=1, metrics=['top_k_accuracy', 'mean_class_accuracy'])
 log_config = dict(interval=10, hooks=[dict(type='TextLoggerHook')])

@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence, Union
+
+from ..utils.fileio import atomic_write_text
 
 __all__ = [
     'SEPARATOR', 'Turn', 'TranscriptError', 'transcript_filename', 'format_transcript',
@@ -133,19 +134,7 @@ def write_transcript(path: PathLike, turns: Sequence[Turn]) -> Path:
     Parent folders are created. Returns the path written.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    content = format_transcript(turns)
-    fd, tmp_name = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    try:
-        with os.fdopen(fd, 'w', encoding='utf-8', newline='\n') as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise
+    atomic_write_text(path, format_transcript(turns))
     return path
 
 

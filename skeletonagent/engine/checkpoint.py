@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copyreg
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Union
 
@@ -21,30 +20,9 @@ import torch
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.logging import HistoryBuffer
 
+from ..utils.fileio import atomic_write_bytes
+
 LATEST_LINK = 'latest.pth'
-
-
-def atomic_write_bytes(path: Union[str, Path], data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see either the old file or the new one.
-
-    Raises ``OSError`` with the path named when the disk is full or unwritable; the previous
-    file, if any, is left untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise OSError(exc.errno, f'could not write {path}: {exc.strerror or exc}') from exc
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @register_backend('atomic_local', force=True)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from mmengine.config import Config, ConfigDict, DictAction  # noqa: F401  (re-exported)
+from mmengine.config import Config
 
 from .checkpoint import ATOMIC_BACKEND_ARGS
 

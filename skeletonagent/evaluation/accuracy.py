@@ -8,7 +8,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 from mmengine.evaluator import BaseMetric
 
-from ..engine.checkpoint import atomic_write_bytes
+from ..utils.fileio import atomic_write_bytes
 from ..registry import METRICS
 from .functional import confusion_matrix, mean_class_accuracy, top_k_accuracy
 
