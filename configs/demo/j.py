@@ -16,7 +16,7 @@ model = dict(
         base_channels=16, num_stages=6, inflate_stages=[3, 5], down_stages=[3, 5],
         text_dim=384, text_key='MiniLM',
         tcn_ms_cfg=[(3, 1), (3, 2), (3, 3), (3, 4), ('max', 3), '1x1'],
-        graph_cfg=dict(layout=graph, mode='random', num_filter=4, init_off=.04, init_std=.02)),
+        graph_cfg=dict(layout=graph, mode='spatial')),
     cls_head=dict(
         type='SimpleHead', joint_cfg=graph, num_classes=num_classes, in_channels=64,
         work_dir=work_dir, interval_epoch=5, weight_1=0.2, weight_2=0.5),
@@ -53,7 +53,7 @@ test_pipeline = [
     dict(type='ToTensor', keys=['keypoint'])
 ]
 data = dict(
-    videos_per_gpu=16,
+    videos_per_gpu=32,
     workers_per_gpu=1,
     test_dataloader=dict(videos_per_gpu=8),
     train=dict(type=dataset_type, ann_file=ann_file, pipeline=train_pipeline, split='train'),
@@ -63,7 +63,7 @@ data = dict(
 optimizer = dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=0.0005, nesterov=True)
 optimizer_config = dict(grad_clip=None)
 lr_config = dict(policy='CosineAnnealing', min_lr=0, by_epoch=False)
-total_epochs = 12
+total_epochs = 30
 checkpoint_config = dict(interval=1, max_keep_ckpts=3)
 evaluation = dict(interval=1, metrics=['top_k_accuracy', 'mean_class_accuracy'])
 log_config = dict(interval=10, hooks=[dict(type='TextLoggerHook')])
