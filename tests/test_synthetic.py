@@ -206,8 +206,8 @@ def test_classes_are_learnable_but_not_trivial():
 
 # ----------------------------------------------------------------------------- files
 def test_ensure_demo_data_writes_once(tmp_path, monkeypatch):
-    path = ensure_demo_data(tmp_path / 'sub' / 'demo.pkl', num_train_per_class=2,
-                            num_val_per_class=1, num_test_per_class=1)
+    sizes = dict(num_train_per_class=2, num_val_per_class=1, num_test_per_class=1)
+    path = ensure_demo_data(tmp_path / 'sub' / 'demo.pkl', **sizes)
     assert path == tmp_path / 'sub' / 'demo.pkl' and path.is_file()
     assert os.listdir(path.parent) == ['demo.pkl']               # no temp file left behind
     content = path.read_bytes()
@@ -216,12 +216,43 @@ def test_ensure_demo_data_writes_once(tmp_path, monkeypatch):
         raise AssertionError('regenerated an existing file')
 
     monkeypatch.setattr(synthetic, 'make_demo_annotations', boom)
-    assert ensure_demo_data(path, num_train_per_class=2) == path
+    assert ensure_demo_data(path, **sizes) == path
     assert path.read_bytes() == content
     with pytest.raises(AssertionError, match='regenerated'):
         ensure_demo_data(path, overwrite=True)
     assert path.read_bytes() == content                          # failed write left it alone
     assert os.listdir(path.parent) == ['demo.pkl']
+
+
+def test_ensure_demo_data_replaces_stale_demo_files_only(tmp_path, monkeypatch):
+    small = dict(num_train_per_class=1, num_val_per_class=1, num_test_per_class=1)
+    path = ensure_demo_data(tmp_path / 'demo.pkl', **small)
+    meta = pickle.loads(path.read_bytes())['meta']
+    assert meta['version'] == synthetic.DEMO_DATA_VERSION and meta['seed'] == 0
+
+    ensure_demo_data(path, seed=4, **small)                       # other arguments: rewritten
+    assert pickle.loads(path.read_bytes())['meta']['seed'] == 4
+
+    monkeypatch.setattr(synthetic, 'DEMO_DATA_VERSION', synthetic.DEMO_DATA_VERSION + 1)
+    ensure_demo_data(path, seed=4, **small)                       # newer generator: rewritten
+    assert pickle.loads(path.read_bytes())['meta']['version'] == synthetic.DEMO_DATA_VERSION
+
+    old = pickle.loads(path.read_bytes())                         # a file from before 'meta'
+    del old['meta']
+    path.write_bytes(pickle.dumps(old))
+    ensure_demo_data(path, seed=4, **small)
+    assert 'meta' in pickle.loads(path.read_bytes())
+
+    foreign = tmp_path / 'ntu60_3danno.pkl'
+    foreign.write_bytes(pickle.dumps(dict(split={}, annotations=[])))
+    with pytest.raises(DataError, match='not a demo data file'):
+        ensure_demo_data(foreign)
+    assert pickle.loads(foreign.read_bytes()) == dict(split={}, annotations=[])
+    garbage = tmp_path / 'garbage.pkl'
+    garbage.write_bytes(b'not a pickle')
+    with pytest.raises(DataError, match='cannot be read'):
+        ensure_demo_data(garbage)
+    assert ensure_demo_data(garbage, overwrite=True, **small) == garbage
 
 
 def test_demo_file_loads_in_pose_dataset(tmp_path):

@@ -8,7 +8,7 @@ classes move the joints their names say, and come in pairs that differ only subt
 right, raise vs wave, nod vs shake, squat vs jump) so a model confuses them early on.
 
 Per-sample variation: length (30-80 frames), timing, number of cycles, amplitude, body
-size, rest-pose jitter, idle arm sway and body sway, rotation about the vertical axis,
+size, rest-pose jitter, idle arm sway and body sway, rotation about the vertical axis (±30°),
 camera height and tilt, position, sensor noise, and a second (idle) person in some samples.
 Coordinates are metres in Kinect camera space (y up, z away from the camera), like NTU after
 PYSKL's preprocessing. Everything is vectorised over frames and deterministic under ``seed``.
@@ -29,11 +29,17 @@ import numpy as np
 
 from skeletonagent.skeleton import get_layout
 
-__all__ = ['DEMO_CLASSES', 'DEMO_LAYOUT', 'REST_POSES', 'make_demo_annotations',
-           'ensure_demo_data']
+from .errors import DataError
+from .pose_dataset import load_annotation_file
+
+__all__ = ['DEMO_CLASSES', 'DEMO_LAYOUT', 'DEMO_DATA_VERSION', 'REST_POSES',
+           'make_demo_annotations', 'ensure_demo_data']
 
 #: Layout of the demo skeletons.
 DEMO_LAYOUT = 'nturgb+d'
+
+#: Bumped whenever the generated data changes, so stale demo files get regenerated.
+DEMO_DATA_VERSION = 2
 
 #: Demo action names; label ``i`` is ``DEMO_CLASSES[i]``.
 DEMO_CLASSES: tuple[str, ...] = (
@@ -228,7 +234,7 @@ def _kick_leg(side: int, s: np.ndarray, rng: np.random.Generator) -> Motion:
 def _nod_head(s: np.ndarray, rng: np.random.Generator) -> Motion:
     env = _hold(s, 0.15)
     cycles = rng.uniform(1.5, 3.5)
-    pitch = _deg(rng.uniform(25, 40)) * env * 0.5 * (1 - np.cos(2 * np.pi * cycles * s))
+    pitch = _deg(rng.uniform(30, 45)) * env * 0.5 * (1 - np.cos(2 * np.pi * cycles * s))
     # The upper back bends along a little (moving the neck forward); the arms keep hanging.
     rotations = {'neck': _rot('x', pitch), 'spine': _rot('x', 0.4 * pitch)}
     for arm in ('left', 'right'):
@@ -238,7 +244,7 @@ def _nod_head(s: np.ndarray, rng: np.random.Generator) -> Motion:
 
 def _shake_head(s: np.ndarray, rng: np.random.Generator) -> Motion:
     env = _hold(s, 0.15)
-    yaw = _deg(rng.uniform(30, 50)) * env * np.sin(
+    yaw = _deg(rng.uniform(35, 55)) * env * np.sin(
         2 * np.pi * rng.uniform(2, 4) * s + rng.uniform(0, 2 * np.pi))
     # A slight tilt towards the side the face turns to (the head joint sits close to the
     # neck's vertical axis, so a pure turn would hardly move it), and the shoulders turn a
@@ -332,7 +338,7 @@ def _idle_rotations(num_frames: int, rng: np.random.Generator) -> dict[str, np.n
     u = np.linspace(0.0, 1.0, num_frames)
     rotations = {}
     for arm in ('left', 'right'):
-        sway = _deg(rng.uniform(2, 8)) * np.sin(
+        sway = _deg(rng.uniform(1, 5)) * np.sin(
             2 * np.pi * rng.uniform(0.3, 1.2) * u + rng.uniform(0, 2 * np.pi))
         rotations[f'{arm} shoulder'] = _rot('x', sway) @ _rot('z', _deg(rng.uniform(-4, 4))
                                                               * np.ones_like(u))
@@ -378,7 +384,7 @@ def _make_sample(rig: _Rig, label: int, rng: np.random.Generator,
     camera = _rot('x', np.array([_deg(rng.uniform(-6, 6))]))[0]
     main_position = np.array([rng.uniform(-0.5, 0.5), floor_y, rng.uniform(2.3, 3.6)])
     people = [_place(_person(rig, DEMO_CLASSES[label], num_frames, rng),
-                     yaw=_deg(rng.uniform(-45, 45)), position=main_position, camera=camera)]
+                     yaw=_deg(rng.uniform(-30, 30)), position=main_position, camera=camera)]
     if rng.random() < second_person_prob:
         offset = np.array([rng.choice([-1, 1]) * rng.uniform(0.8, 1.4), 0.0,
                            rng.uniform(-0.4, 0.6)])
@@ -390,6 +396,10 @@ def _make_sample(rig: _Rig, label: int, rng: np.random.Generator,
     return keypoint.astype(np.float32)
 
 
+def _demo_meta(**params) -> dict:
+    return dict(generator=__name__, version=DEMO_DATA_VERSION, layout=DEMO_LAYOUT, **params)
+
+
 def make_demo_annotations(*, num_train_per_class: int = 40, num_val_per_class: int = 10,
                           num_test_per_class: int = 10, seed: int = 0,
                           second_person_prob: float = 0.3) -> dict:
@@ -397,10 +407,11 @@ def make_demo_annotations(*, num_train_per_class: int = 40, num_val_per_class: i
 
     Returns:
         ``dict(split=dict(train=[...], val=[...], test=[...]), annotations=[...],
-        classes=list(DEMO_CLASSES))``; each annotation holds ``frame_dir``, ``label``
-        (index into :data:`DEMO_CLASSES`), ``total_frames`` and ``keypoint``
-        (float32, M×T×25×3 with M 1 or 2). Sample ``(split, label, i)`` depends only on
-        ``seed`` and those three, so changing one split's size leaves the others alone.
+        classes=list(DEMO_CLASSES), meta=dict(generator, version, layout, <arguments>))``;
+        each annotation holds ``frame_dir``, ``label`` (index into :data:`DEMO_CLASSES`),
+        ``total_frames`` and ``keypoint`` (float32, M×T×25×3 with M 1 or 2). Sample
+        ``(split, label, i)`` depends only on ``seed`` and those three, so changing one
+        split's size leaves the others alone.
     """
     rig = _Rig(DEMO_LAYOUT)
     sizes = {'train': num_train_per_class, 'val': num_val_per_class,
@@ -416,23 +427,51 @@ def make_demo_annotations(*, num_train_per_class: int = 40, num_val_per_class: i
                 splits[split].append(frame_dir)
                 annotations.append(dict(frame_dir=frame_dir, label=label,
                                         total_frames=keypoint.shape[1], keypoint=keypoint))
-    return dict(split=splits, annotations=annotations, classes=list(DEMO_CLASSES))
+    meta = _demo_meta(seed=seed, num_train_per_class=num_train_per_class,
+                      num_val_per_class=num_val_per_class, num_test_per_class=num_test_per_class,
+                      second_person_prob=second_person_prob)
+    return dict(split=splits, annotations=annotations, classes=list(DEMO_CLASSES), meta=meta)
+
+
+def _is_current(path: Path, wanted_meta: dict) -> bool:
+    """Whether the demo file at ``path`` was made by this generator version with these
+    arguments; False for an older demo file; DataError for a file that is no demo file."""
+    try:
+        data = load_annotation_file(path)
+    except DataError as error:
+        raise DataError(f'exists but cannot be read ({error.message}); delete it or pass '
+                        'overwrite=True to regenerate the demo data', file=path) from error
+    if isinstance(data, dict) and isinstance(data.get('meta'), dict) \
+            and data['meta'].get('generator') == __name__:
+        return data['meta'] == wanted_meta
+    if isinstance(data, dict) and data.get('classes') == list(DEMO_CLASSES):
+        return False                   # written before files carried a version
+    raise DataError('exists and is not a demo data file; refusing to replace it (delete it or '
+                    'pass overwrite=True)', file=path)
 
 
 def ensure_demo_data(path: str | os.PathLike, *, num_train_per_class: int = 40,
                      num_val_per_class: int = 10, num_test_per_class: int = 10,
                      seed: int = 0, overwrite: bool = False) -> Path:
-    """Write the demo pickle to ``path`` unless it exists (or ``overwrite``); return the path.
+    """Write the demo pickle to ``path`` unless it is already there; return the path.
+
+    An existing file is kept when it holds the demo data for these arguments from this
+    version of the generator (its ``meta``), and regenerated when it is an older or
+    differently sized demo file. ``overwrite`` regenerates unconditionally.
 
     The write is atomic (a temporary file in the same folder, then a rename), so concurrent
     callers (one per rank) and interrupted runs never leave a half-written file behind.
+
+    Raises:
+        DataError: when ``path`` holds something other than demo data (it is left alone).
     """
     path = Path(path).expanduser().absolute()
-    if path.exists() and not overwrite:
+    params = dict(seed=seed, num_train_per_class=num_train_per_class,
+                  num_val_per_class=num_val_per_class, num_test_per_class=num_test_per_class,
+                  second_person_prob=0.3)
+    if path.exists() and not overwrite and _is_current(path, _demo_meta(**params)):
         return path
-    data = make_demo_annotations(num_train_per_class=num_train_per_class,
-                                 num_val_per_class=num_val_per_class,
-                                 num_test_per_class=num_test_per_class, seed=seed)
+    data = make_demo_annotations(**params)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
     try:
