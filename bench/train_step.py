@@ -30,7 +30,7 @@ def child(args: argparse.Namespace) -> None:
 
     import _common as C
 
-    tuned = args.malloc == 'tuned' and C.tune_malloc()
+    tuned = 'glibc.malloc.trim_threshold' in os.environ.get('GLIBC_TUNABLES', '')
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model = C.build_ntu_model(args.variants, args.device)
@@ -65,7 +65,7 @@ def main() -> None:
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--malloc', choices=('tuned', 'default'), default='tuned',
-                        help='tuned: keep freed memory in the heap (see _common.tune_malloc)')
+                        help='tuned: glibc keeps freed memory for reuse (see _common.MALLOC_TUNABLES)')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--child', action='store_true', help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -76,11 +76,12 @@ def main() -> None:
 
     print(f'official: {OFFICIAL_STEP_S:.1f} s/step, peak {OFFICIAL_PEAK_GB:.1f} GB '
           f'(targets for the frozen default: <= {0.6 * OFFICIAL_STEP_S:.2f} s, <= {OFFICIAL_PEAK_GB / 2:.2f} GB)')
+    print(f'malloc: {args.malloc}, threads: {args.threads}, device: {args.device}')
     print(f'{"variant":16s} {"median s":>9s} {"x official":>10s} {"peak GB":>8s}  steps (s)')
     for variant in args.variants.split(','):
         res = C.run_child(__file__, ['--variants', variant, '--steps', str(args.steps), '--warmup', str(args.warmup),
                                      '--threads', str(args.threads), '--malloc', args.malloc,
-                                     '--device', args.device])
+                                     '--device', args.device], env=C.malloc_env(args.malloc))
         peak = res.get('cuda_peak_gb', res['peak_gb'])
         print(f'{variant:16s} {res["median_s"]:9.2f} {res["median_s"] / OFFICIAL_STEP_S:10.2f} {peak:8.2f}  '
               f'{res["times"]}', flush=True)

@@ -57,6 +57,17 @@ def reference_mstcn_unit(m: MSTCNUnit, x: torch.Tensor) -> torch.Tensor:
     return m.bn(m.transform(feat))
 
 
+def _graph_names(t: torch.Tensor) -> set[str]:
+    """Names of the autograd nodes behind ``t``."""
+    nodes, stack = set(), [t.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is not None and node not in nodes:
+            nodes.add(node)
+            stack.extend(fn for fn, _ in node.next_functions)
+    return {node.name() for node in nodes}
+
+
 def _randomize(module: nn.Module) -> None:
     with torch.no_grad():
         for name, p in module.named_parameters():
@@ -85,6 +96,7 @@ def test_units_match_official_forward_and_gradients(cin, cout, stride, channels_
     ours = tcn(gcn(x_ours))
     ref = reference_mstcn_unit(tcn_ref, reference_gcn_unit(gcn_ref, x_ref))
     assert ours.shape == (3, cout, 12 // stride, 25)
+    assert {'_GraphConvBackward', '_BNReLUBranchesBackward', '_BNReLUConvBackward'} <= _graph_names(ours)
     torch.testing.assert_close(ours, ref, atol=2e-5, rtol=1e-4)
     grad = torch.randn_like(ref)
     ours.backward(grad)
@@ -105,6 +117,30 @@ def test_units_match_official_forward_and_gradients(cin, cout, stride, channels_
         ours = tcn(gcn(x_ours))
         ref = reference_mstcn_unit(tcn_ref, reference_gcn_unit(gcn_ref, x_ref))
     torch.testing.assert_close(ours, ref, atol=2e-5, rtol=1e-4)
+
+
+def test_units_with_other_norm_layers_take_the_plain_path():
+    """Units whose BNs are not plain BatchNorm2d (e.g. converted to SyncBN) use module-by-module
+    code: same results, and no fused kernel that would compute local batch statistics."""
+    class OtherBN(nn.BatchNorm2d):
+        pass
+
+    torch.manual_seed(0)
+    gcn, tcn = GCNUnit(8, 8, torch.rand(3, 25, 25)), MSTCNUnit(8, 8)
+    for unit in (gcn, tcn):
+        for name, mod in list(unit.named_modules()):
+            for child_name, child in list(mod.named_children()):
+                if type(child) is nn.BatchNorm2d:
+                    setattr(mod, child_name, OtherBN(child.num_features))
+    _randomize(gcn)
+    _randomize(tcn)
+    gcn_ref, tcn_ref = copy.deepcopy(gcn), copy.deepcopy(tcn)
+    x = torch.randn(2, 8, 6, 25, requires_grad=True)
+    ours = tcn(gcn(x))
+    ref = reference_mstcn_unit(tcn_ref, reference_gcn_unit(gcn_ref, x))
+    torch.testing.assert_close(ours, ref, atol=2e-5, rtol=1e-4)
+    names = _graph_names(ours)
+    assert not any('BNReLU' in name or 'GraphConv' in name for name in names), names
 
 
 # -- configs -------------------------------------------------------------------------------------
@@ -183,7 +219,8 @@ def test_official_ntu_parameter_count_and_keys():
         'backbone.gcn.0.tcn.add_coeff': (25,), 'backbone.gcn.0.tcn.branches.0.0.weight': (16, 96, 1, 1),
         'backbone.gcn.0.tcn.branches.0.1.num_batches_tracked': (),
         'backbone.gcn.0.tcn.branches.3.3.conv.weight': (16, 16, 3, 1),
-        'backbone.gcn.0.tcn.branches.4.0.weight': (16, 96, 1, 1), 'backbone.gcn.0.tcn.branches.5.weight': (16, 96, 1, 1),
+        'backbone.gcn.0.tcn.branches.4.0.weight': (16, 96, 1, 1),
+        'backbone.gcn.0.tcn.branches.5.weight': (16, 96, 1, 1),
         'backbone.gcn.0.tcn.transform.0.weight': (96,), 'backbone.gcn.0.tcn.transform.2.weight': (96, 96, 1, 1),
         'backbone.gcn.0.tcn.bn.running_mean': (96,),
         'backbone.gcn.3.gcn.down.0.weight': (192, 96, 1, 1), 'backbone.gcn.3.gcn.down.1.weight': (192,),

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from skeletonagent.models.text import CLIP, MiniLM, TextEmbeddingCache, texts_digest
 from skeletonagent.registry import TEXT_ENCODERS

@@ -194,10 +194,12 @@ class _GCNModuleBase(nn.Module):
     def extract_features(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        """x: N×M×T×V×C → (features N×M×C'×T'×V, local logits, global embedding)."""
+    def forward(self, x: torch.Tensor, with_aux: bool | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """x: N×M×T×V×C → (features N×M×C'×T'×V, local logits, global embedding); the branches
+        are skipped (None) when ``with_aux`` is False (default: ``self.compute_aux``)."""
         feat = self.extract_features(x)
-        if not self.compute_aux:
+        if not (self.compute_aux if with_aux is None else with_aux):
             return feat, None, None
         return feat, self.local_logits(feat), self.global_embedding(feat)
 

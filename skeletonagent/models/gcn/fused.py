@@ -1,14 +1,18 @@
-"""Memory-saving training kernels: BatchNorm → ReLU → consumer, with the activation recomputed.
+"""Memory-saving training kernels: ``BN → ReLU → op`` with the activation recomputed in backward.
 
 In the official units every ``BN → ReLU → op`` keeps two full-size tensors for backward (the
 BN input and the ReLU output, which the next op saves). The autograd functions here keep only
-the BN input and the batch statistics, and recompute ``relu(bn(x))`` (one cheap elementwise
-pass) during backward. Forward values are those of ``F.batch_norm`` + ``relu`` + the op;
-gradients are the same functions evaluated with aten's own backward kernels. Running
-statistics are updated exactly once, in forward, as ``nn.BatchNorm2d`` does.
+the BN input and the batch statistics and recompute ``relu(bn(x))`` (one elementwise pass)
+during backward:
 
-Only used when autograd is recording and the modules are in training mode; evaluation uses
-plain ops.
+* :func:`graph_conv`: the graph unit's pre 1×1 conv → BN → ReLU → per-channel joint mixing →
+  post 1×1 conv (the mixing matrices and the mixed tensor are recomputed too);
+* :func:`bn_relu_branches`: the multi-scale TCN's BN → ReLU → temporal conv / max-pool branches;
+* :func:`bn_relu_conv`: the TCN's ``transform`` (BN → ReLU → 1×1 conv).
+
+Forward values are those of the module ops; gradients are the same functions evaluated with
+aten's own backward kernels. Running statistics are updated exactly once, in forward, as
+``nn.BatchNorm2d`` does. Only used when autograd records and the units are in training mode.
 """
 from __future__ import annotations
 
@@ -92,81 +96,106 @@ def _channels_last_like(x: torch.Tensor) -> bool:
     return x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
 
 
-# -- GCN unit: BN → ReLU → per-channel joint mixing → post 1×1 convolution -------------------
+# -- GCN unit: pre 1×1 conv → BN → ReLU → per-channel joint mixing → post 1×1 conv -----------
+def _rows(x: torch.Tensor) -> torch.Tensor:
+    """N×C×T×V → N×C×(T·V) view (contiguous or channels-last input)."""
+    return x.flatten(2)
+
+
 class _GraphConv(torch.autograd.Function):
-    """``post(relu(bn(p)) ⊛ (shared + alpha·tanh(x1_v - x2_w)))``, where ``⊛`` mixes the joints of
-    every (sample, subset, channel) by its own V×V matrix. Saves ``p`` and the small inputs only;
-    the activation, the N×K×C×V×V mixing matrices and the mixed tensor are recomputed."""
+    """``post(relu(bn(pre(x))) ⊛ (shared + alpha·tanh(x1_v - x2_w)))``, where ``⊛`` mixes the
+    joints of every (sample, subset, channel) by its own V×V matrix.
+
+    The 1×1 convolutions run as matrix products that read channels-last ``x`` and write the
+    N×K×C×T×V rows the joint mixing needs, and back, so no layout copies are made. Only the
+    pre-BN activation and small tensors are saved; the activation, the N×K×C×V×V mixing
+    matrices and the mixed tensor are recomputed in backward.
+    """
 
     @staticmethod
-    def forward(ctx, p, bn_weight, bn_bias, shared, x1, x2, alpha, post_weight, post_bias, group,
-                channels_last):
-        n, kc, t, v = p.shape
-        k = x1.shape[1]
+    def forward(ctx, x, pre_weight, pre_bias, bn_weight, bn_bias, shared, x1, x2, alpha, post_weight, post_bias,
+                group):
+        n, cin, t, v = x.shape
+        k, c = x1.shape[1], x1.shape[2]
+        p = torch.matmul(pre_weight.view(k * c, cin), _rows(x)).add_(pre_bias.view(-1, 1)).view(n, k * c, t, v)
         h, save_mean, save_invstd = group.forward_train(p, bn_weight, bn_bias)
-        h5 = h.relu_().contiguous().view(n, k, kc // k, t, v)
-        del h
         mixing = torch.addcmul(shared, _tanh_diff(x1, x2), alpha)
-        y = torch.matmul(h5, mixing).view(n, kc, t, v)
-        del h5, mixing
-        if channels_last:
-            y = y.contiguous(memory_format=torch.channels_last)
-        out = F.conv2d(y, post_weight, post_bias)
-        ctx.save_for_backward(p, bn_weight, bn_bias, save_mean, save_invstd, shared, x1, x2, alpha,
+        y = torch.matmul(h.relu_().view(n, k, c, t, v), mixing)
+        del h, mixing
+        out = _post_matmul(y.view(n, k * c, t * v), post_weight, post_bias, x, t, v)
+        ctx.save_for_backward(x, pre_weight, p, bn_weight, bn_bias, save_mean, save_invstd, shared, x1, x2, alpha,
                               post_weight, post_bias)
         ctx.eps = group.eps
-        ctx.channels_last = channels_last
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out):
-        (p, bn_weight, bn_bias, save_mean, save_invstd, shared, x1, x2, alpha,
+        (x, pre_weight, p, bn_weight, bn_bias, save_mean, save_invstd, shared, x1, x2, alpha,
          post_weight, post_bias) = ctx.saved_tensors
-        n, kc, t, v = p.shape
-        k = x1.shape[1]
+        n, cin, t, v = x.shape
+        k, c = x1.shape[1], x1.shape[2]
+        cout = post_weight.shape[0]
         h = _recompute_bn_relu(p, bn_weight, bn_bias, save_mean, save_invstd)
-        h5 = h.contiguous().view(n, k, kc // k, t, v)
+        h5 = h.view(n, k, c, t, v)
         inter = _tanh_diff(x1, x2)
         mixing = torch.addcmul(shared, inter, alpha)
-        y = torch.matmul(h5, mixing).view(n, kc, t, v)
-        if ctx.channels_last:
-            y = y.contiguous(memory_format=torch.channels_last)
-        grad_y, grad_pw, grad_pb = torch.ops.aten.convolution_backward(
-            grad_out, y, post_weight, [post_bias.shape[0]], [1, 1], [0, 0], [1, 1], False, [0, 0], 1,
-            [True, True, True])
+        y = torch.matmul(h5, mixing).view(n, k * c, t * v)
+        # post 1×1 conv
+        g_rows = _rows(grad_out)                                             # N × Cout × TV
+        grad_post_w = torch.matmul(g_rows, y.transpose(1, 2)).sum(0).view_as(post_weight)
+        grad_post_b = grad_out.sum((0, 2, 3))
         del y
-        g5 = grad_y.contiguous().view(n, k, kc // k, t, v)
-        del grad_y
-        grad_mixing = torch.matmul(h5.transpose(-1, -2), g5)               # N K C V W
-        del h5
-        grad_h = torch.matmul(g5, mixing.transpose(-1, -2)).view(n, kc, t, v)
-        del g5, mixing
-        if _channels_last_like(p):
-            grad_h = grad_h.contiguous(memory_format=torch.channels_last)
+        grad_y = torch.matmul(post_weight.view(cout, k * c).t(), g_rows).view(n, k, c, t, v)
+        # joint mixing
+        grad_mixing = torch.matmul(h5.transpose(-1, -2), grad_y)            # N K C V W
+        grad_h = torch.matmul(grad_y, mixing.transpose(-1, -2)).view(n, k * c, t, v)
+        del grad_y, mixing, h5
         grad_h = torch.ops.aten.threshold_backward(grad_h, h, 0)
         del h
         grad_p, grad_w, grad_b = _bn_backward(grad_h, p, bn_weight, save_mean, save_invstd, ctx.eps)
         del grad_h
+        # pre 1×1 conv
+        gp_rows = grad_p.view(n, k * c, t * v)
+        x_rows = _rows(x)
+        grad_pre_w = torch.matmul(gp_rows, x_rows.transpose(1, 2)).sum(0).view_as(pre_weight)
+        grad_pre_b = gp_rows.sum((0, 2))
+        w_pre = pre_weight.view(k * c, cin)
+        if _channels_last_like(x):
+            grad_x = torch.matmul(gp_rows.transpose(1, 2), w_pre).view(n, t, v, cin).permute(0, 3, 1, 2)
+        else:
+            grad_x = torch.matmul(w_pre.t(), gp_rows).view(n, cin, t, v)
+        del grad_p, gp_rows
         grad_shared = grad_mixing.sum(2, keepdim=True)
         grad_alpha = (grad_mixing * inter).sum().reshape(alpha.shape)
         # d tanh(x1_v - x2_w) = (1 - tanh²)·(dx1_v - dx2_w)
         grad_diff = grad_mixing.mul_(alpha).mul_(1 - inter * inter)
         grad_x1 = grad_diff.sum(-1)
         grad_x2 = grad_diff.sum(-2).neg_()
-        return (grad_p, grad_w, grad_b, grad_shared, grad_x1, grad_x2, grad_alpha, grad_pw, grad_pb,
-                None, None)
+        return (grad_x, grad_pre_w, grad_pre_b, grad_w, grad_b, grad_shared, grad_x1, grad_x2, grad_alpha,
+                grad_post_w, grad_post_b, None)
+
+
+def _post_matmul(y_rows: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, like: torch.Tensor, t: int,
+                 v: int) -> torch.Tensor:
+    """1×1 convolution of N×C×(T·V) rows, in the memory format of ``like``."""
+    n = y_rows.shape[0]
+    w = weight.view(weight.shape[0], -1)
+    if _channels_last_like(like):
+        out = torch.matmul(y_rows.transpose(1, 2), w.t()).add_(bias)       # N × TV × Cout
+        return out.view(n, t, v, -1).permute(0, 3, 1, 2)
+    return torch.matmul(w, y_rows).add_(bias.view(-1, 1)).view(n, -1, t, v)
 
 
 def _tanh_diff(x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
     return (x1.unsqueeze(-1) - x2.unsqueeze(-2)).tanh_()
 
 
-def graph_conv(p: torch.Tensor, bn: nn.BatchNorm2d, shared: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor,
-               alpha: torch.Tensor, post: nn.Conv2d, channels_last: bool) -> torch.Tensor:
-    """Training-mode GCN core (see :class:`GCNUnit`): BN → ReLU → joint mixing → ``post`` conv."""
-    return _GraphConv.apply(p, bn.weight, bn.bias, shared, x1, x2, alpha, post.weight, post.bias, BNGroup([bn]),
-                            channels_last)
+def graph_conv(x: torch.Tensor, pre: nn.Conv2d, bn: nn.BatchNorm2d, shared: torch.Tensor, x1: torch.Tensor,
+               x2: torch.Tensor, alpha: torch.Tensor, post: nn.Conv2d) -> torch.Tensor:
+    """Training-mode GCN core (see :class:`GCNUnit`): pre conv → BN → ReLU → joint mixing → post conv."""
+    return _GraphConv.apply(x, pre.weight, pre.bias, bn.weight, bn.bias, shared, x1, x2, alpha, post.weight,
+                            post.bias, BNGroup([bn]))
 
 
 # -- multi-scale TCN: BN → ReLU → temporal convolutions / max-pool, per branch ----------------

@@ -1,19 +1,21 @@
 """Building blocks of the SkeletonAgent GCN: the dynamic graph unit and the multi-scale TCN.
 
-Parameter names and shapes follow the official ``gcn_unit`` / ``mstcn_unit`` / ``base_tcn`` so
-official checkpoints load unchanged. The forward passes compute the same function as the
-official ones, with the work reorganised for speed and memory:
+Parameter names and shapes follow the official ``gcn_unit`` / ``mstcn_unit`` / ``base_tcn``, so
+official checkpoints load unchanged, and the forward passes compute the same functions (checked
+against a literal re-statement of the official code in ``tests/test_models.py``). The work is
+reorganised for speed and memory:
 
-* ``GCNUnit``: ``conv1``/``conv2`` are 1×1 convolutions followed by a temporal mean, so they
-  are applied to the temporal mean (T times fewer multiply-adds); the three graph terms
-  (learned ``A``, ``alpha·tanh(x1_v - x2_w)``, ``beta·softmax(x1ᵀx2)``) are summed into one
-  N×K×C×V×V tensor in two ops and contracted with one batched matmul.
-* ``MSTCNUnit``: the official unit appends the joint mean as an extra "joint" (V+1 columns)
-  to its input and runs every branch on it. All branch entry 1×1 convolutions are fused into
-  one convolution on the V real joints; the extra column is the joint mean of that output
-  (a 1×1 conv commutes with the mean), so the input is never copied. Batch-norm statistics
-  in training still see the V+1 columns, as in the official unit. In eval mode the extra
-  column runs through the branches separately, with no concatenation at all.
+* activations run channels-last (N×C×T×V with C innermost), the layout oneDNN's 1×1
+  convolutions are fastest in; the joint mixing works on N×K×C×T×V rows, and the 1×1
+  convolutions around it run as matrix products that read and write both layouts directly;
+* ``conv1``/``conv2`` of the graph unit are applied to the temporal mean of their input (a 1×1
+  conv commutes with the mean: T times fewer multiply-adds than the official code);
+* the multi-scale TCN's branch entry convolutions are fused into one, and the joint-mean
+  ("global") column is the joint mean of their output rather than a copy of the input;
+* training: ``BN → ReLU → op`` chains run through the kernels of :mod:`.fused`, which keep only
+  the BN input for backward and recompute the rest (about a third less activation memory);
+* inference: batch norms are folded into the convolutions around them, and the joint-mean
+  column goes through the TCN branches on its own (no V+1 concatenation).
 """
 from __future__ import annotations
 
@@ -146,40 +148,51 @@ class GCNUnit(nn.Module):
         return torch.addcmul(shared, inter, self.alpha[0])
 
     def _fast_path(self) -> bool:
-        return (type(self.pre[1]) is nn.BatchNorm2d and type(self.bn) is nn.BatchNorm2d
-                and type(self.act) is nn.ReLU and (self.down is None or type(self.down[1]) is nn.BatchNorm2d))
+        """Plain BatchNorm2d + ReLU units (the official ones) take the optimised paths."""
+        bns = [self.pre[1], self.bn] + ([] if self.down is None else [self.down[1]])
+        return (type(self.act) is nn.ReLU and all(type(bn) is nn.BatchNorm2d and bn.track_running_stats
+                                                  for bn in bns))
 
     def forward(self, x: torch.Tensor, A: torch.Tensor | None = None) -> torch.Tensor:
-        n, _, t, v = x.shape
-        k, c = self.num_subsets, self.mid_channels
-        channels_last = _is_channels_last(x)
         fast = self._fast_path()
         if fast and self.bn.training and torch.is_grad_enabled() and self.inter_act == 'tanh':
             # training: only the BN input of `pre` is kept for backward (see fused.py)
             x1, x2, shared = self._projections(x)
-            out = self.bn(graph_conv(self.pre[0](x), self.pre[1], shared, x1, x2, self.alpha[0], self.post,
-                                     channels_last))
+            out = self.bn(graph_conv(x, self.pre[0], self.pre[1], shared, x1, x2, self.alpha[0], self.post))
             res = x if self.down is None else self.down(x)
-            return _apply_act(self.act, out.add_(res))
+            return F.relu_(out.add_(res))   # BN's backward needs its input, not its output
         shared, inter = self._mixing_terms(x)
         if fast and not self.bn.training:
-            # inference: batch norms folded into the convolutions
-            h = F.conv2d(x, *_fold_conv_bn(self.pre[0], self.pre[1])).relu_()
-            y = torch.matmul(h.contiguous().view(n, k, c, t, v), torch.addcmul(shared, inter, self.alpha[0]))
-            y = y.view(n, k * c, t, v)
-            if channels_last:
-                y = y.contiguous(memory_format=torch.channels_last)
-            out = F.conv2d(y, *_fold_conv_bn(self.post, self.bn))
-            res = x if self.down is None else F.conv2d(x, *_fold_conv_bn(self.down[0], self.down[1]))
+            return self._forward_eval(x, shared, inter)
+        n, _, t, v = x.shape
+        k, c = self.num_subsets, self.mid_channels
+        h = self.pre(x).contiguous().view(n, k, c, t, v)
+        y = torch.matmul(h, torch.addcmul(shared, inter, self.alpha[0])).view(n, k * c, t, v)
+        if _is_channels_last(x):
+            y = y.contiguous(memory_format=torch.channels_last)
+        out = self.bn(self.post(y))
+        res = x if self.down is None else self.down(x)
+        return _apply_act(self.act, out.add_(res))
+
+    def _forward_eval(self, x: torch.Tensor, shared: torch.Tensor, inter: torch.Tensor) -> torch.Tensor:
+        """Inference: batch norms folded into the 1×1 convolutions, which run as matrix products
+        reading channels-last ``x`` and writing the N×K×C×T×V rows the joint mixing needs (and
+        back), so no layout copies are made."""
+        n, cin, t, v = x.shape
+        k, c = self.num_subsets, self.mid_channels
+        x_rows = x.flatten(2)                                    # N × Cin × TV (a view when possible)
+        w_pre, b_pre = _fold_conv_bn(self.pre[0], self.pre[1])
+        h = torch.matmul(w_pre.view(k * c, cin), x_rows).add_(b_pre.view(-1, 1)).relu_()
+        y = torch.matmul(h.view(n, k, c, t, v), torch.addcmul(shared, inter, self.alpha[0]))
+        w_post, b_post = _fold_conv_bn(self.post, self.bn)
+        if _is_channels_last(x):
+            out = torch.matmul(y.view(n, k * c, t * v).transpose(1, 2), w_post.view(self.out_channels, -1).t())
+            out = out.view(n, t, v, self.out_channels).permute(0, 3, 1, 2)
         else:
-            h = self.pre(x).contiguous().view(n, k, c, t, v)
-            y = torch.matmul(h, torch.addcmul(shared, inter, self.alpha[0])).view(n, k * c, t, v)
-            if channels_last:
-                y = y.contiguous(memory_format=torch.channels_last)
-            out = self.bn(self.post(y))
-            res = x if self.down is None else self.down(x)
-        out = out.add_(res)  # a fresh tensor whose value backward does not need
-        return _apply_act(self.act, out)
+            out = torch.matmul(w_post.view(self.out_channels, -1), y.view(n, k * c, t * v)).view(n, -1, t, v)
+        out = out.add_(b_post.view(-1, 1, 1))
+        res = x if self.down is None else F.conv2d(x, *_fold_conv_bn(self.down[0], self.down[1]))
+        return out.add_(res).relu_()
 
 
 class MSTCNUnit(nn.Module):
@@ -276,13 +289,16 @@ class MSTCNUnit(nn.Module):
         return torch.addcmul(local, glob.contiguous(), self.add_coeff[:v])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, _, t, v = x.shape
+        v = x.shape[-1]
         if v > self.num_joints:
             raise ValueError(f'MSTCNUnit: input has {v} joints but add_coeff holds {self.num_joints} '
                              f'(set tcn_num_joints >= {v})')
-        if self.transform[0].training and torch.is_grad_enabled():
+        bns = [m for m in self.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        plain_bns = all(type(bn) is nn.BatchNorm2d for bn in bns)   # e.g. not converted to SyncBN
+        training = self.transform[0].training
+        if plain_bns and training and torch.is_grad_enabled():
             feat = self._forward_train(x)
-        elif not self.transform[0].training:
+        elif plain_bns and not training and all(bn.track_running_stats for bn in bns):
             feat = self._forward_eval(x)
         else:
             feat = self._forward_plain(x)
@@ -318,19 +334,27 @@ class MSTCNUnit(nn.Module):
         return self.bn(bn_relu_conv(feat, self.transform[0], self.transform[2]))
 
     def _forward_eval(self, x: torch.Tensor) -> torch.Tensor:
-        """Inference: entry convolutions and their batch norms folded into one convolution."""
+        """Inference: entry convolutions and their batch norms folded into one convolution; the
+        joint-mean column runs through the branches on its own (no V+1 concatenation)."""
         v = x.shape[-1]
         folded = [_fold_conv_bn(conv, None if kind == '1x1' else branch[1])
                   for (kind, _), conv, branch in zip(self._kinds, self._entry_convs(), self.branches)]
         y = F.conv2d(x, torch.cat([w for w, _ in folded]), torch.cat([b for _, b in folded]))
-        y = _with_mean_column(y)
-        outs = []
-        for (kind, _), branch, block in zip(self._kinds, self.branches, y.split(self._branch_channels, 1)):
+        g = y.mean(-1, keepdim=True)
+        locals_, globs = [], []
+        for (kind, _), branch, y_b, g_b in zip(self._kinds, self.branches, y.split(self._branch_channels, 1),
+                                               g.split(self._branch_channels, 1)):
             if kind == '1x1':
-                outs.append(block[:, :, ::self.stride] if self.stride > 1 else block)
-            else:
-                outs.append(branch[3](block.relu() if block.requires_grad else block.relu_()))
-        feat = self._combine(torch.cat(outs, 1), v)
+                locals_.append(y_b[:, :, ::self.stride] if self.stride > 1 else y_b)
+                globs.append(g_b[:, :, ::self.stride] if self.stride > 1 else g_b)
+                continue
+            grad = y_b.requires_grad
+            y_b = y_b.relu() if grad else y_b.relu_()
+            g_b = g_b.relu() if grad else g_b.relu_()
+            locals_.append(branch[3](y_b))
+            globs.append(branch[3](g_b))
+        feat = torch.cat(locals_, 1)
+        feat = torch.addcmul(feat, torch.cat(globs, 1), self.add_coeff[:v])
         feat = F.relu_(self.transform[0](feat))
         return F.conv2d(feat, *_fold_conv_bn(self.transform[2], self.bn))
 

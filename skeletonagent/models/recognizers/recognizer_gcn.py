@@ -27,6 +27,8 @@ DEFAULT_TEXT_ENCODER = dict(type='CLIP', trainable=True)
 #: state_dict prefixes never saved / ignored when loading
 TEXT_ENCODER_PREFIX = 'text_encoder.'
 OFFICIAL_TEXT_PREFIX = 'backbone.model_text_dict.'
+#: clips per backbone call when testing on CPU (see RecognizerGCN._test_chunk)
+DEFAULT_CPU_TEST_CHUNK = 10
 
 
 def average_clip(cls_score: torch.Tensor, mode: str | None = 'prob') -> torch.Tensor:
@@ -144,13 +146,16 @@ class RecognizerGCN(BaseModel):
                 self.descriptions = new
                 self._class_embeddings = None
 
-    def text_embeddings(self, labels: torch.Tensor) -> torch.Tensor:
-        """Text embedding of the description of every label (N×dim), on the labels' device."""
+    def _check_text_ready(self) -> None:
         if self.descriptions is None:
             raise RuntimeError('RecognizerGCN: no class descriptions set; call set_agent_state(descriptions, '
                                'masks) before training (the alignment loss needs them)')
         if self.text_encoder is None:
             self.init_text_encoder()
+
+    def text_embeddings(self, labels: torch.Tensor) -> torch.Tensor:
+        """Text embedding of the description of every label (N×dim), on the labels' device."""
+        self._check_text_ready()
         labels = labels.reshape(-1)
         if self.text_encoder.trainable:
             unique, inverse = torch.unique(labels, return_inverse=True)
@@ -188,14 +193,15 @@ class RecognizerGCN(BaseModel):
         label = label.reshape(-1)
         if label.numel() != keypoint.shape[0]:
             raise ValueError(f'RecognizerGCN: {label.numel()} labels for a batch of {keypoint.shape[0]}')
-        # fail before the (long) forward pass if the alignment loss cannot be computed
-        text_emb = self.text_embeddings(label)
+        self._check_text_ready()   # fail before the (long) forward pass
+        # random draws in the official order: mixup first, then anything the text encoder does
         mixed, mix_label, _ = skeleton_part_mix(keypoint, label, self.num_classes, self._mix_parts())
-        feat = self.backbone.extract_features(torch.cat([keypoint, mixed], dim=0))
+        feat = self.backbone(torch.cat([keypoint, mixed], dim=0), with_aux=False)[0]
         cls_score, mix_score = split_mixed_batch(self.cls_head(feat))
         clean_feat = feat[:keypoint.shape[0]]
         local = self.backbone.local_logits(clean_feat)
         glob = self.backbone.global_embedding(clean_feat)
+        text_emb = self.text_embeddings(label)
         losses = self.cls_head.loss(cls_score, label, mix_score=mix_score, mix_label=mix_label,
                                     local_logits=local, global_embedding=glob, text_embedding=text_emb,
                                     logit_scale=self.backbone.logit_scale)
@@ -210,9 +216,21 @@ class RecognizerGCN(BaseModel):
         if keypoint.dim() != 6:
             raise ValueError(f'RecognizerGCN: test expects keypoint N×clips×M×T×V×C, got {tuple(keypoint.shape)}')
         bs, nc = keypoint.shape[:2]
-        feat = self.backbone.extract_features(keypoint.reshape((bs * nc,) + keypoint.shape[2:]))
-        cls_score = self.cls_head(feat).reshape(bs, nc, -1)
+        clips = keypoint.reshape((bs * nc,) + keypoint.shape[2:])
+        chunk = self._test_chunk(clips)
+        scores = [self.cls_head(self.backbone(part, with_aux=False)[0]) for part in clips.split(chunk)]
+        cls_score = torch.cat(scores).reshape(bs, nc, -1)
         return average_clip(cls_score, self.test_cfg.get('average_clips', 'prob'))
+
+    def _test_chunk(self, clips: torch.Tensor) -> int:
+        """Clips per backbone call at test time: ``test_cfg.max_testing_views`` (PYSKL's key), by
+        default 10 on CPU (small activations stay in cache and in the allocator's reused memory;
+        in eval mode every clip is computed independently, so chunking changes no result) and
+        everything at once elsewhere."""
+        limit = self.test_cfg.get('max_testing_views', DEFAULT_CPU_TEST_CHUNK if clips.device.type == 'cpu' else None)
+        if limit is None or self.training:
+            return max(1, clips.shape[0])
+        return max(1, int(limit))
 
     def _mix_parts(self) -> tuple[tuple[int, ...], ...]:
         from skeletonagent.skeleton import get_layout

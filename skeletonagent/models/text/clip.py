@@ -42,7 +42,9 @@ class CLIP(TextEncoder):
         from transformers.utils import logging as hf_logging
 
         verbosity = hf_logging.get_verbosity()
+        progress_bar = hf_logging.is_progress_bar_enabled()
         hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
         try:
             if config is not None:
                 self.model = CLIPTextModelWithProjection(CLIPTextConfig(**config))
@@ -57,6 +59,8 @@ class CLIP(TextEncoder):
                 tokenizer = CLIPTokenizer.from_pretrained(str(pretrained))
         finally:
             hf_logging.set_verbosity(verbosity)
+            if progress_bar:
+                hf_logging.enable_progress_bar()
         self.tokenizer = tokenizer
         self.key = key
         self.dim = int(self.model.config.projection_dim)

@@ -48,12 +48,16 @@ class MiniLM(TextEncoder):
 
         path = Path(pretrained) if pretrained is not None else minilm_model_path()
         verbosity = hf_logging.get_verbosity()
+        progress_bar = hf_logging.is_progress_bar_enabled()
         hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
             self.model = AutoModel.from_pretrained(str(path), local_files_only=True)
         finally:
             hf_logging.set_verbosity(verbosity)
+            if progress_bar:
+                hf_logging.enable_progress_bar()
         self.key = key
         self.dim = int(self.model.config.hidden_size)
         self.max_length = max_length
