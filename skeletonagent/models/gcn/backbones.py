@@ -83,6 +83,28 @@ def _to_channels_last(x: torch.Tensor, nm: int, t: int, v: int, c: int) -> torch
     return x.reshape(nm, t, v, c).contiguous().permute(0, 3, 1, 2)
 
 
+class _ChannelsLastGrad(torch.autograd.Function):
+    """Identity whose backward hands on the gradient in channels-last layout.
+
+    The pooled heads send back broadcast (expanded) gradients; without this the last block's
+    elementwise backward kernels would mix layouts, which is several times slower."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return grad.contiguous(memory_format=torch.channels_last)
+
+
+def _features_out(x: torch.Tensor, n: int, m: int) -> torch.Tensor:
+    """(N·M)×C×T×V block output → N×M×C×T×V features."""
+    if x.requires_grad and x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+        x = _ChannelsLastGrad.apply(x)
+    return x.reshape((n, m) + x.shape[1:])
+
+
 def _layer_kwargs(kwargs: dict, num_stages: int) -> list[dict]:
     """Per-stage keyword arguments: a tuple of length ``num_stages`` gives one value per stage."""
     per_stage = [copy.deepcopy(kwargs) for _ in range(num_stages)]
@@ -252,7 +274,7 @@ class GCN_Module_LLM(_GCNModuleBase):
         x = _to_channels_last(x, n * m, t, v, c)
         for block in self.gcn:
             x = block(x)
-        return x.reshape((n, m) + x.shape[1:])
+        return _features_out(x, n, m)
 
 
 @MODELS.register_module()
@@ -291,4 +313,4 @@ class GCN_Module_LLM_K400(_GCNModuleBase):
         x = _to_channels_last(x.reshape(n, m, v, c, t).permute(0, 1, 4, 2, 3), n * m, t, v, c)
         for block in self.gcn:
             x = block(x)
-        return x.reshape((n, m) + x.shape[1:])
+        return _features_out(x, n, m)

@@ -23,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-__all__ = ['BNGroup', 'graph_conv', 'bn_relu_branches', 'bn_relu_conv', 'BranchSpec']
+__all__ = ['BNGroup', 'graph_conv', 'bn_relu_branches', 'bn_relu_conv', 'BranchSpec', 'add_joint_mean', 'temporal_mean']
 
 
 class BNGroup:
@@ -300,3 +300,59 @@ class _BNReLUConv(torch.autograd.Function):
 def bn_relu_conv(x: torch.Tensor, bn: nn.BatchNorm2d, conv: nn.Conv2d) -> torch.Tensor:
     """Training-mode ``conv(relu(bn(x)))`` for a 1×1 convolution."""
     return _BNReLUConv.apply(x, bn.weight, bn.bias, conv.weight, conv.bias, BNGroup([bn]))
+
+
+# -- joint columns + weighted joint-mean column ----------------------------------------------
+class _AddJointMean(torch.autograd.Function):
+    """``out[..., :V] + out[..., V:] · coeff`` for an N×C×T×(V+1) tensor whose last column is
+    the branch output of the joint mean; the gradient keeps ``out``'s memory layout."""
+
+    @staticmethod
+    def forward(ctx, out, coeff):
+        v = out.shape[-1] - 1
+        local, glob = out.split([v, 1], -1)
+        glob = glob.contiguous()
+        ctx.save_for_backward(glob, coeff)
+        ctx.out_shape = out.shape
+        ctx.channels_last = _channels_last_like(out)
+        return torch.addcmul(local, glob, coeff)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        glob, coeff = ctx.saved_tensors
+        v = coeff.shape[0]
+        fmt = torch.channels_last if ctx.channels_last else torch.contiguous_format
+        grad_out = torch.empty(ctx.out_shape, dtype=grad.dtype, device=grad.device, memory_format=fmt)
+        grad_out[..., :v].copy_(grad)
+        grad_out[..., v:].copy_((grad * coeff).sum(-1, keepdim=True))
+        grad_coeff = (grad * glob).sum((0, 1, 2))
+        return grad_out, grad_coeff
+
+
+def add_joint_mean(out: torch.Tensor, coeff: torch.Tensor) -> torch.Tensor:
+    """Joint columns plus the ``coeff``-weighted joint-mean column (official ``local + global``)."""
+    return _AddJointMean.apply(out, coeff)
+
+
+# -- temporal mean -------------------------------------------------------------------------------
+class _TemporalMean(torch.autograd.Function):
+    """``x.mean(2, keepdim=True)`` whose gradient stays a broadcast view (autograd's own
+    materialises an N×C×T×V tensor in contiguous layout and adds it to a channels-last one)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.shape = x.shape
+        return x.mean(2, keepdim=True)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        return (grad / ctx.shape[2]).expand(ctx.shape)
+
+
+def temporal_mean(x: torch.Tensor) -> torch.Tensor:
+    """Mean over the frames (dim 2) of N×C×T×V, kept as N×C×1×V."""
+    if not (torch.is_grad_enabled() and x.requires_grad):
+        return x.mean(2, keepdim=True)
+    return _TemporalMean.apply(x)

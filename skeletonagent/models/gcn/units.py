@@ -26,7 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import build_activation_layer, build_norm_layer
 
-from .fused import BranchSpec, bn_relu_branches, bn_relu_conv, graph_conv
+from .fused import BranchSpec, add_joint_mean, bn_relu_branches, bn_relu_conv, graph_conv, temporal_mean
 
 __all__ = ['GCNUnit', 'MSTCNUnit', 'TemporalConv', 'gcn_unit', 'mstcn_unit', 'base_tcn',
            'DEFAULT_MS_CFG']
@@ -128,7 +128,7 @@ class GCNUnit(nn.Module):
         channel-shared part of the mixing, ``A + beta·act(x1ᵀx2)`` (N×K×1×V×V)."""
         n, _, _, v = x.shape
         k, c = self.num_subsets, self.mid_channels
-        x_mean = x.mean(2, keepdim=True)
+        x_mean = temporal_mean(x)
         x1 = self.conv1(x_mean).reshape(n, k, c, v)
         x2 = self.conv2(x_mean).reshape(n, k, c, v)
         intra = self._activate(self.intra_act, torch.matmul(x1.transpose(-1, -2), x2), -2)
@@ -285,8 +285,7 @@ class MSTCNUnit(nn.Module):
 
     def _combine(self, out: torch.Tensor, v: int) -> torch.Tensor:
         """Joint columns plus ``add_coeff``-weighted joint-mean column (official local + global)."""
-        local, glob = out.split([v, 1], -1)
-        return torch.addcmul(local, glob.contiguous(), self.add_coeff[:v])
+        return add_joint_mean(out, self.add_coeff[:v])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         v = x.shape[-1]
