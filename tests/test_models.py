@@ -143,6 +143,22 @@ def test_units_with_other_norm_layers_take_the_plain_path():
     assert not any('BNReLU' in name or 'GraphConv' in name for name in names), names
 
 
+@pytest.mark.parametrize('sign', [1.0, -1.0])
+def test_tcn_inference_folding_with_either_bn_sign(sign):
+    """Eval mode pushes the transform BN into the branches when that is exact (positive scale
+    on the max-pool branch) and falls back otherwise; both match the official forward."""
+    torch.manual_seed(1)
+    tcn = MSTCNUnit(24, 24, stride=2)
+    _randomize(tcn)
+    with torch.no_grad():
+        tcn.transform[0].weight.mul_(sign)
+    tcn.eval()
+    ref = copy.deepcopy(tcn)
+    x = torch.randn(2, 24, 10, 25).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        torch.testing.assert_close(tcn(x), reference_mstcn_unit(ref, x), atol=2e-5, rtol=1e-4)
+
+
 # -- configs -------------------------------------------------------------------------------------
 def ntu_cfg(head_in: int = 384, num_classes: int = 60, **backbone) -> dict:
     """The official configs/ntu60_xsub/j.py model (text_dim 512)."""

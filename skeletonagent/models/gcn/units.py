@@ -333,28 +333,51 @@ class MSTCNUnit(nn.Module):
         return self.bn(bn_relu_conv(feat, self.transform[0], self.transform[2]))
 
     def _forward_eval(self, x: torch.Tensor) -> torch.Tensor:
-        """Inference: entry convolutions and their batch norms folded into one convolution; the
-        joint-mean column runs through the branches on its own (no V+1 concatenation)."""
+        """Inference: batch norms folded into the convolutions around them; the joint-mean column
+        goes through the branches on its own (no V+1 concatenation).
+
+        The ``transform`` BN (per-channel ``s·feat + b``) is pushed into the branches: the
+        temporal and 1×1 convolutions are linear, and for ``s > 0`` ``max(relu(y))·s =
+        max(relu(s·y))``, so ``s`` scales each branch's last linear op and ``b`` joins the joint
+        columns' biases (the mean column is scaled by ``add_coeff`` and must not get it)."""
         v = x.shape[-1]
-        folded = [_fold_conv_bn(conv, None if kind == '1x1' else branch[1])
-                  for (kind, _), conv, branch in zip(self._kinds, self._entry_convs(), self.branches)]
-        y = F.conv2d(x, torch.cat([w for w, _ in folded]), torch.cat([b for _, b in folded]))
+        bn_t = self.transform[0]
+        scale = bn_t.weight * torch.rsqrt(bn_t.running_var + bn_t.eps)
+        shift = bn_t.bias - bn_t.running_mean * scale
+        scales, shifts = scale.split(self._branch_channels), shift.split(self._branch_channels)
+        push = all(kind != 'max' or bool((sc > 0).all()) for (kind, _), sc in zip(self._kinds, scales))
+        entry_w, entry_b = [], []
+        for (kind, _), conv, branch, sc in zip(self._kinds, self._entry_convs(), self.branches, scales):
+            w, b = _fold_conv_bn(conv, None if kind == '1x1' else branch[1])
+            if push and kind in ('1x1', 'max'):
+                w, b = w * sc.view(-1, 1, 1, 1), b * sc
+            entry_w.append(w)
+            entry_b.append(b)
+        y = F.conv2d(x, torch.cat(entry_w), torch.cat(entry_b))
         g = y.mean(-1, keepdim=True)
         locals_, globs = [], []
-        for (kind, _), branch, y_b, g_b in zip(self._kinds, self.branches, y.split(self._branch_channels, 1),
-                                               g.split(self._branch_channels, 1)):
+        for (kind, _), branch, y_b, g_b, sc, sh in zip(self._kinds, self.branches, y.split(self._branch_channels, 1),
+                                                       g.split(self._branch_channels, 1), scales, shifts):
             if kind == '1x1':
-                locals_.append(y_b[:, :, ::self.stride] if self.stride > 1 else y_b)
-                globs.append(g_b[:, :, ::self.stride] if self.stride > 1 else g_b)
-                continue
-            grad = y_b.requires_grad
-            y_b = y_b.relu() if grad else y_b.relu_()
-            g_b = g_b.relu() if grad else g_b.relu_()
-            locals_.append(branch[3](y_b))
-            globs.append(branch[3](g_b))
-        feat = torch.cat(locals_, 1)
-        feat = torch.addcmul(feat, torch.cat(globs, 1), self.add_coeff[:v])
-        feat = F.relu_(self.transform[0](feat))
+                local = y_b[:, :, ::self.stride] if self.stride > 1 else y_b
+                glob = g_b[:, :, ::self.stride] if self.stride > 1 else g_b
+                if push:
+                    local = local + sh.view(-1, 1, 1)
+            else:
+                y_b, g_b = (y_b.relu(), g_b.relu()) if y_b.requires_grad else (y_b.relu_(), g_b.relu_())
+                if kind == 'tcn' and push:
+                    conv = branch[3].conv
+                    w, b = conv.weight * sc.view(-1, 1, 1, 1), conv.bias * sc
+                    args = (conv.stride, conv.padding, conv.dilation)
+                    local, glob = F.conv2d(y_b, w, b + sh, *args), F.conv2d(g_b, w, b, *args)
+                else:
+                    local, glob = branch[3](y_b), branch[3](g_b)
+                    if push:                                     # max-pool: shift after the max
+                        local = local + sh.view(-1, 1, 1)
+            locals_.append(local)
+            globs.append(glob)
+        feat = torch.addcmul(torch.cat(locals_, 1), torch.cat(globs, 1), self.add_coeff[:v])
+        feat = F.relu_(feat if push else bn_t(feat))
         return F.conv2d(feat, *_fold_conv_bn(self.transform[2], self.bn))
 
     def _forward_plain(self, x: torch.Tensor) -> torch.Tensor:

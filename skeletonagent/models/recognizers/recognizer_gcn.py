@@ -28,7 +28,7 @@ DEFAULT_TEXT_ENCODER = dict(type='CLIP', trainable=True)
 TEXT_ENCODER_PREFIX = 'text_encoder.'
 OFFICIAL_TEXT_PREFIX = 'backbone.model_text_dict.'
 #: clips per backbone call when testing on CPU (see RecognizerGCN._test_chunk)
-DEFAULT_CPU_TEST_CHUNK = 10
+DEFAULT_CPU_TEST_CHUNK = 5
 
 
 def average_clip(cls_score: torch.Tensor, mode: str | None = 'prob') -> torch.Tensor:
@@ -53,7 +53,8 @@ class RecognizerGCN(BaseModel):
         backbone: backbone config (``GCN_Module_LLM`` / ``GCN_Module_LLM_K400``).
         cls_head: head config (``SimpleHead``).
         train_cfg: unused (kept for official configs).
-        test_cfg: ``average_clips`` ('prob' default, 'score' or None).
+        test_cfg: ``average_clips`` ('prob' default, 'score' or None) and
+            ``max_testing_views`` (clips per backbone call; default 5 on CPU, all elsewhere).
         text_encoder: text encoder config (``TEXT_ENCODERS``); default
             ``dict(type='CLIP', trainable=True)``, the official behaviour.
         text_cache_dir: optional directory where frozen-encoder embedding tables are kept.
@@ -224,7 +225,7 @@ class RecognizerGCN(BaseModel):
 
     def _test_chunk(self, clips: torch.Tensor) -> int:
         """Clips per backbone call at test time: ``test_cfg.max_testing_views`` (PYSKL's key), by
-        default 10 on CPU (small activations stay in cache and in the allocator's reused memory;
+        default 5 on CPU (small activations stay in cache and in the allocator's reused memory;
         in eval mode every clip is computed independently, so chunking changes no result) and
         everything at once elsewhere."""
         limit = self.test_cfg.get('max_testing_views', DEFAULT_CPU_TEST_CHUNK if clips.device.type == 'cpu' else None)
