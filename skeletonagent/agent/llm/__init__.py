@@ -1,8 +1,8 @@
 """LLM backends of the agent, registered in ``skeletonagent.registry.LLM_BACKENDS``."""
-from .base import LLMBackend, Message, check_messages
+from .base import FAILURE_KINDS, ChatResult, LLMBackend, Message, RoundStats, check_messages
 from .offline import Offline
 
-__all__ = ['LLMBackend', 'Message', 'Offline', 'check_messages', 'build_backend']
+__all__ = ["LLMBackend", "Message", "Offline", "check_messages", "build_backend", "ChatResult", "RoundStats", "FAILURE_KINDS"]
 
 
 def build_backend(cfg: 'dict | LLMBackend | None') -> LLMBackend:
