@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
@@ -32,7 +33,7 @@ from .transcripts import (Turn, TranscriptError, read_transcript, read_transcrip
                           transcript_filename, write_transcript)
 from .vocab import LayoutArg, resolve_layout
 
-__all__ = ['build_initial_state', 'resolve_class_names', 'load_masks', 'TRANSCRIPT_SUBDIR']
+__all__ = ['build_initial_state', 'build_initial_agent', 'InitialAgent', 'resolve_class_names', 'load_masks', 'TRANSCRIPT_SUBDIR']
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +117,24 @@ def _log_selections(selections: Sequence[JointSelection], class_names: Sequence[
 def build_initial_state(agent_cfg: Optional[Mapping[str, Any]], num_classes: int,
                         layout: LayoutArg, modality: str, work_dir: os.PathLike | str
                         ) -> AgentState:
-    """The agent state training starts from (see the module docstring).
+    """The agent state training starts from (see the module docstring and
+    :func:`build_initial_agent` for the arguments)."""
+    return build_initial_agent(agent_cfg, num_classes, layout, modality, work_dir).state
+
+
+@dataclass
+class InitialAgent:
+    """What the live agent starts from: the state, the dialogues it came from, the names."""
+
+    state: AgentState
+    transcripts: list[list[Turn]]
+    class_names: list[str]
+
+
+def build_initial_agent(agent_cfg: Optional[Mapping[str, Any]], num_classes: int,
+                        layout: LayoutArg, modality: str, work_dir: os.PathLike | str
+                        ) -> InitialAgent:
+    """The agent state training starts from, with its transcripts and class names.
 
     Args:
         agent_cfg: optional keys ``label_map`` (name or path), ``transcripts`` (folder),
@@ -154,5 +172,7 @@ def build_initial_state(agent_cfg: Optional[Mapping[str, Any]], num_classes: int
                             row_index=cfg.get('row_index', 'pair'))
     descriptions = descriptions_from_transcripts(
         transcripts, max_words=int(cfg.get('max_words', 50)), class_names=class_names)
-    return AgentState(descriptions=descriptions, masks=masks, version=0,
-                      critical_joints=critical_joints)
+    state = AgentState(descriptions=descriptions, masks=masks, version=0,
+                       critical_joints=critical_joints)
+    return InitialAgent(state=state, transcripts=[list(t) for t in transcripts],
+                        class_names=list(class_names))

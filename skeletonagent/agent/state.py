@@ -1,7 +1,7 @@
 """The agent's state: what the recognizer receives from the agent (and checkpoints keep)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace as _dc_replace
 from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
@@ -20,12 +20,16 @@ class AgentState:
         version: 0 for the initial state, +1 per accepted agent round.
         critical_joints: 0-based critical joints per class as the dialogues name them (the
             masks are built from them unless a masks file overrides them); may be empty.
+        embeddings: the descriptions' text embeddings (Class x dim, CPU float32) when the
+            text encoder is frozen, computed once by rank 0 and broadcast with the state;
+            None otherwise. Not kept in checkpoints (recomputed from the descriptions).
     """
 
     descriptions: list[str]
     masks: np.ndarray
     version: int = 0
     critical_joints: list[list[int]] = field(default_factory=list)
+    embeddings: Optional[torch.Tensor] = None
 
     def __post_init__(self) -> None:
         self.descriptions = [str(d) for d in self.descriptions]
@@ -40,6 +44,11 @@ class AgentState:
         if self.masks.shape[0] != len(self.descriptions):
             raise ValueError(f'agent state has {len(self.descriptions)} descriptions but '
                              f'masks for {self.masks.shape[0]} classes')
+        if self.embeddings is not None:
+            self.embeddings = torch.as_tensor(self.embeddings).detach().float().cpu()
+            if self.embeddings.dim() != 2 or self.embeddings.shape[0] != len(self.descriptions):
+                raise ValueError(f'agent state embeddings must be ({len(self.descriptions)}, dim), '
+                                 f'got {tuple(self.embeddings.shape)}')
         if self.critical_joints and len(self.critical_joints) != len(self.descriptions):
             raise ValueError(f'agent state has {len(self.descriptions)} descriptions but '
                              f'critical joints for {len(self.critical_joints)} classes')
@@ -75,7 +84,8 @@ class AgentState:
     def replace(self, descriptions: Optional[Sequence[str]] = None,
                 masks: Optional[np.ndarray] = None,
                 critical_joints: Optional[Sequence[Sequence[int]]] = None) -> 'AgentState':
-        """A new state with the given parts replaced and the version bumped by one."""
+        """A new state with the given parts replaced and the version bumped by one (without
+        embeddings: they belong to the old descriptions)."""
         if descriptions is None:
             descriptions = self.descriptions
         if critical_joints is None:
@@ -84,3 +94,7 @@ class AgentState:
                           masks=masks if masks is not None else self.masks.copy(),
                           version=self.version + 1,
                           critical_joints=[list(j) for j in critical_joints])
+
+    def with_embeddings(self, embeddings: Optional[torch.Tensor]) -> 'AgentState':
+        """The same state (same version) carrying ``embeddings`` of its descriptions."""
+        return _dc_replace(self, embeddings=embeddings)

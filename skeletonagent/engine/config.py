@@ -133,7 +133,7 @@ def _schedulers(cfg: Config, max_epochs: int) -> list[dict]:
     return scheds
 
 
-def _agent_cfg(cfg: Config) -> Optional[dict]:
+def agent_settings(cfg: Config) -> Optional[dict]:
     """The agent settings: ``cfg.agent`` or what the official head/backbone arguments imply."""
     model = cfg.get('model') or {}
     head = model.get('cls_head') or {}
@@ -236,7 +236,7 @@ def to_runner_kwargs(cfg: Config, opts: RunOptions, mode: str = 'train') -> dict
             sampler_seed=dict(type='DistSamplerSeedHook')),
         custom_hooks=[dict(type='LatestCheckpointLinkHook')] + list(opts.extra_hooks),
     )
-    agent = _agent_cfg(cfg)
+    agent = agent_settings(cfg)
     if agent is not None:
         kwargs['custom_hooks'].append(dict(type='AgentHook', **agent))
     if opts.validate:

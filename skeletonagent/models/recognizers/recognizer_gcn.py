@@ -125,9 +125,15 @@ class RecognizerGCN(BaseModel):
         self._class_embeddings = None
         return self.text_encoder
 
-    def set_agent_state(self, descriptions: Sequence[str] | None, masks: np.ndarray | torch.Tensor | None) -> None:
+    def set_agent_state(self, descriptions: Sequence[str] | None, masks: np.ndarray | torch.Tensor | None,
+                        embeddings: torch.Tensor | None = None) -> None:
         """Install the agent's class descriptions (num_classes strings) and joint masks
-        (num_classes×V×V, copied into ``backbone.examplar``); ``None`` keeps the current one."""
+        (num_classes×V×V, copied into ``backbone.examplar``); ``None`` keeps the current one.
+
+        ``embeddings`` (num_classes×text_dim), when given with ``descriptions`` and a frozen
+        text encoder, are the descriptions' embeddings computed beforehand (see
+        :meth:`encode_descriptions`): they are used as they are, so installing a new state
+        costs no encoder forward pass (and every rank uses the very same table)."""
         if masks is not None:
             examplar = self.backbone.examplar
             masks_t = torch.as_tensor(np.asarray(masks) if not torch.is_tensor(masks) else masks)
@@ -146,6 +152,23 @@ class RecognizerGCN(BaseModel):
             if new != self.descriptions:
                 self.descriptions = new
                 self._class_embeddings = None
+            if embeddings is not None and (self.text_encoder is None or not self.text_encoder.trainable):
+                if tuple(embeddings.shape[:1]) != (self.num_classes,) or embeddings.dim() != 2:
+                    raise ValueError(f'set_agent_state: embeddings have shape {tuple(embeddings.shape)}, '
+                                     f'expected ({self.num_classes}, text_dim)')
+                device = self.backbone.logit_scale.device if hasattr(self.backbone, 'logit_scale') \
+                    else next(self.parameters()).device
+                self._class_embeddings = embeddings.detach().float().to(device)
+
+    def encode_descriptions(self, descriptions: Sequence[str]) -> torch.Tensor | None:
+        """Embeddings (num_classes×dim, CPU float32) of ``descriptions`` with the frozen text
+        encoder, through the embedding cache; None when the encoder is trainable (its
+        embeddings change every step) or not built yet. Safe to call from a background
+        thread while training runs (no gradient, the cache is locked)."""
+        encoder = self.text_encoder
+        if encoder is None or encoder.trainable:
+            return None
+        return self.text_cache.get(encoder, [str(d) for d in descriptions], 'cpu')
 
     def _check_text_ready(self) -> None:
         if self.descriptions is None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Sequence
@@ -36,6 +37,7 @@ class TextEmbeddingCache:
         self.max_entries = max(1, int(max_entries))
         self._tables: OrderedDict[str, torch.Tensor] = OrderedDict()
         self.misses = 0
+        self._lock = threading.RLock()   # the agent's background thread encodes through it too
 
     def __len__(self) -> int:
         return len(self._tables)
@@ -45,6 +47,10 @@ class TextEmbeddingCache:
 
     def get(self, encoder, texts: Sequence[str], device: torch.device | str | None = None) -> torch.Tensor:
         """The (len(texts), encoder.dim) embedding table of ``texts``, on ``device``."""
+        with self._lock:
+            return self._get(encoder, texts, device)
+
+    def _get(self, encoder, texts: Sequence[str], device: torch.device | str | None) -> torch.Tensor:
         texts = [str(t) for t in texts]
         digest = texts_digest(texts, encoder.key, encoder.dim)
         table = self._tables.get(digest)
