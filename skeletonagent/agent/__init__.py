@@ -24,3 +24,10 @@ __all__ = [
     'Turn', 'TranscriptError', 'parse_transcript', 'read_transcript', 'read_transcript_dir',
     'transcript_filename', 'write_transcript', 'run_initial_dialogues', 'ask_follow_ups',
 ]
+
+# The live loop: confusion counting and one follow-up round.
+from .questioner import OFFICIAL_SELECTION, ConfusionCounter, select_confused
+from .round import ClassRoundReport, RoundResult, run_round, save_transcripts, write_round_report
+
+__all__ += ['ConfusionCounter', 'select_confused', 'OFFICIAL_SELECTION', 'run_round',
+            'RoundResult', 'ClassRoundReport', 'write_round_report', 'save_transcripts']
