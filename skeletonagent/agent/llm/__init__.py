@@ -1,8 +1,13 @@
 """LLM backends of the agent, registered in ``skeletonagent.registry.LLM_BACKENDS``."""
 from .base import FAILURE_KINDS, ChatResult, LLMBackend, Message, RoundStats, check_messages
+from .cache import ResponseCache
 from .offline import Offline
+from .openai_chat import LLMError, MissingAPIKeyError, OpenAIChat
+from .replay import TranscriptReplay
 
-__all__ = ["LLMBackend", "Message", "Offline", "check_messages", "build_backend", "ChatResult", "RoundStats", "FAILURE_KINDS"]
+__all__ = ["LLMBackend", "Message", "Offline", "check_messages", "build_backend", "ChatResult",
+           "RoundStats", "FAILURE_KINDS", "OpenAIChat", "TranscriptReplay", "ResponseCache",
+           "LLMError", "MissingAPIKeyError"]
 
 
 def build_backend(cfg: 'dict | LLMBackend | None') -> LLMBackend:
