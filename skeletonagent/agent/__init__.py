@@ -6,7 +6,7 @@ LLM backends (``Offline`` here), the Selector (replies -> joints -> masks) and t
 state. The live loop (questioner, hook) builds on these.
 """
 from .dialogue import ask_follow_ups, run_initial_dialogues
-from .initial import build_initial_state, load_masks, resolve_class_names
+from .initial import InitialAgent, build_initial_agent, build_initial_state, load_masks, resolve_class_names
 from .llm import LLMBackend, Offline, build_backend
 from .prompts import FOLLOW_UP, INITIAL_ROUNDS, PromptMatch, PromptSet
 from .selector import (JointSelection, base_stream, build_masks, critical_joints_from_transcript,
@@ -16,7 +16,7 @@ from .transcripts import (Turn, TranscriptError, parse_transcript, read_transcri
                           read_transcript_dir, transcript_filename, write_transcript)
 
 __all__ = [
-    'AgentState', 'build_initial_state', 'load_masks', 'resolve_class_names',
+    "AgentState", "build_initial_state", "build_initial_agent", "InitialAgent", "load_masks", "resolve_class_names",
     'LLMBackend', 'Offline', 'build_backend',
     'PromptSet', 'PromptMatch', 'INITIAL_ROUNDS', 'FOLLOW_UP',
     'JointSelection', 'parse_critical_joints', 'build_masks', 'base_stream',

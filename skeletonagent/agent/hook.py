@@ -1,13 +1,22 @@
-"""The agent's only contact with mmengine: a hook that installs and checkpoints agent state.
+"""The agent's only contact with mmengine: a hook that runs the agent loop during training.
 
-In this release the state is static: descriptions and joint masks are built once before
-training (from transcripts, or from the configured backend's initial dialogue) on rank 0,
-broadcast so every rank holds the same state, and handed to the recognizer. Checkpoints carry
-the state, so a resumed run continues with the text it had.
+Per training step the hook adds the step's clean (non-mixup) logits to a confusion counter
+on the device (no host sync). Every ``interval`` epochs it sums the counters of all ranks,
+picks each class's most confused classes, and rank 0 starts a round in a background thread:
+follow-up questions to the LLM, replies turned into descriptions (and, optionally, masks),
+the new descriptions' text embeddings computed, a report and transcripts written. Training
+goes on meanwhile. At each later epoch boundary rank 0 says whether the round is done; when
+it is, the new state is broadcast and every rank installs the very same descriptions, masks
+and embeddings before the next epoch. Checkpoints carry the state, so a resumed run
+continues with the text it had.
 """
 from __future__ import annotations
 
-from typing import Optional
+import logging
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Optional
 
 from mmengine.dist import broadcast_object_list, get_rank
 from mmengine.hooks import Hook
@@ -16,38 +25,267 @@ from mmengine.model import is_model_wrapper
 from ..registry import HOOKS
 
 STATE_KEY = 'agent_state'
+ROUNDS_KEY = 'agent_rounds'
+#: Where, under the work dir, round reports go.
+REPORT_SUBDIR = Path('agent') / 'rounds'
+
+logger = logging.getLogger(__name__)
 
 
 def _unwrap(model):
     return model.module if is_model_wrapper(model) else model
 
 
+class _Payload:
+    """What rank 0 broadcasts at an epoch boundary: a new state, or an error at start."""
+
+    def __init__(self, state=None, error: Optional[str] = None, note: str = '') -> None:
+        self.state, self.error, self.note = state, error, note
+
+
 @HOOKS.register_module()
 class AgentHook(Hook):
-    """Install the agent state into the recognizer and keep it in checkpoints.
+    """Run the Questioner → LLM → Selector loop during training and install its state.
 
     Args:
-        interval: epochs between agent rounds (used by the live loop).
+        interval: epochs between rounds (official: 5; Kinetics 50). 0 keeps the initial
+            state for the whole run (no rounds).
         layout: skeleton layout name (the head's ``joint_cfg``).
         modality: stream of the masks (``j``, ``b``, ``k`` or their motions).
-        num_classes: number of classes.
-        **agent_cfg: passed to :func:`skeletonagent.agent.build_initial_state`
-            (``label_map``, ``transcripts``, ``masks``, ``llm``, ``prompts``).
+        num_classes: number of classes (default: the head's).
+        top_k: confused classes named per class in a follow-up question.
+        pad_to_k: name k classes even where fewer were confused (the official behaviour).
+        update_masks: also rebuild a class's mask from the joints its follow-up reply names
+            (the official code keeps the initial masks).
+        background: run rounds in a background thread (default). False runs each round in
+            the step loop and installs it at once (deterministic, for debugging).
+        final_wait: seconds to wait at the end of training for a round still in flight
+            (its report and transcripts are completed; the model is not changed any more).
+        official: reproduce the official agent exactly: counts restart every epoch (a round
+            sees only the last epoch's confusions) and the official selection (k classes
+            always, the class itself included, listed by index). By default counts cover
+            every epoch since the previous round and only confused classes are named.
+        **agent_cfg: ``label_map``, ``transcripts``, ``masks``, ``llm``, ``prompts``,
+            ``max_words``, ``row_index`` (see :func:`skeletonagent.agent.build_initial_agent`).
     """
 
     priority = 'NORMAL'
 
     def __init__(self, interval: int = 5, layout: str = 'nturgb+d', modality: str = 'j',
-                 num_classes: Optional[int] = None, **agent_cfg) -> None:
-        self.interval = interval
+                 num_classes: Optional[int] = None, top_k: int = 10, pad_to_k: bool = False,
+                 update_masks: bool = False, background: bool = True, final_wait: float = 600.0,
+                 official: bool = False, **agent_cfg: Any) -> None:
+        if interval < 0:
+            raise ValueError(f'AgentHook: interval must be >= 0 epochs, got {interval}')
+        if top_k < 1:
+            raise ValueError(f'AgentHook: top_k must be >= 1, got {top_k}')
+        self.interval = int(interval)
         self.layout = layout
         self.modality = modality
         self.num_classes = num_classes
+        self.top_k = int(top_k)
+        self.pad_to_k = bool(pad_to_k)
+        self.update_masks = bool(update_masks)
+        self.background = bool(background)
+        self.final_wait = float(final_wait)
+        self.official = bool(official)
+        self.steps_during_round = 0
         self.agent_cfg = agent_cfg
         self.state = None
+        self.rounds_done = 0
+        # rank 0 only
+        self._transcripts: Optional[list] = None
+        self._class_names: Optional[list[str]] = None
+        self._backend = None
+        self._executor: Optional[ThreadPoolExecutor] = None
+        self._future: Optional[Future] = None
+        self._counter = None
+
+    # -- set-up ---------------------------------------------------------------------------------
+    @property
+    def live(self) -> bool:
+        return self.interval > 0
 
     def _install(self, runner) -> None:
-        _unwrap(runner.model).set_agent_state(self.state.descriptions, self.state.masks)
+        state = self.state
+        _unwrap(runner.model).set_agent_state(state.descriptions, state.masks,
+                                              embeddings=state.embeddings)
+        self._write_rank_digest(runner)
+
+    def _write_rank_digest(self, runner) -> None:
+        """``agent/ranks/rank<R>.json``: what this rank holds, to check ranks agree."""
+        import json
+        from ..utils.fileio import atomic_write_text
+        rank = get_rank()
+        record = dict(rank=rank, epoch=runner.epoch, rounds=self.rounds_done,
+                      **self.state.digests())
+        path = Path(runner.work_dir) / 'agent' / 'ranks' / f'rank{rank}.json'
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(record, indent=1) + '\n')
+
+    def _prepare_rank0(self, runner, num_classes: int):
+        """Initial dialogue/state, transcripts and the LLM backend (rank 0 only)."""
+        from . import build_initial_agent
+        from .llm import build_backend
+        initial = build_initial_agent(self.agent_cfg, num_classes, self.layout, self.modality,
+                                      runner.work_dir)
+        self._transcripts = initial.transcripts
+        self._class_names = initial.class_names
+        if self.live:
+            from .prompts import PromptSet
+            # built now so that a missing API key stops the run before the first step
+            self._backend = build_backend(self.agent_cfg.get('llm'))
+            self._backend.configure(layout=self.layout,
+                                    prompts=PromptSet.from_cfg(self.agent_cfg.get('prompts')))
+            runner.logger.info(f'agent: rounds every {self.interval} epochs with '
+                               f'{self._backend.describe()}, top {self.top_k} confused classes')
+        return initial.state
+
+    def before_train(self, runner) -> None:
+        model = _unwrap(runner.model)
+        num_classes = self.num_classes or model.cls_head.num_classes
+        holder: list[Any] = [None]
+        if get_rank() == 0:
+            try:
+                state = self._prepare_rank0(runner, num_classes)
+                holder[0] = _Payload(state=None if self.state is not None else state)
+            except Exception as exc:  # every rank must stop, not only rank 0
+                holder[0] = _Payload(error=f'{type(exc).__name__}: {exc}')
+                broadcast_object_list(holder, src=0)
+                raise
+        broadcast_object_list(holder, src=0)
+        if holder[0].error is not None:
+            raise RuntimeError(f'agent set-up failed on rank 0: {holder[0].error}')
+        if self.state is None:      # not restored from a checkpoint
+            self.state = holder[0].state
+        runner.logger.info(f'agent state v{self.state.version}: {len(self.state.descriptions)} '
+                           f'class descriptions, masks {tuple(self.state.masks.shape)}')
+        self._install(runner)
+        if self.live:
+            from .questioner import ConfusionCounter
+            self._counter = ConfusionCounter(num_classes)
+            if get_rank() == 0 and self.background:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix='agent-round')
+
+    # -- per step -------------------------------------------------------------------------------
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        if self._counter is None:
+            return
+        model = _unwrap(runner.model)
+        logits = getattr(model, 'last_train_logits', None)
+        labels = getattr(model, 'last_train_labels', None)
+        if logits is not None and labels is not None:
+            self._counter.update(logits, labels)
+            model.last_train_logits = model.last_train_labels = None
+        if self._future is not None and not self._future.done():
+            self.steps_during_round += 1
+
+    # -- epoch boundaries -----------------------------------------------------------------------
+    def after_train_epoch(self, runner) -> None:
+        if not self.live:
+            return
+        self._swap_if_ready(runner)
+        finished = runner.epoch + 1
+        if finished % self.interval or finished >= runner.max_epochs:
+            if self.official:
+                self._counter.reset()
+            return
+        matrix = self._counter.all_reduce()          # collective: every rank takes part
+        self._counter.reset()
+        if get_rank() == 0:
+            self._start_round(runner, matrix, finished)
+        if not self.background:                      # install at once, on every rank
+            self._swap_if_ready(runner)
+
+    def _start_round(self, runner, matrix, finished: int) -> None:
+        if self._future is not None and not self._future.done():
+            runner.logger.warning(f'agent: the previous round is still running at epoch '
+                                  f'{finished}; skipping this round')
+            return
+        job = (self.state, list(self._transcripts), matrix, finished, _unwrap(runner.model),
+               Path(runner.work_dir))
+        if self._executor is None:                   # background=False
+            self._future = Future()
+            try:
+                self._future.set_result(self._run_round(*job))
+            except Exception as exc:  # noqa: BLE001 - reported by _swap_if_ready
+                self._future.set_exception(exc)
+        else:
+            self._future = self._executor.submit(self._run_round, *job)
+
+    def _run_round(self, state, transcripts, matrix, epoch: int, model, work_dir: Path):
+        """One round (rank 0, background thread): returns (RoundResult, new AgentState)."""
+        from .questioner import select_confused
+        from .prompts import PromptSet
+        from .round import run_round, save_transcripts, write_round_report
+        start = time.perf_counter()
+        if self.official:
+            from .questioner import OFFICIAL_SELECTION
+            similar = select_confused(matrix, **dict(OFFICIAL_SELECTION, k=self.top_k))
+        else:
+            similar = select_confused(matrix, k=self.top_k, pad_to_k=self.pad_to_k)
+        result = run_round(self._backend, state, transcripts, self._class_names, similar,
+                           layout=self.layout, modality=self.modality,
+                           prompts=PromptSet.from_cfg(self.agent_cfg.get('prompts')),
+                           update_masks=self.update_masks, matrix=matrix,
+                           max_words=int(self.agent_cfg.get('max_words', 50)),
+                           row_index=self.agent_cfg.get('row_index', 'pair'))
+        new_state = result.state
+        if new_state is not state:
+            new_state = new_state.with_embeddings(model.encode_descriptions(new_state.descriptions))
+        from .initial import TRANSCRIPT_SUBDIR
+        save_transcripts(result.transcripts, self._class_names, work_dir / TRANSCRIPT_SUBDIR,
+                         classes=result.updated)
+        report = write_round_report(result, work_dir / REPORT_SUBDIR, self.rounds_done + 1,
+                                    layout=self.layout)
+        logger.info('agent: round after epoch %d finished in %.1f s (%s); report %s',
+                    epoch, time.perf_counter() - start, result.stats.summary(), report)
+        return result, new_state, epoch
+
+    def _swap_if_ready(self, runner, broadcast: bool = True) -> None:
+        """Install a finished round's state on every rank (a collective when ``broadcast``)."""
+        holder: list[Any] = [None]
+        if get_rank() == 0 and self._future is not None and self._future.done():
+            future, self._future = self._future, None
+            try:
+                result, new_state, epoch = future.result()
+            except Exception as exc:  # noqa: BLE001 - a failed round keeps the old state
+                runner.logger.error(f'agent: round failed ({type(exc).__name__}: {exc}); '
+                                    f'keeping state v{self.state.version}')
+            else:
+                self._transcripts = result.transcripts
+                note = (f'agent: round {self.rounds_done + 1} (confusions up to epoch {epoch}) '
+                        f'installed after epoch {runner.epoch + 1}: state v{new_state.version}, '
+                        f'{len(result.updated)} classes updated, {result.stats.summary()}; '
+                        f'{self.steps_during_round} training steps ran during the round')
+                self.steps_during_round = 0
+                holder[0] = _Payload(state=new_state, note=note)
+        if broadcast:
+            broadcast_object_list(holder, src=0)
+        payload = holder[0]
+        if payload is None:
+            return
+        self.rounds_done += 1
+        if payload.state is not self.state:
+            self.state = payload.state
+            self._install(runner)
+        runner.logger.info(payload.note)
+
+    # -- end and checkpoints ----------------------------------------------------------------------
+    def after_train(self, runner) -> None:
+        future, executor = self._future, self._executor
+        self._future = self._executor = None
+        if future is not None and not future.done():
+            runner.logger.info(f'agent: waiting up to {self.final_wait:.0f} s for the last round')
+            try:
+                future.result(timeout=self.final_wait)
+            except Exception as exc:  # noqa: BLE001
+                runner.logger.warning(f'agent: last round not completed: {type(exc).__name__}: {exc}')
+        if executor is not None:
+            executor.shutdown(wait=False)
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         saved = checkpoint.get(STATE_KEY)
@@ -55,24 +293,10 @@ class AgentHook(Hook):
             return
         from .state import AgentState
         self.state = AgentState.from_state_dict(saved)
-        self._install(runner)
-
-    def before_train(self, runner) -> None:
-        if self.state is None:
-            from . import build_initial_state
-            model = _unwrap(runner.model)
-            num_classes = self.num_classes or model.cls_head.num_classes
-            holder = [None]
-            if get_rank() == 0:
-                holder[0] = build_initial_state(self.agent_cfg, num_classes, self.layout,
-                                                self.modality, runner.work_dir)
-            broadcast_object_list(holder, src=0)
-            self.state = holder[0]
-            runner.logger.info(f'agent state v{self.state.version}: '
-                               f'{len(self.state.descriptions)} class descriptions, '
-                               f'masks {tuple(self.state.masks.shape)}')
+        self.rounds_done = int(checkpoint.get(ROUNDS_KEY, 0))
         self._install(runner)
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         if self.state is not None:
             checkpoint[STATE_KEY] = self.state.state_dict()
+            checkpoint[ROUNDS_KEY] = int(self.rounds_done)

@@ -1,6 +1,7 @@
 """The agent's state: what the recognizer receives from the agent (and checkpoints keep)."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field, replace as _dc_replace
 from typing import Any, Mapping, Optional, Sequence
 
@@ -98,3 +99,13 @@ class AgentState:
     def with_embeddings(self, embeddings: Optional[torch.Tensor]) -> 'AgentState':
         """The same state (same version) carrying ``embeddings`` of its descriptions."""
         return _dc_replace(self, embeddings=embeddings)
+
+    def digests(self) -> dict[str, Any]:
+        """SHA-256 digests of descriptions, masks and embeddings (and the version): equal
+        digests on two ranks mean the ranks hold the very same state."""
+        def sha(data: bytes) -> str:
+            return hashlib.sha256(data).hexdigest()
+        text = '\x00'.join(self.descriptions).encode('utf-8')
+        emb = None if self.embeddings is None else sha(self.embeddings.numpy().tobytes())
+        return dict(version=self.version, descriptions=sha(text), masks=sha(self.masks.tobytes()),
+                    embeddings=emb)
