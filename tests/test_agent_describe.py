@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from skeletonagent.agent import INITIAL_ROUNDS, read_transcript, transcript_filename
 from skeletonagent.agent.describe import complete_transcript, describe_classes
 from skeletonagent.agent.llm import ChatResult, Offline
@@ -70,3 +72,18 @@ def test_describe_tool_from_config(tmp_path):
         transcript_filename(i, n) for i, n in enumerate(NAMES))
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and f'{len(NAMES)} already complete' in proc.stdout
+
+
+def test_initial_state_names_failed_classes_and_keeps_the_rest(tmp_path):
+    from skeletonagent.agent import build_initial_agent
+    from skeletonagent.agent.initial import TRANSCRIPT_SUBDIR
+    cfg = dict(label_map='demo', llm=FlakyOffline(NAMES[7], fail_round=2))
+    with pytest.raises(RuntimeError, match=r"008 'shake head': round 2: timeout") as err:
+        build_initial_agent(cfg, len(NAMES), 'nturgb+d', 'j', tmp_path)
+    assert 'tools/agent/describe.py' in str(err.value)
+    out = tmp_path / TRANSCRIPT_SUBDIR
+    assert len(list(out.iterdir())) == len(NAMES) - 1
+    retry = FlakyOffline('nobody', fail_round=1)
+    initial = build_initial_agent(dict(label_map='demo', llm=retry), len(NAMES), 'nturgb+d', 'j',
+                                  tmp_path)
+    assert retry.chats == len(INITIAL_ROUNDS) and len(initial.state.descriptions) == len(NAMES)

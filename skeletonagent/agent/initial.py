@@ -23,14 +23,13 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from .dialogue import run_initial_dialogues
 from .llm import build_backend
 from .prompts import PromptSet
 from .selector import (JointSelection, base_stream, build_masks, critical_joints_from_transcript,
                        descriptions_from_transcripts)
 from .state import AgentState
 from .transcripts import (Turn, TranscriptError, read_transcript, read_transcript_dir,
-                          transcript_filename, write_transcript)
+                          transcript_filename)
 from .vocab import LayoutArg, resolve_layout
 
 __all__ = ['build_initial_state', 'build_initial_agent', 'InitialAgent', 'resolve_class_names', 'load_masks', 'TRANSCRIPT_SUBDIR']
@@ -78,30 +77,35 @@ def load_masks(path: os.PathLike | str, num_classes: int, num_joints: int) -> np
 
 def _work_dir_transcripts(backend_cfg: Any, class_names: Sequence[str], layout,
                           prompts: PromptSet, out_dir: Path) -> list[list[Turn]]:
-    """Reuse the transcripts in ``out_dir`` and hold the dialogue for classes without one."""
+    """Reuse the complete transcripts in ``out_dir`` and hold the dialogue of the other
+    classes (written there as each finishes, so an interrupted start loses nothing).
+
+    Raises:
+        RuntimeError: naming the classes whose dialogue failed (after the backend's retries)
+            and how to retry just those.
+    """
+    from .describe import complete_transcript, describe_classes
     paths = [out_dir / transcript_filename(i, name) for i, name in enumerate(class_names)]
-    transcripts: list[Optional[list[Turn]]] = []
-    for path in paths:
-        turns = read_transcript(path) if path.is_file() else None
-        transcripts.append(turns if turns and any(t.answer for t in turns) else None)
-    todo = [i for i, turns in enumerate(transcripts) if turns is None]
+    todo = [i for i, path in enumerate(paths) if not complete_transcript(path)]
     if todo:
         backend = build_backend(backend_cfg)
-        backend.configure(layout=layout, prompts=prompts)
         logger.info('agent: initial dialogue of %d classes with %s', len(todo),
                     backend.describe())
         try:
-            new = run_initial_dialogues(backend, [class_names[i] for i in todo], layout,
-                                        prompts)
+            summary = describe_classes(backend, class_names, layout, out_dir, prompts)
         finally:
             backend.close()
-        for i, turns in zip(todo, new):
-            write_transcript(paths[i], turns)
-            transcripts[i] = turns
+        if summary.failed:
+            failed = '; '.join(f'{i + 1:03d} {class_names[i]!r}: {why}'
+                               for i, why in sorted(summary.failed.items()))
+            raise RuntimeError(
+                f'agent: the initial dialogue failed for {len(summary.failed)} classes ({failed}). '
+                f'The {len(class_names) - len(summary.failed)} complete transcripts are kept in '
+                f'{out_dir}; run again (or tools/agent/describe.py --out {out_dir}) to ask only '
+                f'the missing classes, or point agent.transcripts at a transcript folder.')
     if len(todo) < len(class_names):
-        logger.info('agent: reused %d transcripts in %s', len(class_names) - len(todo),
-                    out_dir)
-    return [turns for turns in transcripts if turns is not None]
+        logger.info('agent: reused %d transcripts in %s', len(class_names) - len(todo), out_dir)
+    return [read_transcript(path) for path in paths]
 
 
 def _log_selections(selections: Sequence[JointSelection], class_names: Sequence[str]) -> None:
