@@ -3,11 +3,11 @@
 Per training step the hook adds the step's clean (non-mixup) logits to a confusion counter
 on the device (no host sync). Every ``interval`` epochs it sums the counters of all ranks,
 picks each class's most confused classes, and rank 0 starts a round in a background thread:
-follow-up questions to the LLM, replies turned into descriptions (and, optionally, masks),
-the new descriptions' text embeddings computed, a report and transcripts written. Training
-goes on meanwhile. At each later epoch boundary rank 0 says whether the round is done; when
-it is, the new state is broadcast and every rank installs the very same descriptions, masks
-and embeddings before the next epoch. Checkpoints carry the state, so a resumed run
+follow-up questions to the LLM, replies turned into descriptions (and, optionally, masks), a
+report and transcripts written. Training goes on meanwhile. At each later epoch boundary
+rank 0 says whether the round is done; when it is, rank 0 encodes the new descriptions (a
+frozen text encoder) and broadcasts the new state, and every rank installs the very same
+descriptions, masks and embeddings before the next epoch. Checkpoints carry the state, so a resumed run
 continues with the text it had.
 """
 from __future__ import annotations
@@ -34,6 +34,16 @@ logger = logging.getLogger(__name__)
 
 def _unwrap(model):
     return model.module if is_model_wrapper(model) else model
+
+
+def _save_matrix(path: Path, matrix) -> None:
+    """The confusion counts a round used (all ranks summed), next to its report."""
+    import io
+    import numpy as np
+    from ..utils.fileio import atomic_write_bytes
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(matrix))
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 class _Payload:
@@ -113,15 +123,16 @@ class AgentHook(Hook):
         self._write_rank_digest(runner)
 
     def _write_rank_digest(self, runner) -> None:
-        """``agent/ranks/rank<R>.json``: what this rank holds, to check ranks agree."""
+        """Append to ``agent/ranks/rank<R>.jsonl`` what this rank now holds (digests of the
+        descriptions, masks and embeddings), so anyone can check that the ranks agree."""
         import json
-        from ..utils.fileio import atomic_write_text
         rank = get_rank()
         record = dict(rank=rank, epoch=runner.epoch, rounds=self.rounds_done,
                       **self.state.digests())
-        path = Path(runner.work_dir) / 'agent' / 'ranks' / f'rank{rank}.json'
+        path = Path(runner.work_dir) / 'agent' / 'ranks' / f'rank{rank}.jsonl'
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, json.dumps(record, indent=1) + '\n')
+        with open(path, 'a', encoding='utf-8') as f:
+            f.write(json.dumps(record) + '\n')
 
     def _prepare_rank0(self, runner, num_classes: int):
         """Initial dialogue/state, transcripts and the LLM backend (rank 0 only)."""
@@ -202,8 +213,7 @@ class AgentHook(Hook):
             runner.logger.warning(f'agent: the previous round is still running at epoch '
                                   f'{finished}; skipping this round')
             return
-        job = (self.state, list(self._transcripts), matrix, finished, _unwrap(runner.model),
-               Path(runner.work_dir))
+        job = (self.state, list(self._transcripts), matrix, finished, Path(runner.work_dir))
         if self._executor is None:                   # background=False
             self._future = Future()
             try:
@@ -213,8 +223,8 @@ class AgentHook(Hook):
         else:
             self._future = self._executor.submit(self._run_round, *job)
 
-    def _run_round(self, state, transcripts, matrix, epoch: int, model, work_dir: Path):
-        """One round (rank 0, background thread): returns (RoundResult, new AgentState)."""
+    def _run_round(self, state, transcripts, matrix, epoch: int, work_dir: Path):
+        """One round (rank 0, background thread): returns (RoundResult, new AgentState, epoch)."""
         from .questioner import select_confused
         from .prompts import PromptSet
         from .round import run_round, save_transcripts, write_round_report
@@ -231,13 +241,12 @@ class AgentHook(Hook):
                            max_words=int(self.agent_cfg.get('max_words', 50)),
                            row_index=self.agent_cfg.get('row_index', 'pair'))
         new_state = result.state
-        if new_state is not state:
-            new_state = new_state.with_embeddings(model.encode_descriptions(new_state.descriptions))
         from .initial import TRANSCRIPT_SUBDIR
         save_transcripts(result.transcripts, self._class_names, work_dir / TRANSCRIPT_SUBDIR,
                          classes=result.updated)
         report = write_round_report(result, work_dir / REPORT_SUBDIR, self.rounds_done + 1,
                                     layout=self.layout)
+        _save_matrix(report.with_name(report.stem + '_confusion.npy'), matrix)
         logger.info('agent: round after epoch %d finished in %.1f s (%s); report %s',
                     epoch, time.perf_counter() - start, result.stats.summary(), report)
         return result, new_state, epoch
@@ -254,6 +263,11 @@ class AgentHook(Hook):
                                     f'keeping state v{self.state.version}')
             else:
                 self._transcripts = result.transcripts
+                if new_state is not self.state:
+                    # encoded here, not in the round's thread: on a CPU the encoder's forward
+                    # pass would take the cores from the training steps for the whole round
+                    new_state = new_state.with_embeddings(
+                        _unwrap(runner.model).encode_descriptions(new_state.descriptions))
                 note = (f'agent: round {self.rounds_done + 1} (confusions up to epoch {epoch}) '
                         f'installed after epoch {runner.epoch + 1}: state v{new_state.version}, '
                         f'{len(result.updated)} classes updated, {result.stats.summary()}; '

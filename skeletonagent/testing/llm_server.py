@@ -238,6 +238,13 @@ class _Handler(BaseHTTPRequestHandler):
         raise ValueError(f'unknown fault kind {fault.kind!r}')
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # socketserver's default listen backlog of 5 drops the SYNs of a burst of concurrent
+    # requests, which the client's kernel retries only after a second; real servers queue them
+    request_queue_size = 256
+
+
 class FakeLLMServer:
     """An OpenAI-compatible chat server on 127.0.0.1 for tests (see the module docstring).
 
@@ -265,7 +272,7 @@ class FakeLLMServer:
         self._rules: list[_Rule] = []     # predicate rules
         self._script: list[_Rule] = []    # the queue
         self._offline = None
-        self._httpd: Optional[ThreadingHTTPServer] = None
+        self._httpd: Optional[_Server] = None
         self._thread: Optional[threading.Thread] = None
         self._stopping = threading.Event()
 
@@ -284,7 +291,7 @@ class FakeLLMServer:
         if self._httpd is not None:
             return self
         handler = type('Handler', (_Handler,), {'owner': self})
-        self._httpd = ThreadingHTTPServer((self.host, self.port), handler)
+        self._httpd = _Server((self.host, self.port), handler)
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
         self._stopping.clear()
@@ -423,3 +430,30 @@ class FakeLLMServer:
             'usage': {'prompt_tokens': prompt // 4 + 1, 'completion_tokens': (completion + 3) // 4,
                       'total_tokens': prompt // 4 + 1 + (completion + 3) // 4},
         }
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Serve until interrupted: ``python -m skeletonagent.testing.llm_server --latency 1``.
+
+    Prints ``base_url: http://127.0.0.1:PORT/v1`` once listening (benchmarks read it), so a
+    separate process plays the remote LLM, as a real one would be.
+    """
+    import argparse
+    parser = argparse.ArgumentParser(description='OpenAI-compatible test server (offline answers)')
+    parser.add_argument('--port', type=int, default=0, help='0 picks a free port')
+    parser.add_argument('--latency', type=float, default=0.0, help='seconds per request')
+    parser.add_argument('--layout', default='nturgb+d')
+    args = parser.parse_args(argv)
+    server = FakeLLMServer(latency=args.latency, layout=args.layout, port=args.port).start()
+    print(f'base_url: {server.base_url}', flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

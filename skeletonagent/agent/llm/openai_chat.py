@@ -227,7 +227,7 @@ class OpenAIChat(LLMBackend):
     def __init__(self, model: str, base_url: Optional[str] = None,
                  api_key_env: Optional[str] = 'OPENAI_API_KEY', temperature: Optional[float] = 0.0,
                  max_tokens: Optional[int] = 512, timeout: float = 60.0, max_retries: int = 4,
-                 max_concurrency: int = 8, backoff: float = 0.5, backoff_cap: float = 20.0,
+                 max_concurrency: int = 32, backoff: float = 0.5, backoff_cap: float = 20.0,
                  max_requests_per_round: Optional[int] = None,
                  max_tokens_per_round: Optional[int] = None,
                  cache_dir: Union[str, 'os.PathLike[str]', None] = None,

@@ -1,0 +1,156 @@
+"""One agent round for 60 classes against a remote LLM with 1 s latency, during training.
+
+The test server (``python -m skeletonagent.testing.llm_server``) runs in its own process and
+answers every request after ``--latency`` seconds, like a remote model. The round is what
+the training hook runs in its background thread: follow-up questions naming each class's 10
+most confused classes (``OpenAIChat``, concurrent requests with its default concurrency), the
+Selector and the round report. Meanwhile the main thread runs training steps of the demo
+model (60 classes); their throughput during the round is compared with the throughput before
+it. The new descriptions' embeddings (frozen MiniLM), which the hook computes at the epoch
+boundary where it installs the state, are timed after the round.
+
+Usage: python bench/agent_round.py [--classes 60] [--latency 1.0] [--concurrency N]
+       [--threads 2] [--batch 32]
+Official: a sequential loop of 60 requests (~60 s at 1 s each), plus every training step
+re-reading the description files. Targets: round <= 6 s, throughput during round >= 90 %.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def start_server(latency: float) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, '-m', 'skeletonagent.testing.llm_server',
+                             '--latency', str(latency)], cwd=ROOT, stdout=subprocess.PIPE,
+                            text=True, env=dict(os.environ, OMP_NUM_THREADS='1'))
+    line = proc.stdout.readline()
+    match = re.match(r'base_url: (\S+)', line)
+    if not match:
+        proc.kill()
+        raise RuntimeError(f'test server did not start: {line!r}')
+    return proc, match.group(1)
+
+
+def build_model(num_classes: int):
+    import torch
+    from mmengine.config import Config
+    from skeletonagent.registry import MODELS
+    import skeletonagent.models  # noqa: F401 (registers the models)
+    cfg = Config.fromfile(str(ROOT / 'configs' / 'demo' / 'j.py'))
+    model_cfg = cfg.model.to_dict()
+    model_cfg['backbone']['num_classes'] = num_classes
+    model_cfg['cls_head']['num_classes'] = num_classes
+    model = MODELS.build(model_cfg)
+    model.init_text_encoder('cpu')
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
+    return model, opt
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--classes', type=int, default=60)
+    parser.add_argument('--latency', type=float, default=1.0)
+    parser.add_argument('--concurrency', type=int, default=None, help="default: OpenAIChat's")
+    parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--batch', type=int, default=32)
+    parser.add_argument('--baseline-s', type=float, default=8.0, help='seconds of steps before the round')
+    args = parser.parse_args(argv)
+
+    import numpy as np
+    import torch
+    from skeletonagent.agent import build_initial_agent, select_confused
+    from skeletonagent.agent.llm import build_backend
+    from skeletonagent.agent.prompts import PromptSet
+    from skeletonagent.agent.round import run_round, write_round_report
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    label_map = 'ntu60' if args.classes == 60 else 'ntu120'
+    work = Path(tempfile.mkdtemp(prefix='agent_round_'))
+    initial = build_initial_agent(dict(label_map=label_map), args.classes, 'nturgb+d', 'j', work)
+    rng = np.random.default_rng(0)
+    matrix = rng.integers(0, 50, (args.classes, args.classes))
+    np.fill_diagonal(matrix, 0)
+    similar = select_confused(matrix, k=10)
+
+    model, opt = build_model(args.classes)
+    model.set_agent_state(initial.state.descriptions, initial.state.masks)
+    keypoint = torch.randn(args.batch, 1, 2, 32, 25, 3)
+    label = torch.randint(0, args.classes, (args.batch,))
+
+    server, base_url = start_server(args.latency)
+    llm = dict(type='OpenAIChat', model='fake-llm', base_url=base_url, api_key_env=None)
+    if args.concurrency:
+        llm['max_concurrency'] = args.concurrency
+    backend = build_backend(llm)
+    prompts = PromptSet()
+    backend.configure(layout='nturgb+d', prompts=prompts)
+    outcome: dict = {}
+
+    def round_job() -> None:
+        start = time.perf_counter()
+        result = run_round(backend, initial.state, initial.transcripts, initial.class_names,
+                           similar, layout='nturgb+d', modality='j', prompts=prompts, matrix=matrix)
+        write_round_report(result, work / 'rounds', 1, layout='nturgb+d')
+        outcome.update(seconds=time.perf_counter() - start, result=result)
+
+    def step() -> float:
+        opt.zero_grad(set_to_none=True)
+        losses = model(keypoint, label, mode='loss')
+        sum(v for k, v in losses.items() if k.startswith('loss')).backward()
+        opt.step()
+        return time.perf_counter()
+
+    try:
+        for _ in range(3):                      # warm-up (allocator, caches)
+            step()
+        t0 = time.perf_counter()
+        ends = []
+        while time.perf_counter() - t0 < args.baseline_s:
+            ends.append(step())
+        base_rate = len(ends) / (ends[-1] - t0)
+
+        thread = threading.Thread(target=round_job, name='agent-round')
+        r0 = time.perf_counter()
+        thread.start()
+        during = []
+        while thread.is_alive():
+            during.append(step())
+        r1 = time.perf_counter()
+        # steps that ran wholly or partly in the round: rate over the round's window
+        round_rate = len(during) / (during[-1] - r0) if during else 0.0
+        e0 = time.perf_counter()
+        model.set_agent_state(outcome['result'].state.descriptions, None,
+                              embeddings=model.encode_descriptions(outcome['result'].state.descriptions))
+        install_s = time.perf_counter() - e0
+    finally:
+        server.terminate()
+        server.wait(10)
+        backend.close()
+
+    result = outcome['result']
+    print(f'classes: {args.classes}, latency {args.latency:.1f} s per request, '
+          f'max_concurrency {backend.max_concurrency}, torch threads {args.threads}')
+    print(f'round summary: {result.stats.summary()}; {len(result.updated)} classes updated')
+    print(f'training steps: {base_rate:.2f} steps/s before the round, {round_rate:.2f} steps/s '
+          f'during it ({len(during)} steps in {r1 - r0:.1f} s)')
+    print(f'install at the epoch boundary (encode {args.classes} descriptions): {install_s:.2f} s')
+    print(f'round: {outcome["seconds"]:.2f} s')
+    print(f'throughput during round: {100 * round_rate / base_rate:.1f} %')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
