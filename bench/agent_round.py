@@ -10,15 +10,18 @@ it. The new descriptions' embeddings (frozen MiniLM), which the hook computes at
 boundary where it installs the state, are timed after the round.
 
 Usage: python bench/agent_round.py [--classes 60] [--latency 1.0] [--concurrency N]
-       [--threads 2] [--batch 32]
+       [--threads 2] [--batch 32] [--repeats 3] [--baseline-s 5]
+The printed round time is the median of the repeats; throughput is summed over them.
 Official: a sequential loop of 60 requests (~60 s at 1 s each), plus every training step
 re-reading the description files. Targets: round <= 6 s, throughput during round >= 90 %.
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,9 +34,12 @@ sys.path.insert(0, str(ROOT))
 
 
 def start_server(latency: float) -> tuple[subprocess.Popen, str]:
+    # at the lowest CPU priority: the server stands in for a remote machine, whose work
+    # would not run on the training machine's cores
     proc = subprocess.Popen([sys.executable, '-m', 'skeletonagent.testing.llm_server',
                              '--latency', str(latency)], cwd=ROOT, stdout=subprocess.PIPE,
-                            text=True, env=dict(os.environ, OMP_NUM_THREADS='1'))
+                            text=True, env=dict(os.environ, OMP_NUM_THREADS='1'),
+                            preexec_fn=lambda: os.nice(19))
     line = proc.stdout.readline()
     match = re.match(r'base_url: (\S+)', line)
     if not match:
@@ -46,7 +52,7 @@ def build_model(num_classes: int):
     import torch
     from mmengine.config import Config
     from skeletonagent.registry import MODELS
-    import skeletonagent.models  # noqa: F401 (registers the models)
+    importlib.import_module('skeletonagent.models')   # registers the models
     cfg = Config.fromfile(str(ROOT / 'configs' / 'demo' / 'j.py'))
     model_cfg = cfg.model.to_dict()
     model_cfg['backbone']['num_classes'] = num_classes
@@ -65,7 +71,8 @@ def main(argv=None) -> int:
     parser.add_argument('--concurrency', type=int, default=None, help="default: OpenAIChat's")
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--batch', type=int, default=32)
-    parser.add_argument('--baseline-s', type=float, default=8.0, help='seconds of steps before the round')
+    parser.add_argument('--baseline-s', type=float, default=5.0, help='seconds of steps alone before each round')
+    parser.add_argument('--repeats', type=int, default=3, help='rounds (each after steps alone)')
     args = parser.parse_args(argv)
 
     import numpy as np
@@ -74,6 +81,7 @@ def main(argv=None) -> int:
     from skeletonagent.agent.llm import build_backend
     from skeletonagent.agent.prompts import PromptSet
     from skeletonagent.agent.round import run_round, write_round_report
+    from skeletonagent.utils.threads import lower_thread_priority
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -97,9 +105,13 @@ def main(argv=None) -> int:
     backend = build_backend(llm)
     prompts = PromptSet()
     backend.configure(layout='nturgb+d', prompts=prompts)
+    # one request first: the server's own start-up (imports) is not the round's cost
+    backend.chat_results([[{'role': 'user', 'content': prompts.initial_questions(
+        initial.class_names[0], 'nturgb+d')[0]}]])
     outcome: dict = {}
 
     def round_job() -> None:
+        lower_thread_priority(10)        # as the training hook's round thread
         start = time.perf_counter()
         result = run_round(backend, initial.state, initial.transcripts, initial.class_names,
                            similar, layout='nturgb+d', modality='j', prompts=prompts, matrix=matrix)
@@ -113,41 +125,50 @@ def main(argv=None) -> int:
         opt.step()
         return time.perf_counter()
 
+    def steps_while(keep_going) -> tuple[int, float]:
+        """Run steps while ``keep_going()``; (steps, seconds from start to the last step's end)."""
+        t0 = time.perf_counter()
+        n, last = 0, t0
+        while keep_going():
+            last = step()
+            n += 1
+        return n, last - t0
+
+    base_steps = base_s = round_steps = round_s = install_s = 0.0
+    round_times = []
     try:
         for _ in range(3):                      # warm-up (allocator, caches)
             step()
-        t0 = time.perf_counter()
-        ends = []
-        while time.perf_counter() - t0 < args.baseline_s:
-            ends.append(step())
-        base_rate = len(ends) / (ends[-1] - t0)
-
-        thread = threading.Thread(target=round_job, name='agent-round')
-        r0 = time.perf_counter()
-        thread.start()
-        during = []
-        while thread.is_alive():
-            during.append(step())
-        r1 = time.perf_counter()
-        # steps that ran wholly or partly in the round: rate over the round's window
-        round_rate = len(during) / (during[-1] - r0) if during else 0.0
-        e0 = time.perf_counter()
-        model.set_agent_state(outcome['result'].state.descriptions, None,
-                              embeddings=model.encode_descriptions(outcome['result'].state.descriptions))
-        install_s = time.perf_counter() - e0
+        for _ in range(args.repeats):           # alternate: steps alone, steps during a round
+            t_end = time.perf_counter() + args.baseline_s
+            n, dt = steps_while(lambda: time.perf_counter() < t_end)
+            base_steps, base_s = base_steps + n, base_s + dt
+            thread = threading.Thread(target=round_job, name='agent-round')
+            thread.start()
+            n, dt = steps_while(thread.is_alive)
+            thread.join()
+            round_steps, round_s = round_steps + n, round_s + dt
+            round_times.append(outcome['seconds'])
+            e0 = time.perf_counter()
+            descriptions = outcome['result'].state.descriptions
+            model.set_agent_state(descriptions, None, embeddings=model.encode_descriptions(descriptions))
+            install_s = max(install_s, time.perf_counter() - e0)   # the first one encodes
+            model.set_agent_state(initial.state.descriptions, None)
     finally:
         server.terminate()
         server.wait(10)
         backend.close()
+    base_rate, round_rate = base_steps / base_s, round_steps / round_s
 
     result = outcome['result']
     print(f'classes: {args.classes}, latency {args.latency:.1f} s per request, '
           f'max_concurrency {backend.max_concurrency}, torch threads {args.threads}')
     print(f'round summary: {result.stats.summary()}; {len(result.updated)} classes updated')
-    print(f'training steps: {base_rate:.2f} steps/s before the round, {round_rate:.2f} steps/s '
-          f'during it ({len(during)} steps in {r1 - r0:.1f} s)')
+    print(f'training steps: {base_rate:.2f} steps/s alone ({base_steps:.0f} in {base_s:.1f} s), '
+          f'{round_rate:.2f} steps/s during rounds ({round_steps:.0f} in {round_s:.1f} s)')
+    print('rounds: ' + ', '.join(f'{t:.2f} s' for t in round_times))
     print(f'install at the epoch boundary (encode {args.classes} descriptions): {install_s:.2f} s')
-    print(f'round: {outcome["seconds"]:.2f} s')
+    print(f'round: {statistics.median(round_times):.2f} s')
     print(f'throughput during round: {100 * round_rate / base_rate:.1f} %')
     return 0
 

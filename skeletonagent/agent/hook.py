@@ -71,6 +71,8 @@ class AgentHook(Hook):
             the step loop and installs it at once (deterministic, for debugging).
         final_wait: seconds to wait at the end of training for a round still in flight
             (its report and transcripts are completed; the model is not changed any more).
+        round_nice: how much lower the round threads' CPU priority is than the training
+            steps' (Linux nice increment; 0 keeps it).
         official: reproduce the official agent exactly: counts restart every epoch (a round
             sees only the last epoch's confusions) and the official selection (k classes
             always, the class itself included, listed by index). By default counts cover
@@ -84,7 +86,7 @@ class AgentHook(Hook):
     def __init__(self, interval: int = 5, layout: str = 'nturgb+d', modality: str = 'j',
                  num_classes: Optional[int] = None, top_k: int = 10, pad_to_k: bool = False,
                  update_masks: bool = False, background: bool = True, final_wait: float = 600.0,
-                 official: bool = False, **agent_cfg: Any) -> None:
+                 official: bool = False, round_nice: int = 10, **agent_cfg: Any) -> None:
         if interval < 0:
             raise ValueError(f'AgentHook: interval must be >= 0 epochs, got {interval}')
         if top_k < 1:
@@ -99,6 +101,7 @@ class AgentHook(Hook):
         self.background = bool(background)
         self.final_wait = float(final_wait)
         self.official = bool(official)
+        self.round_nice = int(round_nice)
         self.steps_during_round = 0
         self.agent_cfg = agent_cfg
         self.state = None
@@ -176,7 +179,12 @@ class AgentHook(Hook):
             from .questioner import ConfusionCounter
             self._counter = ConfusionCounter(num_classes)
             if get_rank() == 0 and self.background:
-                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix='agent-round')
+                from ..utils.threads import lower_thread_priority
+                # the round's thread (and the request threads it starts) yield the cores to
+                # the training steps
+                self._executor = ThreadPoolExecutor(
+                    max_workers=1, thread_name_prefix='agent-round',
+                    initializer=lower_thread_priority, initargs=(self.round_nice,))
 
     # -- per step -------------------------------------------------------------------------------
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
