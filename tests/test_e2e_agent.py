@@ -7,6 +7,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -134,3 +135,17 @@ def test_training_went_on_during_rounds_and_checkpoint_has_the_state(agent_run):
     ranks = [json.loads(line) for line in
              (work_dir / 'agent' / 'ranks' / 'rank0.jsonl').read_text().splitlines()]
     assert state['version'] == ranks[-1]['version'] and ckpt['agent_rounds'] >= 1
+
+
+def test_missing_api_key_stops_training_at_start(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS='1', HF_HUB_OFFLINE='1',
+               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    env.pop('SA_UNSET_KEY', None)
+    cmd = [sys.executable, 'tools/train.py', 'configs/demo/j.py', '--cfg-options',
+           f'work_dir={tmp_path}', 'agent.llm.type=OpenAIChat', 'agent.llm.model=gpt-4o',
+           'agent.llm.api_key_env=SA_UNSET_KEY']
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert 'SA_UNSET_KEY' in out and 'agent.llm.type=Offline' in out, out[-3000:]
+    assert not list(tmp_path.glob('*.pth'))                  # stopped before the first step
