@@ -403,3 +403,18 @@ def test_agent_hook_round_with_a_failing_class(srv, initial, tmp_path, monkeypat
     assert len(read_transcript(folder / transcript_filename(6, names[6]))) == NUM_INITIAL + 1
     assert read_transcript(folder / transcript_filename(7, names[7])) == agent.transcripts[7]
     hook.after_train(runner)
+
+    # A checkpoint carries the state; a resumed run installs it and does not rebuild it.
+    checkpoint = {}
+    hook.before_save_checkpoint(runner, checkpoint)
+    resumed = AgentHook(interval=1, layout=LAYOUT, modality=MODALITY, top_k=2, label_map='demo',
+                        llm=dict(type='Offline'))
+    model2 = _Model()
+    runner2 = SimpleNamespace(model=model2, work_dir=str(tmp_path), epoch=1, max_epochs=3,
+                              logger=logging.getLogger('test_agent_faults'))
+    resumed.after_load_checkpoint(runner2, checkpoint)
+    resumed.before_train(runner2)
+    assert resumed.rounds_done == 1 and resumed.state.version == 1
+    assert resumed.state.descriptions == state.descriptions
+    assert model2.installed[-1][0] == state.descriptions
+    resumed.after_train(runner2)
