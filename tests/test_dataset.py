@@ -99,8 +99,9 @@ def test_lazy_init_and_idempotent_full_init(tmp_path):
 
 def test_unsupported_arguments(tmp_path):
     path = _write(tmp_path, _data())
-    with pytest.raises(NotImplementedError, match='memcached'):
-        PoseDataset(path, [], memcached=True, mc_cfg=('localhost', 22077))
+    # memcached=True (Kinetics kpfiles, tests/test_memcached.py) connects only on first use
+    lazy = PoseDataset(path, [], memcached=True, mc_cfg=('localhost', 22077))
+    assert lazy.video_infos[0]['key'] == 'a0' and lazy.mc_cfg == ('localhost', 22077)
     with pytest.raises(TypeError, match='bogus'):
         PoseDataset(path, [], bogus=1)
     with pytest.raises(ValueError, match='box_thr'):

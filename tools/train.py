@@ -8,6 +8,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mmengine.config import DictAction  # noqa: E402
 
+from skeletonagent.datasets.memcache import MemcachedError, memcached_session  # noqa: E402
 from skeletonagent.engine import RunOptions, init_distributed, load_config  # noqa: E402
 from skeletonagent.engine.runner import train  # noqa: E402
 
@@ -41,7 +42,11 @@ def main(argv=None):
     launcher = init_distributed()
     opts = RunOptions(validate=args.validate, seed=args.seed, deterministic=args.deterministic,
                       resume=args.resume, amp=args.amp, compile=args.compile, launcher=launcher)
-    train(cfg, opts, test_last=args.test_last, test_best=args.test_best)
+    try:
+        with memcached_session(cfg):  # memcached=True: start/fill/stop the server
+            train(cfg, opts, test_last=args.test_last, test_best=args.test_best)
+    except MemcachedError as exc:
+        raise SystemExit(f'error: {exc}') from exc
 
 
 if __name__ == '__main__':

@@ -163,7 +163,10 @@ class PoseDataset(Dataset):
         class_prob: per-class resampling multipliers (list of ``num_classes`` or
             ``{class: mult}``), read by
             :class:`~skeletonagent.datasets.builder.ClassSpecificSampler`.
-        memcached, mc_cfg: keypoints fetched from memcached (not supported yet).
+        memcached, mc_cfg: PYSKL's Kinetics layout: the annotations are a table of contents
+            (no keypoints, which are not checked then) and each sample's keypoint pack is
+            fetched from memcached at ``mc_cfg`` (default ``('localhost', 22077)``) under its
+            ``frame_dir`` (see :mod:`skeletonagent.datasets.memcache`).
         data_prefix: joined in front of every ``frame_dir`` (PYSKL behaviour) when given.
         test_mode: passed to the pipeline.
         multi_class: labels may be lists of ints (then ``num_classes`` is required).
@@ -197,10 +200,6 @@ class PoseDataset(Dataset):
         super().__init__()
         if kwargs:
             raise TypeError(f'PoseDataset got unexpected argument(s): {", ".join(sorted(kwargs))}')
-        if memcached:
-            raise NotImplementedError(
-                'PoseDataset(memcached=True) is not supported yet: keypoints must be stored '
-                'in the annotation pickle (compressed Kinetics kpfiles come in a later issue)')
         if multi_class and num_classes is None:
             raise ValueError('PoseDataset(multi_class=True) needs num_classes')
         if num_classes is not None and (not _is_int(num_classes) or num_classes <= 0):
@@ -216,6 +215,11 @@ class PoseDataset(Dataset):
         self.box_thr = box_thr
         self.memcached = memcached
         self.mc_cfg = mc_cfg
+        self._mc_reader = None
+        if memcached:
+            from .memcache import MemcachedReader
+            self._mc_reader = MemcachedReader(mc_cfg)  # connects on first use, per process
+            self.mc_cfg = self._mc_reader.mc_cfg
         self.data_prefix = data_prefix
         self.test_mode = test_mode
         self.multi_class = multi_class
@@ -253,9 +257,13 @@ class PoseDataset(Dataset):
         identifier = self._identifier(annotations)
         for index, ann in enumerate(annotations):
             validate_annotation(ann, file=self.ann_file, index=index, num_classes=num_classes,
-                                multi_class=self.multi_class, identifier=identifier)
+                                multi_class=self.multi_class, identifier=identifier,
+                                need_keypoint=not self.memcached)
 
         annotations = self._apply_valid_ratio(annotations, identifier)
+        if self.memcached:  # PYSKL: the keypoints live in memcached under the frame_dir
+            for ann in annotations:
+                ann['key'] = ann[identifier]
         if self.data_prefix:
             for ann in annotations:
                 ann[identifier] = osp.join(self.data_prefix, ann[identifier])
@@ -417,6 +425,9 @@ class PoseDataset(Dataset):
         """The annotation ``dataset[idx]`` starts from: a shallow copy plus the run flags."""
         self.full_init()
         results = dict(self.video_infos[idx])
+        if self._mc_reader is not None and 'key' in results:
+            results.update(self._mc_reader.fetch_pack(results.pop('key'),
+                                                      sample=results.get(self.identifier)))
         results['start_index'] = self.start_index
         results['modality'] = self.modality
         results['test_mode'] = self.test_mode
