@@ -1,5 +1,7 @@
-# NTU RGB+D 60, cross-subject, joint stream — the official SkeletonAgent hyper-parameters.
-# Data: PYSKL's ntu60_3danno.pkl under data/nturgbd/ (override: --cfg-options data.train.ann_file=...).
+# NTU RGB+D 60, cross-subject (X-Sub), joint stream: the official SkeletonAgent hyper-parameters.
+# Written by configs/_generate.py from its table: edit the table there and rerun it.
+# Data: PYSKL's ntu60_3danno.pkl (or tools/data/ntu_preproc.py) at data/nturgbd/ntu60_3danno.pkl
+# (another path: --cfg-options data.train.ann_file=P data.val.ann_file=P data.test.ann_file=P).
 modality = 'j'
 graph = 'nturgb+d'
 work_dir = f'./work_dirs/ntu60_xsub/{modality}'
@@ -14,20 +16,26 @@ model = dict(
     cls_head=dict(
         type='SimpleHead', joint_cfg=graph, num_classes=60, in_channels=384, work_dir=work_dir,
         interval_epoch=5, weight_1=0.2, weight_2=0.5),
-    # The paper's text encoder, trained with the model as the official code does.
-    # Frozen and cached (faster, our default elsewhere): trainable=False.
-    text_encoder=dict(type='CLIP', pretrained='openai/clip-vit-base-patch32', trainable=True))
+    # The paper's text encoder (CLIP ViT-B/32), fine-tuned with the model as the official
+    # code does. Frozen and cached (faster): trainable=False, or from the command line
+    # --cfg-options model.text_encoder.trainable=False.
+    text_encoder=dict(type='CLIP', trainable=True))
 
-# Class descriptions and joint masks. `llm=dict(type='Offline')` needs no network; the live
-# agent loop with an OpenAI-compatible server is configured here too (see README).
-agent = dict(label_map='ntu60', llm=dict(type='Offline'))
+# The agent: class descriptions and joint masks from an LLM dialogue, then a Questioner
+# round every 5 epochs (interval_epoch). OpenAI gpt-4o, key from $OPENAI_API_KEY.
+# Another backend, with --cfg-options:
+#   DeepSeek: agent.llm.model=deepseek-chat agent.llm.base_url=https://api.deepseek.com agent.llm.api_key_env=DEEPSEEK_API_KEY
+#   local OpenAI-compatible server: agent.llm.base_url=http://127.0.0.1:8000/v1 agent.llm.api_key_env=None agent.llm.model=<served-model-name>
+#   offline heuristic stand-in (no LLM, no network): agent.llm._delete_=True agent.llm.type=Offline
+agent = dict(label_map='ntu60',
+             llm=dict(type='OpenAIChat', model='gpt-4o', api_key_env='OPENAI_API_KEY'))
 
 dataset_type = 'PoseDataset'
 ann_file = 'data/nturgbd/ntu60_3danno.pkl'
 train_pipeline = [
     dict(type='PreNormalize3D', align_spine=False),
     dict(type='RandomRot', theta=0.2),
-    dict(type='GenSkeFeat', feats=[modality]),
+    dict(type='GenSkeFeat', dataset=graph, feats=[modality]),
     dict(type='UniformSampleDecode', clip_len=100),
     dict(type='FormatGCNInput'),
     dict(type='Collect', keys=['keypoint', 'label'], meta_keys=[]),
@@ -35,7 +43,7 @@ train_pipeline = [
 ]
 val_pipeline = [
     dict(type='PreNormalize3D', align_spine=False),
-    dict(type='GenSkeFeat', feats=[modality]),
+    dict(type='GenSkeFeat', dataset=graph, feats=[modality]),
     dict(type='UniformSampleDecode', clip_len=100, num_clips=1),
     dict(type='FormatGCNInput'),
     dict(type='Collect', keys=['keypoint', 'label'], meta_keys=[]),
@@ -43,7 +51,7 @@ val_pipeline = [
 ]
 test_pipeline = [
     dict(type='PreNormalize3D', align_spine=False),
-    dict(type='GenSkeFeat', feats=[modality]),
+    dict(type='GenSkeFeat', dataset=graph, feats=[modality]),
     dict(type='UniformSampleDecode', clip_len=100, num_clips=10),
     dict(type='FormatGCNInput'),
     dict(type='Collect', keys=['keypoint', 'label'], meta_keys=[]),
@@ -57,7 +65,7 @@ data = dict(
     val=dict(type=dataset_type, ann_file=ann_file, pipeline=val_pipeline, split='xsub_val'),
     test=dict(type=dataset_type, ann_file=ann_file, pipeline=test_pipeline, split='xsub_val'))
 
-# 4 GPUs × 16 at lr 0.1 in the paper -> 0.025 per 16 samples
+# official: 4 GPUs x 16 at lr 0.1 -> 0.025 per GPU of 16 samples
 optimizer = dict(type='SGD', lr=0.025, momentum=0.9, weight_decay=0.0005, nesterov=True)
 optimizer_config = dict(grad_clip=None)
 lr_config = dict(policy='CosineAnnealing', min_lr=0, by_epoch=False)

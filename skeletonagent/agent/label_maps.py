@@ -8,4 +8,4 @@ from skeletonagent.datasets.label_map import LABEL_MAP_DIR, label_map_path, load
 __all__ = ['LABEL_MAP_DIR', 'label_map_path', 'load_label_map', 'DEFAULT_LABEL_MAPS']
 
 #: The label map used when the agent config names none, by number of classes.
-DEFAULT_LABEL_MAPS = {60: 'ntu60', 120: 'ntu120'}
+DEFAULT_LABEL_MAPS = {60: 'ntu60', 120: 'ntu120', 400: 'k400', 99: 'finegym', 155: 'uav'}
