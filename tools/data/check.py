@@ -1,0 +1,15 @@
+#!/usr/bin/env python
+"""Validate an annotation pickle against the PYSKL schema and print a summary.
+
+    python tools/data/check.py data/nturgbd/ntu60_3danno.pkl [--split xsub_val]
+        [--num-classes 60]
+
+Exit status 0 when every sample is well formed; 1 at the first malformed one, with the
+file, the sample and the field named on stderr.
+"""
+import sys
+
+from skeletonagent.datasets.prep.check import main
+
+if __name__ == '__main__':
+    sys.exit(main())
