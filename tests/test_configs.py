@@ -206,8 +206,11 @@ def test_official_values(ds, stream):
         assert train['Spatial_Flip'].p == 0.5 and train['Spatial_Flip'].dataset == 'nturgb+d'
     if aug == 'Part_Drop':
         assert train['Part_Drop'].p == 0.2 and train['Part_Drop'].dataset == 'nturgb+d'
-    if 'Flip' in train:
+    if 'Flip' in train:  # the layout's pairs are the official left_kp / right_kp
+        from skeletonagent.skeleton import get_layout
         assert train['Flip'].flip_ratio == 0.5 and train['Flip'].dataset == 'coco'
+        coco = get_layout('coco')
+        assert (tuple(coco.left), tuple(coco.right)) == (COCO_LEFT, COCO_RIGHT)
 
     # schedule
     assert dict(cfg.optimizer) == dict(type='SGD', lr=kind['lr'], momentum=0.9,
