@@ -26,7 +26,7 @@ model = dict(
 # Another backend, with --cfg-options:
 #   DeepSeek: agent.llm.model=deepseek-chat agent.llm.base_url=https://api.deepseek.com agent.llm.api_key_env=DEEPSEEK_API_KEY
 #   local OpenAI-compatible server: agent.llm.base_url=http://127.0.0.1:8000/v1 agent.llm.api_key_env=None agent.llm.model=<served-model-name>
-#   offline heuristic stand-in (no LLM, no network): agent.llm._delete_=True agent.llm.type=Offline
+#   offline heuristic stand-in (no LLM, no network): agent.llm.type=Offline
 agent = dict(label_map='uav',
              llm=dict(type='OpenAIChat', model='gpt-4o', api_key_env='OPENAI_API_KEY'))
 

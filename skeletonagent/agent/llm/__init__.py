@@ -11,7 +11,15 @@ __all__ = ["LLMBackend", "Message", "Offline", "check_messages", "build_backend"
 
 
 def build_backend(cfg: 'dict | LLMBackend | None') -> LLMBackend:
-    """Build a backend from its config dict (``dict(type='Offline')`` when None)."""
+    """Build a backend from its config dict (``dict(type='Offline')`` when None).
+
+    Switching backend from the command line (``--cfg-options agent.llm.type=Offline``) keeps
+    the other keys of the config's backend (``model``, ``api_key_env``, ...). Keys the chosen
+    backend does not take are dropped with a warning that names them, instead of failing.
+    """
+    import inspect
+    import logging
+
     from skeletonagent.registry import LLM_BACKENDS
     if isinstance(cfg, LLMBackend):
         return cfg
@@ -19,4 +27,16 @@ def build_backend(cfg: 'dict | LLMBackend | None') -> LLMBackend:
     if 'type' not in cfg:
         raise KeyError(f"llm backend config needs a 'type' (one of "
                        f"{sorted(LLM_BACKENDS.module_dict)}), got {cfg}")
+    cls = LLM_BACKENDS.get(cfg['type']) if isinstance(cfg['type'], str) else cfg['type']
+    if cls is None:
+        raise KeyError(f"unknown llm backend {cfg['type']!r}; registered: "
+                       f"{sorted(LLM_BACKENDS.module_dict)}")
+    params = inspect.signature(cls.__init__).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        unknown = sorted(k for k in cfg if k != 'type' and k not in params)
+        if unknown:
+            logging.getLogger(__name__).warning(
+                'llm backend %s: ignoring settings it does not take: %s', cls.__name__,
+                ', '.join(unknown))
+            cfg = {k: v for k, v in cfg.items() if k not in unknown}
     return LLM_BACKENDS.build(cfg)
