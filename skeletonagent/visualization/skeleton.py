@@ -1,0 +1,586 @@
+"""Draw skeleton sequences (PNG grid, GIF, MP4) and the agent's critical joints.
+
+Everything renders through matplotlib's Agg canvas (no display, no pyplot state), so it
+works on servers, in threads and in tests. Edges come from the layout
+(:mod:`skeletonagent.skeleton`); persons get distinct colours; critical joints are drawn
+bigger, in red, with a dark edge.
+
+2D keypoints (image pixels, y down) are drawn as they are. 3D keypoints (camera space as
+NTU RGB+D's Kinect: y up, z away from the camera) are drawn from the camera's side under a
+fixed oblique orthographic projection (30° azimuth, 15° elevation), which keeps depth
+visible without matplotlib's 3D axes.
+
+Entry points: :func:`draw_skeleton_sequence` (what ``tools/vis_skeleton.py`` calls),
+:func:`draw_critical_joints` (a class's joints on a canonical pose, for reports),
+:func:`critical_joints_from_mask` and :func:`infer_layout`.
+"""
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import subprocess
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import numpy as np
+
+__all__ = ['infer_layout', 'critical_joints_from_mask', 'canonical_pose', 'is_3d',
+           'draw_skeleton_sequence', 'render_frames', 'draw_critical_joints',
+           'find_ffmpeg', 'PERSON_COLOURS', 'CRITICAL_COLOUR']
+
+PathLike = Union[str, os.PathLike]
+
+#: Person colours, in order (no red: red marks critical joints).
+PERSON_COLOURS = ('#1f77b4', '#2ca02c', '#9467bd', '#ff7f0e', '#17becf', '#8c564b',
+                  '#e377c2', '#7f7f7f', '#bcbd22')
+#: Colour of critical joints.
+CRITICAL_COLOUR = '#e41a1c'
+#: Layout guessed from the number of joints (17 is ambiguous: coco and uav; coco wins).
+LAYOUT_BY_JOINTS = {25: 'nturgb+d', 18: 'openpose', 17: 'coco', 20: 'coco_new', 21: 'handmp'}
+#: The oblique view of 3D skeletons (degrees).
+AZIMUTH, ELEVATION = 30.0, 15.0
+SUFFIXES = ('.png', '.gif', '.mp4')
+
+
+# --------------------------------------------------------------------------- helpers
+def _layout(layout: Any):
+    from ..skeleton import get_layout
+    return get_layout(layout)
+
+
+def infer_layout(num_joints: int) -> str:
+    """The layout name for V joints (25 → 'nturgb+d', 18 → 'openpose', 17 → 'coco' (pass
+    'uav' explicitly for UAV-Human), 20 → 'coco_new', 21 → 'handmp').
+
+    Raises:
+        ValueError: naming V and the known joint counts.
+    """
+    from ..skeleton import LAYOUTS
+    name = LAYOUT_BY_JOINTS.get(int(num_joints))
+    if name is None or name not in LAYOUTS:
+        known = ', '.join(f'{lay.num_joints} ({n})' for n, lay in sorted(LAYOUTS.items()))
+        raise ValueError(f'no skeleton layout has {num_joints} joints; known: {known}')
+    return name
+
+
+def critical_joints_from_mask(masks: Any, class_index: Optional[int] = None) -> list[int]:
+    """The critical joints a Selector mask encodes: the rows that hold a non-zero.
+
+    :func:`skeletonagent.agent.selector.build_masks` sets ``mask[c, row, :] = 1`` for the
+    rows of class ``c``'s critical joints; for joint masks (``j``) a row is a joint, for bone
+    / k-bone masks a row is the pair at that position (so the joints are approximately the
+    rows).
+
+    Args:
+        masks: ``Class×V×V`` (needs ``class_index``), ``V×V``, ``Class×V`` (rows already
+            reduced; needs ``class_index``) or ``V`` (one class's joint flags).
+        class_index: the class for multi-class arrays.
+
+    Raises:
+        ValueError: a missing / out-of-range class or an unexpected shape.
+    """
+    masks = np.asarray(masks)
+    if masks.ndim == 3 or (masks.ndim == 2 and class_index is not None
+                           and masks.shape[0] != masks.shape[1]):
+        if class_index is None:
+            raise ValueError(f'masks of shape {masks.shape} hold {masks.shape[0]} classes: '
+                             'give the class index')
+        if not -masks.shape[0] <= class_index < masks.shape[0]:
+            raise ValueError(f'class {class_index} is out of range: the masks hold '
+                             f'{masks.shape[0]} classes (0..{masks.shape[0] - 1})')
+        masks = masks[class_index]
+    elif masks.ndim == 2 and class_index is not None and masks.shape[0] == masks.shape[1]:
+        # square Class×V with Class == V is indistinguishable from one V×V mask: a V×V mask
+        # has every column of a row set; Class×V rows are per-class flags.
+        if not (masks == masks[:, :1]).all():
+            masks = masks[class_index]
+    if masks.ndim == 2:
+        flags = (masks != 0).any(axis=1)
+    elif masks.ndim == 1:
+        flags = masks != 0
+    else:
+        raise ValueError(f'masks must be Class×V×V, V×V, Class×V or V; got shape {masks.shape}')
+    return [int(i) for i in np.flatnonzero(flags)]
+
+
+def is_3d(keypoint: np.ndarray, layout: Any = None) -> bool:
+    """Whether M×T×V×C keypoints are 3D (x, y, z) rather than 2D (x, y[, score]).
+
+    C = 2: 2D. C = 3: 3D for 'nturgb+d'; for other layouts 2D+score when the third channel
+    lies in [0, 1] everywhere, else 3D.
+    """
+    c = keypoint.shape[-1]
+    if c == 2:
+        return False
+    if c != 3:
+        raise ValueError(f'keypoints must have C = 2 or 3 channels, got shape {keypoint.shape}')
+    if layout is not None and _layout(layout).name == 'nturgb+d':
+        return True
+    third = keypoint[..., 2]
+    return not (np.all(third >= 0) and np.all(third <= 1))
+
+
+def _project(points: np.ndarray, azimuth: float = AZIMUTH,
+             elevation: float = ELEVATION) -> np.ndarray:
+    """Orthographic oblique view of (..., 3) camera-space points → (..., 2), y up.
+
+    Camera space as Kinect's: y up, z away from the camera, x to the camera's left; the
+    view is the camera's (a subject facing it has their left hand on the picture's right),
+    turned by ``azimuth`` about the vertical and looking down by ``elevation``.
+    """
+    a, e = math.radians(azimuth), math.radians(elevation)
+    x, y, z = points[..., 0], points[..., 1], points[..., 2]
+    xr = x * math.cos(a) + z * math.sin(a)
+    zr = -x * math.sin(a) + z * math.cos(a)
+    yr = y * math.cos(e) + zr * math.sin(e)
+    return np.stack([-xr, yr], axis=-1)
+
+
+def _prepare(keypoint: Any, layout: Any, keypoint_score: Any, dim: Optional[int],
+             score_thr: float) -> tuple[Any, np.ndarray, np.ndarray, bool]:
+    """→ (layout, points M×T×V×2 in drawing coordinates, visible M×T×V, y_down)."""
+    kp = np.asarray(keypoint, dtype=np.float64)
+    if kp.ndim == 3:
+        kp = kp[None]
+    if kp.ndim != 4 or kp.shape[-1] not in (2, 3) or kp.shape[1] < 1:
+        raise ValueError(f'keypoints must be M×T×V×C with C = 2 or 3 and T >= 1, got shape '
+                         f'{kp.shape}')
+    layout = _layout(layout if layout is not None else infer_layout(kp.shape[2]))
+    if kp.shape[2] != layout.num_joints:
+        raise ValueError(f'keypoints have {kp.shape[2]} joints (shape {kp.shape}) but layout '
+                         f'{layout.name!r} has {layout.num_joints}')
+    three_d = (dim == 3) if dim is not None else is_3d(kp, layout)
+    if three_d and kp.shape[-1] != 3:
+        raise ValueError(f'3D drawing needs C = 3, got shape {kp.shape}')
+    score = None
+    if keypoint_score is not None:
+        score = np.asarray(keypoint_score, dtype=np.float64).reshape(kp.shape[:3])
+    elif not three_d and kp.shape[-1] == 3:
+        score = kp[..., 2]
+    finite = np.isfinite(kp).all(-1)
+    # all-zero joints are missing (padding persons, undetected joints)
+    visible = finite & (np.abs(np.nan_to_num(kp)).sum(-1) > 0)
+    if score is not None:
+        visible &= score > score_thr
+    if three_d:
+        points = _project(np.nan_to_num(kp[..., :3]))
+    else:
+        points = np.nan_to_num(kp[..., :2]).copy()
+    return layout, points, visible, not three_d
+
+
+def _limits(points: np.ndarray, visible: np.ndarray, margin: float = 0.08):
+    """Square (xlim, ylim) around every visible point of the sequence."""
+    pts = points[visible]
+    if not len(pts):
+        return (-1.0, 1.0), (-1.0, 1.0)
+    lo, hi = pts.min(0), pts.max(0)
+    centre = (lo + hi) / 2
+    half = max(float((hi - lo).max()) / 2, 1e-6) * (1 + 2 * margin)
+    return (centre[0] - half, centre[0] + half), (centre[1] - half, centre[1] + half)
+
+
+def _figure(width_in: float, height_in: float, dpi: int):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(width_in, height_in), dpi=dpi)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _rgb(fig) -> np.ndarray:
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+
+
+class _Panel:
+    """The artists of one skeleton drawing on one axes, updated frame by frame."""
+
+    def __init__(self, ax, layout, num_persons: int, critical: Sequence[int],
+                 xlim, ylim, y_down: bool, joint_size: float = 14.0,
+                 line_width: float = 1.6) -> None:
+        from matplotlib.collections import LineCollection
+        self.ax = ax
+        self.edges = np.asarray(layout.inward, dtype=np.int64).reshape(-1, 2)
+        self.critical = np.zeros(layout.num_joints, dtype=bool)
+        self.critical[list(critical)] = True
+        self.lines, self.dots, self.marks = [], [], []
+        for m in range(num_persons):
+            colour = PERSON_COLOURS[m % len(PERSON_COLOURS)]
+            lc = LineCollection([], colors=colour, linewidths=line_width, zorder=2)
+            ax.add_collection(lc)
+            self.lines.append(lc)
+            self.dots.append(ax.scatter([], [], s=joint_size, c=colour, zorder=3,
+                                        edgecolors='none'))
+            self.marks.append(ax.scatter([], [], s=joint_size * 4.5, c=CRITICAL_COLOUR,
+                                         zorder=4, edgecolors='black', linewidths=0.8))
+        ax.set_xlim(*xlim)
+        ax.set_ylim(*(ylim[::-1] if y_down else ylim))
+        ax.set_aspect('equal', adjustable='box')
+        ax.set_xticks([])
+        ax.set_yticks([])
+        self.text = ax.set_title('', fontsize=8)
+
+    def update(self, points: np.ndarray, visible: np.ndarray, title: str = '') -> None:
+        """points M×V×2, visible M×V for one frame."""
+        empty = np.zeros((0, 2))
+        for m in range(len(self.lines)):
+            if m >= len(points):
+                self.lines[m].set_segments([])
+                self.dots[m].set_offsets(empty)
+                self.marks[m].set_offsets(empty)
+                continue
+            p, vis = points[m], visible[m]
+            ok = vis[self.edges[:, 0]] & vis[self.edges[:, 1]]
+            self.lines[m].set_segments(list(p[self.edges[ok]]))
+            self.dots[m].set_offsets(p[vis & ~self.critical] if vis.any() else empty)
+            self.marks[m].set_offsets(p[vis & self.critical] if vis.any() else empty)
+        self.text.set_text(title)
+
+
+def _persons_present(visible: np.ndarray) -> np.ndarray:
+    """Indices of persons visible in at least one frame (padding persons are dropped)."""
+    present = np.flatnonzero(visible.reshape(visible.shape[0], -1).any(1))
+    return present if len(present) else np.arange(min(1, visible.shape[0]))
+
+
+def _caption(title: Optional[str], layout, critical: Sequence[int]) -> str:
+    parts = [title] if title else []
+    if critical:
+        names = ', '.join(layout.joint_names[j] for j in critical)
+        parts.append(f'critical: {names}')
+    return '\n'.join(parts)
+
+
+def _wrap(text: str, width: int) -> str:
+    import textwrap
+    return '\n'.join(textwrap.fill(line, width) for line in text.split('\n'))
+
+
+# --------------------------------------------------------------------------- sequences
+def _check_critical(critical: Optional[Iterable[int]], layout) -> list[int]:
+    joints = sorted({int(j) for j in (critical or ())})
+    bad = [j for j in joints if not 0 <= j < layout.num_joints]
+    if bad:
+        raise ValueError(f'critical joint {bad[0]} is outside 0..{layout.num_joints - 1} of '
+                         f'layout {layout.name!r}')
+    return joints
+
+
+def render_frames(keypoint: Any, layout: Any = None, *, keypoint_score: Any = None,
+                  critical: Optional[Iterable[int]] = None, frames: Optional[Sequence[int]] = None,
+                  dim: Optional[int] = None, size: tuple[float, float] = (4.0, 4.0),
+                  dpi: int = 100, title: Optional[str] = None,
+                  score_thr: float = 0.0) -> Iterator[np.ndarray]:
+    """Yield one H×W×3 uint8 image per frame of an M×T×V×C sequence (same size each).
+
+    Arguments as :func:`draw_skeleton_sequence`; ``frames`` picks frame indices (all by
+    default), ``size`` is the figure size in inches (pixels = size × dpi).
+    """
+    layout, points, visible, y_down = _prepare(keypoint, layout, keypoint_score, dim, score_thr)
+    critical = _check_critical(critical, layout)
+    persons = _persons_present(visible)
+    points, visible = points[persons], visible[persons]
+    xlim, ylim = _limits(points, visible)
+    fig = _figure(size[0], size[1], dpi)
+    caption = _caption(title, layout, critical)
+    if caption:
+        fig.suptitle(_wrap(caption, int(size[0] * 14)), fontsize=7)
+    ax = fig.add_axes((0.03, 0.03, 0.94, 0.82 if caption else 0.9))
+    panel = _Panel(ax, layout, len(persons), critical, xlim, ylim, y_down)
+    total = points.shape[1]
+    for t in (range(total) if frames is None else frames):
+        panel.update(points[:, t], visible[:, t], f'frame {t + 1}/{total}')
+        yield _rgb(fig)
+
+
+def _grid_png(points, visible, layout, critical, y_down, out: Path, num_panels: int,
+              dpi: int, caption: str, panel_in: float = 3.0) -> None:
+    total = points.shape[1]
+    num = max(1, min(num_panels, total))
+    frames = np.unique(np.linspace(0, total - 1, num).round().astype(int))
+    cols = min(len(frames), 3)
+    rows = math.ceil(len(frames) / cols)
+    head = 0.5                       # title room, kept empty or not: a size that is predictable
+    fig = _figure(cols * panel_in, rows * panel_in + head, dpi)
+    if caption:
+        fig.suptitle(_wrap(caption, int(cols * panel_in * 14)), fontsize=8)
+    xlim, ylim = _limits(points, visible)
+    height = rows * panel_in + head
+    for k, t in enumerate(frames):
+        r, c = divmod(k, cols)
+        rect = (c / cols + 0.01, 1 - (head + (r + 1) * panel_in) / height + 0.01,
+                1 / cols - 0.02, panel_in / height - 0.04)
+        ax = fig.add_axes(rect)
+        panel = _Panel(ax, layout, len(points), critical, xlim, ylim, y_down)
+        panel.update(points[:, t], visible[:, t], f'frame {t + 1}/{total}')
+    fig.savefig(out, dpi=dpi, format='png')
+
+
+def find_ffmpeg() -> Optional[str]:
+    """An ffmpeg executable: on PATH, matplotlib's ``animation.ffmpeg_path``, or the one the
+    ``imageio-ffmpeg`` package ships; None when there is none."""
+    found = shutil.which('ffmpeg')
+    if found:
+        return found
+    try:
+        import matplotlib
+        configured = matplotlib.rcParams.get('animation.ffmpeg_path')
+        if configured and configured != 'ffmpeg' and shutil.which(configured):
+            return shutil.which(configured)
+    except ImportError:
+        pass
+    try:
+        import imageio_ffmpeg
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError):
+        return None
+
+
+def _write_mp4(images: Iterator[np.ndarray], out: Path, fps: float) -> None:
+    ffmpeg = find_ffmpeg()
+    if ffmpeg is None:
+        raise RuntimeError(f'writing {out.name} needs ffmpeg, which was not found (install it: '
+                           'apt-get install ffmpeg, or pip install imageio-ffmpeg); or write a '
+                           '.gif instead (--out out.gif), which needs only pillow')
+    first = next(images)
+    h, w = first.shape[:2]
+    cmd = [ffmpeg, '-y', '-loglevel', 'error', '-f', 'rawvideo', '-pix_fmt', 'rgb24',
+           '-s', f'{w}x{h}', '-r', f'{fps:g}', '-i', '-', '-an',
+           '-vf', 'pad=ceil(iw/2)*2:ceil(ih/2)*2', '-c:v', 'libx264', '-pix_fmt', 'yuv420p',
+           str(out)]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        for image in _chain(first, images):
+            proc.stdin.write(np.ascontiguousarray(image).tobytes())
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass
+    err = proc.stderr.read().decode(errors='replace')
+    if proc.wait() != 0:
+        raise RuntimeError(f'ffmpeg failed writing {out}: {err.strip()[-2000:]}')
+
+
+def _chain(first, rest):
+    yield first
+    yield from rest
+
+
+def draw_skeleton_sequence(keypoint: Any, out: PathLike, layout: Any = None, *,
+                           keypoint_score: Any = None,
+                           critical: Optional[Iterable[int]] = None, fps: float = 15,
+                           num_panels: int = 6, dim: Optional[int] = None,
+                           title: Optional[str] = None, dpi: int = 100,
+                           size: tuple[float, float] = (4.0, 4.0), stride: int = 1,
+                           score_thr: float = 0.0) -> Path:
+    """Draw an M×T×V×C skeleton sequence to ``out`` (``.png``, ``.gif`` or ``.mp4``).
+
+    Args:
+        keypoint: M×T×V×C (or T×V×C) coordinates: 2D pixels (C = 2, or 3 with a score) or
+            3D (C = 3); all-zero joints and persons count as missing.
+        out: ``.png`` — a grid of ``num_panels`` evenly spaced frames (up to 3 per row, 3
+            inches each, half an inch on top for the title: ``cols·3·dpi`` ×
+            ``(rows·3 + 0.5)·dpi`` pixels, 900×650 for 6 panels at 100 dpi);
+            ``.gif`` — an animation (pillow); ``.mp4`` — a video (needs ffmpeg).
+        layout: a layout name or object; inferred from V when None (see :func:`infer_layout`).
+        keypoint_score: M×T×V scores for 2D keypoints; joints at or below ``score_thr`` are
+            hidden.
+        critical: joint indices to highlight (e.g. from :func:`critical_joints_from_mask`).
+        fps: frames per second of animations. ``stride``: draw every stride-th frame.
+        dim: 2 or 3 to override the 2D/3D guess of :func:`is_3d`.
+        title: a caption (the critical joints' names are added below it).
+        size, dpi: animation frame size in inches and resolution.
+
+    Returns:
+        ``out`` as a Path.
+
+    Raises:
+        ValueError: bad shapes, an unknown suffix, joints outside the layout.
+        RuntimeError: ``.mp4`` without ffmpeg (the message suggests ``.gif``).
+    """
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise ValueError(f'unknown output kind {out.suffix!r} for {out}: use '
+                         f'{", ".join(SUFFIXES)}')
+    if suffix == '.mp4' and find_ffmpeg() is None:
+        _write_mp4(iter(()), out, fps)            # raises the explanatory error
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == '.png':
+        lay, points, visible, y_down = _prepare(keypoint, layout, keypoint_score, dim,
+                                                score_thr)
+        joints = _check_critical(critical, lay)
+        persons = _persons_present(visible)
+        _grid_png(points[persons], visible[persons], lay, joints, y_down, out, num_panels, dpi,
+                  _caption(title, lay, joints))
+        return out
+    total = np.asarray(keypoint).shape[-3]
+    frames = range(0, total, max(1, int(stride)))
+    images = render_frames(keypoint, layout, keypoint_score=keypoint_score, critical=critical,
+                           frames=frames, dim=dim, size=size, dpi=dpi, title=title,
+                           score_thr=score_thr)
+    if suffix == '.gif':
+        from PIL import Image
+        pictures = [Image.fromarray(image) for image in images]
+        pictures[0].save(out, save_all=True, append_images=pictures[1:], loop=0,
+                         duration=max(20, int(round(1000 * max(1, stride) / fps))),
+                         optimize=False)
+    else:
+        _write_mp4(images, out, fps / max(1, int(stride)))
+    return out
+
+
+# --------------------------------------------------------------------------- canonical poses
+# Front view of a standing person, metres, x towards the subject's left (the viewer's
+# right), y up; the NTU rest pose of the synthetic demo supplies the body joints.
+_FACE = {
+    'nose': (0.0, 1.61), 'left eye': (0.045, 1.665), 'right eye': (-0.045, 1.665),
+    'left ear': (0.095, 1.635), 'right ear': (-0.095, 1.635),
+    'hip center': (0.0, 0.97), 'neck': (0.0, 1.46),
+}
+
+
+def _named_positions() -> dict[str, tuple[float, float]]:
+    from ..datasets.synthetic import REST_POSES
+    table = {name: (x, y) for name, (x, y, _) in REST_POSES['nturgb+d'].items()}
+    table.update({k: v for k, v in _FACE.items() if k not in table})
+    return table
+
+
+def _hand_pose(layout) -> Optional[np.ndarray]:
+    """A spread right hand, palm facing the viewer, for MediaPipe's 21 joints."""
+    names = layout.joint_names
+    if len(names) != 21 or names[0] != 'wrist':
+        return None
+    pose = np.zeros((21, 2))
+    fingers = [(1, -62, (0.30, 0.28, 0.25, 0.22)),   # thumb: cmc, mcp, ip, tip
+               (5, -22, (0.85, 0.40, 0.25, 0.22)),
+               (9, -4, (0.85, 0.45, 0.28, 0.24)),
+               (13, 14, (0.80, 0.42, 0.26, 0.22)),
+               (17, 32, (0.75, 0.33, 0.20, 0.19))]
+    for first, angle, lengths in fingers:
+        direction = np.array([math.sin(math.radians(angle)), math.cos(math.radians(angle))])
+        point = np.zeros(2)
+        for k, length in enumerate(lengths):
+            point = point + direction * length
+            pose[first + k] = point
+    return pose
+
+
+def _tree_pose(layout) -> np.ndarray:
+    """A tidy tree drawing of the layout's graph from its centre (any layout): depth goes
+    down, leaves spread left to right; unconnected components sit side by side."""
+    v = layout.num_joints
+    adj: list[list[int]] = [[] for _ in range(v)]
+    for a, b in layout.inward:
+        adj[a].append(b)
+        adj[b].append(a)
+    pose = np.zeros((v, 2))
+    seen = np.zeros(v, dtype=bool)
+    next_x = 0.0
+    for root in [layout.center] + list(range(v)):
+        if seen[root]:
+            continue
+        children: dict[int, list[int]] = {root: []}
+        depth = {root: 0}
+        order = [root]
+        seen[root] = True
+        queue = deque([root])
+        while queue:
+            node = queue.popleft()
+            for nb in sorted(adj[node]):
+                if not seen[nb]:
+                    seen[nb] = True
+                    depth[nb] = depth[node] + 1
+                    children[node].append(nb)
+                    children[nb] = []
+                    order.append(nb)
+                    queue.append(nb)
+        xs: dict[int, float] = {}
+        leaf_x = next_x
+        stack = [root]                          # depth-first, to number the leaves
+        while stack:
+            node = stack.pop()
+            if not children[node]:
+                xs[node] = leaf_x
+                leaf_x += 1.0
+            stack.extend(reversed(children[node]))
+        for node in reversed(order):           # parents above the middle of their children
+            if children[node]:
+                xs[node] = float(np.mean([xs[c] for c in children[node]]))
+        for node in order:
+            pose[node] = (xs[node], -depth[node])
+        next_x = leaf_x + 1.0
+    return pose
+
+
+def canonical_pose(layout: Any) -> np.ndarray:
+    """V×2 coordinates (y up) of a neutral pose of ``layout``, for drawing joint selections.
+
+    Body layouts whose joints all have known names (NTU, OpenPose, COCO, coco_new, UAV) get
+    a standing front view built from the demo's NTU rest pose; MediaPipe hands a spread
+    hand; any other layout a tree drawing of its graph.
+    """
+    layout = _layout(layout)
+    table = _named_positions()
+    if all(name in table for name in layout.joint_names):
+        return np.array([table[name] for name in layout.joint_names], dtype=np.float64)
+    hand = _hand_pose(layout)
+    if hand is not None:
+        return hand
+    return _tree_pose(layout)
+
+
+def draw_critical_joints(layout: Any, joints: Iterable[int], out_png: PathLike, *,
+                         title: Optional[str] = None, label_joints: bool = True,
+                         size: tuple[float, float] = (3.0, 4.0), dpi: int = 100) -> Path:
+    """Draw ``layout``'s skeleton in a neutral pose with ``joints`` highlighted, to a PNG.
+
+    Meant for reports: one small picture per class of the joints the Selector chose.
+
+    Args:
+        layout: a layout name ('nturgb+d', 'coco', ...) or a Layout.
+        joints: 0-based critical joints (e.g. ``AgentState.critical_joints[c]`` or
+            :func:`critical_joints_from_mask` of a class's mask); may be empty.
+        out_png: the PNG to write (parent folders are created).
+        title: a caption above the drawing (e.g. the class name).
+        label_joints: write the critical joints' names next to them.
+        size, dpi: figure size in inches and resolution; the PNG is exactly
+            ``size[0]·dpi`` × ``size[1]·dpi`` pixels (300×400 by default).
+
+    Returns:
+        the PNG path.
+
+    Raises:
+        ValueError: a joint outside the layout.
+    """
+    layout = _layout(layout)
+    joints = _check_critical(joints, layout)
+    pose = canonical_pose(layout)
+    out = Path(out_png)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig = _figure(size[0], size[1], dpi)
+    top = 0.88 if title else 0.97
+    if title:
+        fig.suptitle(_wrap(title, int(size[0] * 12)), fontsize=9)
+    ax = fig.add_axes((0.02, 0.02, 0.96, top - 0.02))
+    # room on both sides for the joint names
+    xlim, ylim = _limits(pose[None, None], np.ones((1, 1, len(pose)), dtype=bool),
+                         margin=0.3 if label_joints and joints else 0.12)
+    panel = _Panel(ax, layout, 1, joints, xlim, ylim, y_down=False, joint_size=18,
+                   line_width=2.2)
+    panel.update(pose[None], np.ones((1, len(pose)), dtype=bool))
+    ax.axis('off')
+    if label_joints:
+        centre_x = float(np.mean(xlim))
+        for j in joints:
+            x, y = pose[j]
+            right = x >= centre_x
+            ax.annotate(layout.joint_names[j], (x, y), xytext=(6 if right else -6, 0),
+                        textcoords='offset points', fontsize=6, va='center',
+                        ha='left' if right else 'right', color='#7f0000', zorder=5)
+    fig.savefig(out, dpi=dpi, format='png')
+    return out

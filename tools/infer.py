@@ -1,0 +1,49 @@
+#!/usr/bin/env python
+"""Recognise the action in one skeleton sequence: prints the top-k classes with scores.
+
+``python tools/infer.py CONFIG CKPT INPUT [--top-k 5] [--device cpu]`` where INPUT is
+
+* a PYSKL annotation pickle (choose the sample with ``--index I`` or ``--frame-dir NAME``) or a
+  pickle of one annotation dict;
+* a ``.npy`` keypoint array M×T×V×C;
+* a ``.json`` of keypoints: ``{"keypoint": [...], "keypoint_score": [...]}`` or a bare
+  nested list M×T×V×C.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from skeletonagent.apis import (inference_recognizer, init_recognizer,  # noqa: E402
+                                load_keypoint_input)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description='Recognise the action in a skeleton sequence')
+    p.add_argument('config')
+    p.add_argument('checkpoint')
+    p.add_argument('input', help='.pkl (PYSKL annotations or one sample), .npy or .json')
+    which = p.add_mutually_exclusive_group()
+    which.add_argument('--index', type=int, default=None, help='sample index in a .pkl file')
+    which.add_argument('--frame-dir', default=None, help='sample frame_dir in a .pkl file')
+    p.add_argument('--top-k', type=int, default=5)
+    p.add_argument('--device', default='cpu')
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        sample = load_keypoint_input(args.input, index=args.index, frame_dir=args.frame_dir)
+        model = init_recognizer(args.config, args.checkpoint, device=args.device)
+        results = inference_recognizer(model, sample, top_k=args.top_k)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        sys.exit(f'error: {exc}')
+    width = max(len(name) for _, name, _ in results)
+    for rank, (index, name, score) in enumerate(results, 1):
+        print(f'{rank}. {name:<{width}}  {score:.4f}  (class {index})')
+
+
+if __name__ == '__main__':
+    main()
