@@ -46,6 +46,23 @@ def _save_matrix(path: Path, matrix) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
+def _add_round_scalars(runner, result, state) -> None:
+    """The round's figures to the runner's visualizer (TensorBoard, JSON scalars log), at the
+    current iteration. A visualizer failure is logged, never raised: training goes on."""
+    visualizer = getattr(runner, 'visualizer', None)
+    if visualizer is None:
+        return
+    try:
+        visualizer.add_scalars({'agent/requests': int(result.stats.requests),
+                                'agent/failures': int(result.stats.num_failed),
+                                'agent/seconds': float(result.seconds),
+                                'agent/classes_updated': len(result.updated),
+                                'agent/version': int(state.version)}, step=runner.iter)
+    except Exception as exc:  # noqa: BLE001
+        runner.logger.warning(f'agent: could not log the round to the visualizer: '
+                              f'{type(exc).__name__}: {exc}')
+
+
 class _Payload:
     """What rank 0 broadcasts at an epoch boundary: a new state, or an error at start."""
 
@@ -282,6 +299,7 @@ class AgentHook(Hook):
                         f'{self.steps_during_round} training steps ran during the round')
                 self.steps_during_round = 0
                 holder[0] = _Payload(state=new_state, note=note)
+                _add_round_scalars(runner, result, new_state)
         if broadcast:
             broadcast_object_list(holder, src=0)
         payload = holder[0]

@@ -10,6 +10,7 @@ arguments of :class:`mmengine.runner.Runner`; configs already written for mmengi
 from __future__ import annotations
 
 import copy
+import importlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,6 +155,35 @@ def _dist_backend() -> str:
     return 'nccl' if torch.cuda.is_available() else 'gloo'
 
 
+_TENSORBOARD_WARNED = False
+
+
+def _tensorboard_available() -> bool:
+    """Whether mmengine's TensorboardVisBackend can write (``torch.utils.tensorboard``)."""
+    global _TENSORBOARD_WARNED
+    try:
+        importlib.import_module('torch.utils.tensorboard')
+        return True
+    except Exception as exc:  # noqa: BLE001 - a missing or broken install: log without it
+        if not _TENSORBOARD_WARNED:
+            _TENSORBOARD_WARNED = True
+            from mmengine.logging import print_log
+            print_log(f'TensorBoard logging is off ({type(exc).__name__}: {exc}); '
+                      '`pip install tensorboard` to turn it on. The JSON scalars log is '
+                      'written as before.', logger='current', level=logging.WARNING)
+        return False
+
+
+def _vis_backends(cfg: Config) -> list[dict]:
+    """The visualizer's backends: the JSON scalars log (``vis_data/scalars.json``) always,
+    TensorBoard event files beside it unless ``log_config.tensorboard=False`` or TensorBoard
+    is not installed."""
+    backends = [dict(type='LocalVisBackend')]
+    if (cfg.get('log_config') or {}).get('tensorboard', True) and _tensorboard_available():
+        backends.append(dict(type='TensorboardVisBackend'))
+    return backends
+
+
 def to_runner_kwargs(cfg: Config, opts: RunOptions, mode: str = 'train') -> dict[str, Any]:
     """Keyword arguments for :class:`mmengine.runner.Runner` (without ``model``).
 
@@ -188,7 +218,7 @@ def to_runner_kwargs(cfg: Config, opts: RunOptions, mode: str = 'train') -> dict
                      mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
                      dist_cfg=dict(backend=_dist_backend())),
         log_processor=dict(by_epoch=True, window_size=log_interval),
-        visualizer=dict(type='Visualizer', vis_backends=[dict(type='LocalVisBackend')]),
+        visualizer=dict(type='Visualizer', vis_backends=_vis_backends(cfg)),
         log_level=cfg.get('log_level', 'INFO'),
         randomness=dict(seed=opts.seed, deterministic=opts.deterministic),
         cfg=cfg,
@@ -202,6 +232,7 @@ def to_runner_kwargs(cfg: Config, opts: RunOptions, mode: str = 'train') -> dict
         kwargs['default_hooks'] = dict(
             timer=dict(type='IterTimerHook'),
             logger=dict(type='LoggerHook', interval=log_interval))
+        kwargs['custom_hooks'] = [dict(type='ProgressBarHook')]
         return kwargs
 
     optimizer = cfg.get('optimizer')
@@ -234,7 +265,8 @@ def to_runner_kwargs(cfg: Config, opts: RunOptions, mode: str = 'train') -> dict
                             save_best='acc/top1' if opts.validate else None, rule='greater',
                             backend_args=ATOMIC_BACKEND_ARGS),
             sampler_seed=dict(type='DistSamplerSeedHook')),
-        custom_hooks=[dict(type='LatestCheckpointLinkHook')] + list(opts.extra_hooks),
+        custom_hooks=[dict(type='LatestCheckpointLinkHook'), dict(type='ProgressBarHook')]
+        + list(opts.extra_hooks),
     )
     agent = agent_settings(cfg)
     if agent is not None:

@@ -100,7 +100,24 @@ def train(cfg: Config, opts: RunOptions, test_last: bool = False,
         elif get_rank() == 0:
             print_log('--test-best: no best checkpoint was kept (train with --validate); '
                       'skipping', logger='current', level=logging.WARNING)
+    if results and get_rank() == 0:
+        write_report_safely(work_dir, work_dir / ('best_pred.pkl' if 'best' in results
+                                                  else 'last_pred.pkl'))
     return results
+
+
+def write_report_safely(work_dir: Path, pred: Path) -> Optional[Path]:
+    """The evaluation report (``work_dir/report/index.html``); a failure is logged as a
+    warning and never ends the run."""
+    try:
+        from ..evaluation.report import write_report
+        index = write_report(work_dir, pred=pred)
+    except Exception as exc:  # noqa: BLE001 - the run's results are already saved
+        print_log(f'could not write the evaluation report: {type(exc).__name__}: {exc}',
+                  logger='current', level=logging.WARNING)
+        return None
+    print_log(f'evaluation report: {index}', logger='current')
+    return index
 
 
 def test(cfg: Config, checkpoint: str, opts: RunOptions, out_file: Optional[str]) -> dict:

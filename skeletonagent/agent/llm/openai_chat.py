@@ -35,11 +35,12 @@ import logging
 import os
 import random
 import re
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
 from urllib.parse import urlsplit, urlunsplit
 
 from skeletonagent.registry import LLM_BACKENDS
@@ -94,6 +95,22 @@ def looks_like_refusal(text: Optional[str]) -> bool:
 
 
 # --------------------------------------------------------------------------- helpers
+def _progress_bar(total: int, desc: Optional[str]):
+    """A tqdm bar over a round's chats on stderr, or None: shown when stderr is a terminal or
+    ``SKELETONAGENT_PROGRESS=1``, never when it is ``0`` (logs stay free of bars)."""
+    flag = os.environ.get('SKELETONAGENT_PROGRESS', '').strip().lower()
+    if flag in ('0', 'false', 'no', 'off'):
+        return None
+    try:
+        if flag not in ('1', 'true', 'yes', 'on') and not sys.stderr.isatty():
+            return None
+        from tqdm import tqdm
+        return tqdm(total=total, desc=f'agent round ({desc})' if desc else 'agent round',
+                    unit='class', leave=False, file=sys.stderr)
+    except Exception:  # noqa: BLE001 - no bar rather than no round
+        return None
+
+
 @dataclass
 class _Reply:
     """A parsed completion."""
@@ -299,18 +316,45 @@ class OpenAIChat(LLMBackend):
                            f'{shown}{more}', kind=failed[0][1].error)
         return [r.text for r in results]
 
-    def chat_results(self, chats: Sequence[Sequence[Message]]) -> list[ChatResult]:
-        """Outcomes of one round of chats, in order (see the module docstring)."""
+    def chat_results(self, chats: Sequence[Sequence[Message]],
+                     progress: Optional[Callable[[ChatResult], None]] = None
+                     ) -> list[ChatResult]:
+        """Outcomes of one round of chats, in order (see the module docstring).
+
+        ``progress`` is called with each chat's result as it finishes (one call at a time);
+        without it a tqdm bar over the chats is shown on stderr when that is a terminal or
+        ``SKELETONAGENT_PROGRESS=1`` (``=0`` turns it off).
+        """
         chats = list(chats)
         if not chats:
             return []
+        bar = _progress_bar(len(chats), self.describe()) if progress is None else None
+        if bar is not None:
+            def progress(result: ChatResult) -> None:
+                bar.update(1)
+        lock = threading.Lock()
         state = self._new_round()
+
+        def run(chat) -> ChatResult:
+            result = self._run_chat(chat, state)
+            if progress is not None:
+                with lock:
+                    try:
+                        progress(result)
+                    except Exception:  # noqa: BLE001 - progress display must not fail a chat
+                        logger.debug('progress callback failed', exc_info=True)
+            return result
+
         workers = min(self.max_concurrency, len(chats))
-        if workers == 1:
-            results = [self._run_chat(chat, state) for chat in chats]
-        else:
-            with ThreadPoolExecutor(workers, thread_name_prefix='OpenAIChat') as pool:
-                results = list(pool.map(lambda chat: self._run_chat(chat, state), chats))
+        try:
+            if workers == 1:
+                results = [run(chat) for chat in chats]
+            else:
+                with ThreadPoolExecutor(workers, thread_name_prefix='OpenAIChat') as pool:
+                    results = list(pool.map(run, chats))
+        finally:
+            if bar is not None:
+                bar.close()
         for i, (chat, result) in enumerate(zip(chats, results)):
             if not result.ok:
                 logger.warning('%s: no answer for %s: %s after %d request(s): %s', self.describe(),
