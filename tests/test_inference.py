@@ -189,6 +189,19 @@ def test_2d_model_fills_missing_scores_and_names_its_shape(demo):
     _same(_scores(model, dict(keypoint=packed, img_shape=(1080, 1920))), ones)
     with pytest.raises(ValueError, match=r'\(M, T, 17, 3\)'):
         inference_recognizer(model, np.zeros((1, 12, 25, 3), np.float32))
+    # Kinetics: the graph has 20 joints, the input the 17 COCO ones the pipeline extends
+    cfg.model.backbone.graph_cfg.layout = 'coco_new'
+    cfg.model.cls_head.joint_cfg = 'coco_new'
+    cfg.data.test.pipeline[1] = dict(type='GenSkeFeat', dataset='coco_new', feats=['j'])
+    cfg.data.test.pipeline.insert(1, dict(type='Kinetics_Transform'))
+    cfg.data.test.classes = [f'action {i}' for i in range(12)]
+    model = init_recognizer(cfg)
+    spec = input_spec(model)
+    assert (spec.num_joints, spec.input_layout, spec.layout) == (17, 'coco', 'coco_new')
+    assert model.class_names[3] == 'action 3'
+    assert len(_scores(model, xy)) == 12
+    with pytest.raises(ValueError, match=r"\(M, T, 17, 3\).*'coco'"):
+        inference_recognizer(model, np.zeros((1, 12, 20, 2), np.float32))
 
 
 def _parse(out):

@@ -42,16 +42,24 @@ def _config(config: ConfigArg) -> Config:
     raise TypeError(f'config must be a path or an mmengine Config, got {type(config).__name__}')
 
 
+def _unwrap(dataset: Mapping) -> dict:
+    """The innermost dataset of wrappers such as ``RepeatDataset(dataset=...)``."""
+    dataset = dict(dataset)
+    while 'pipeline' not in dataset and isinstance(dataset.get('dataset'), Mapping):
+        dataset = dict(dataset['dataset'])
+    return dataset
+
+
 def _test_dataset_cfg(cfg: Config) -> dict:
     """The test dataset config of a PYSKL-schema or an mmengine-schema config."""
     data = cfg.get('data') or {}
     for split in ('test', 'val'):
         if split in data:
-            return dict(data[split])
+            return _unwrap(data[split])
     for key in ('test_dataloader', 'val_dataloader'):
         loader = cfg.get(key)
         if loader and 'dataset' in loader:
-            return dict(loader['dataset'])
+            return _unwrap(loader['dataset'])
     raise ValueError('the config has no test data settings (data.test.pipeline or '
                      'test_dataloader.dataset.pipeline): inference runs the test pipeline')
 
@@ -75,8 +83,9 @@ def class_names_from_config(cfg: Config, num_classes: int,
         candidates.append(('agent.label_map', agent['label_map']))
     data = cfg.get('data') or {}
     for split in ('test', 'val', 'train'):
-        if split in data and data[split].get('classes') is not None:
-            candidates.append((f'data.{split}.classes', data[split]['classes']))
+        dataset = _unwrap(data[split]) if isinstance(data.get(split), Mapping) else {}
+        if dataset.get('classes') is not None:
+            candidates.append((f'data.{split}.classes', dataset['classes']))
     meta = (checkpoint_meta or {}).get('dataset_meta') or {}
     if meta.get('classes'):
         candidates.append(('checkpoint meta.dataset_meta.classes', meta['classes']))
