@@ -285,3 +285,17 @@ def test_cli_writes_data_and_label_map(tmp_path, monkeypatch, capsys):
     data = pickle.loads(out.read_bytes())
     assert len(data['annotations']) == 36
     assert label_map.read_text().splitlines() == list(DEMO_CLASSES)
+
+
+def test_demo_dataset_keeps_a_smaller_current_demo_file(tmp_path, monkeypatch):
+    """A config pointing DemoPoseDataset at a small demo file trains on it (not regenerated
+    at the default sizes); a file from an older generator is still replaced."""
+    from skeletonagent.datasets.demo import DemoPoseDataset
+    small = dict(num_train_per_class=2, num_val_per_class=1, num_test_per_class=1)
+    path = ensure_demo_data(tmp_path / 'demo.pkl', **small)
+    content = path.read_bytes()
+    dataset = DemoPoseDataset(str(path), pipeline=[], split='train')
+    assert len(dataset) == 2 * 12 and path.read_bytes() == content
+    monkeypatch.setattr(synthetic, 'DEMO_DATA_VERSION', synthetic.DEMO_DATA_VERSION + 1)
+    DemoPoseDataset(str(path), pipeline=[], split='train')
+    assert pickle.loads(path.read_bytes())['meta']['version'] == synthetic.DEMO_DATA_VERSION

@@ -433,9 +433,10 @@ def make_demo_annotations(*, num_train_per_class: int = 40, num_val_per_class: i
     return dict(split=splits, annotations=annotations, classes=list(DEMO_CLASSES), meta=meta)
 
 
-def _is_current(path: Path, wanted_meta: dict) -> bool:
+def _is_current(path: Path, wanted_meta: dict, any_size: bool = False) -> bool:
     """Whether the demo file at ``path`` was made by this generator version with these
-    arguments; False for an older demo file; DataError for a file that is no demo file."""
+    arguments (any sizes and seed with ``any_size``); False for an older demo file;
+    DataError for a file that is no demo file."""
     try:
         data = load_annotation_file(path)
     except DataError as error:
@@ -443,6 +444,9 @@ def _is_current(path: Path, wanted_meta: dict) -> bool:
                         'overwrite=True to regenerate the demo data', file=path) from error
     if isinstance(data, dict) and isinstance(data.get('meta'), dict) \
             and data['meta'].get('generator') == __name__:
+        if any_size:
+            fixed = ('generator', 'version', 'layout')
+            return all(data['meta'].get(k) == wanted_meta[k] for k in fixed)
         return data['meta'] == wanted_meta
     if isinstance(data, dict) and data.get('classes') == list(DEMO_CLASSES):
         return False                   # written before files carried a version
@@ -452,12 +456,14 @@ def _is_current(path: Path, wanted_meta: dict) -> bool:
 
 def ensure_demo_data(path: str | os.PathLike, *, num_train_per_class: int = 40,
                      num_val_per_class: int = 10, num_test_per_class: int = 10,
-                     seed: int = 0, overwrite: bool = False) -> Path:
+                     seed: int = 0, overwrite: bool = False, any_size: bool = False) -> Path:
     """Write the demo pickle to ``path`` unless it is already there; return the path.
 
     An existing file is kept when it holds the demo data for these arguments from this
     version of the generator (its ``meta``), and regenerated when it is an older or
-    differently sized demo file. ``overwrite`` regenerates unconditionally.
+    differently sized demo file. With ``any_size`` an existing file of this generator
+    version is kept whatever its sizes and seed (what a config pointing at a smaller demo
+    file wants). ``overwrite`` regenerates unconditionally.
 
     The write is atomic (a temporary file in the same folder, then a rename), so concurrent
     callers (one per rank) and interrupted runs never leave a half-written file behind.
@@ -469,7 +475,7 @@ def ensure_demo_data(path: str | os.PathLike, *, num_train_per_class: int = 40,
     params = dict(seed=seed, num_train_per_class=num_train_per_class,
                   num_val_per_class=num_val_per_class, num_test_per_class=num_test_per_class,
                   second_person_prob=0.3)
-    if path.exists() and not overwrite and _is_current(path, _demo_meta(**params)):
+    if path.exists() and not overwrite and _is_current(path, _demo_meta(**params), any_size):
         return path
     data = make_demo_annotations(**params)
     path.parent.mkdir(parents=True, exist_ok=True)
