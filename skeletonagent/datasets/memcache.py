@@ -583,8 +583,9 @@ def memcached_session(cfg: Mapping, progress: bool = True) -> Iterator[Memcached
                     raise MemcachedError(
                         f'{len(missing)} sample(s) are in none of the kpfiles their raw_file '
                         f'names, e.g. {missing[0]!r} (expected in {keys[missing[0]]})')
-                _make_client((host, port)).set(key, dict(kpfiles=len(kpfiles),
-                                                        videos=len(stored)), noreply=False)
+                client = _make_client((host, port))
+                client.set(key, dict(kpfiles=len(kpfiles), videos=len(stored)), noreply=False)
+                client.close()
                 print_log(f'memcached at {host}:{port} filled with {len(stored)} videos from '
                           f'{len(kpfiles)} kpfile(s)', logger='current')
             reader.close()
