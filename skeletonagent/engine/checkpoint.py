@@ -100,6 +100,69 @@ def load_checkpoint_file(path: Union[str, Path], map_location: Any = 'cpu') -> d
     return ckpt
 
 
+class CheckpointMismatchError(RuntimeError):
+    """A checkpoint whose weights do not fit the model built from the config; the message lists
+    the missing and unexpected keys (and any shape mismatches)."""
+
+    def __init__(self, message: str, missing: list[str] | None = None,
+                 unexpected: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.missing_keys = list(missing or [])
+        self.unexpected_keys = list(unexpected or [])
+
+
+def checkpoint_state_dict(ckpt: dict) -> dict:
+    """The weights of a loaded checkpoint: its ``state_dict`` entry (mmengine, mmcv/PYSKL and
+    official SkeletonAgent files) or the dict itself (a bare ``model.state_dict()``), with a
+    ``module.`` prefix left by a distributed wrapper removed."""
+    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
+    if not isinstance(state, dict):
+        raise RuntimeError(f'checkpoint holds no state_dict (got {type(state).__name__})')
+    if state and all(k.startswith('module.') for k in state):
+        state = {k[len('module.'):]: v for k, v in state.items()}
+    return state
+
+
+def _key_list(title: str, keys: list[str], limit: int = 60) -> str:
+    shown = '\n'.join(f'    {k}' for k in keys[:limit])
+    more = f'\n    ... and {len(keys) - limit} more' if len(keys) > limit else ''
+    return f'  {title} ({len(keys)}):\n{shown}{more}'
+
+
+def load_model_weights(model: torch.nn.Module, checkpoint: Union[str, Path, dict],
+                       map_location: Any = 'cpu', name: Union[str, Path, None] = None) -> dict:
+    """Load a checkpoint (path or loaded dict) into ``model``, strictly.
+
+    The model's own ``load_state_dict`` hooks apply first (the recognizer ignores text-encoder
+    weights, e.g. an official checkpoint's ``backbone.model_text_dict.*``). Any other
+    difference raises :class:`CheckpointMismatchError` naming every missing key (in the model,
+    not in the file) and unexpected key (in the file, not in the model), and any shape
+    mismatch. ``name`` names a checkpoint given as a dict in the messages. Returns the
+    loaded checkpoint dict.
+    """
+    source = str(name if name is not None else
+                 (checkpoint if not isinstance(checkpoint, dict) else '(given as a dict)'))
+    ckpt = checkpoint if isinstance(checkpoint, dict) else load_checkpoint_file(checkpoint, map_location)
+    state = checkpoint_state_dict(ckpt)
+    model_name = type(model).__name__
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:   # shape mismatches are raised even when not strict
+        raise CheckpointMismatchError(
+            f'checkpoint {source} does not fit the model ({model_name} built from the config): '
+            f'{exc}') from exc
+    missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
+    if missing or unexpected:
+        parts = [f'checkpoint {source} does not fit the model ({model_name} built from the '
+                 'config); is it a checkpoint of this config (backbone, stream, number of classes)?']
+        if missing:
+            parts.append(_key_list('missing keys: in the model, not in the checkpoint', missing))
+        if unexpected:
+            parts.append(_key_list('unexpected keys: in the checkpoint, not in the model', unexpected))
+        raise CheckpointMismatchError('\n'.join(parts), missing, unexpected)
+    return ckpt
+
+
 def update_latest_link(work_dir: Union[str, Path], checkpoint: Union[str, Path]) -> Path:
     """Point ``work_dir/latest.pth`` at ``checkpoint`` (atomically, relative symlink)."""
     work_dir = Path(work_dir)

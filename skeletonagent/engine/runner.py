@@ -8,9 +8,10 @@ from typing import Optional
 from mmengine.config import Config
 from mmengine.dist import get_rank
 from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
-from .checkpoint import find_resume_checkpoint, load_checkpoint_file
+from .checkpoint import find_resume_checkpoint, load_checkpoint_file, load_model_weights
 from .config import RunOptions, to_runner_kwargs
 
 
@@ -121,8 +122,16 @@ def write_report_safely(work_dir: Path, pred: Path) -> Optional[Path]:
 
 
 def test(cfg: Config, checkpoint: str, opts: RunOptions, out_file: Optional[str]) -> dict:
-    """Evaluate ``checkpoint`` on the test split."""
-    load_checkpoint_file(checkpoint)  # clear error for a missing / truncated / unsafe file
-    opts.load_from = checkpoint
+    """Evaluate ``checkpoint`` on the test split.
+
+    The weights are loaded strictly (mmengine's ``load_from`` only warns about missing keys):
+    a checkpoint that does not fit the config's model raises
+    :class:`~.checkpoint.CheckpointMismatchError` listing the missing and unexpected keys."""
+    ckpt = load_checkpoint_file(checkpoint)  # clear error for a missing / truncated / unsafe file
+    opts.load_from = None
     runner = build_runner(cfg, opts, 'test')
+    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    load_model_weights(model, ckpt, name=checkpoint)
+    if get_rank() == 0:
+        print_log(f'loaded checkpoint {checkpoint}', logger='current')
     return run_test(runner, out_file)

@@ -1,4 +1,5 @@
 """Classification heads."""
+from .gcn_head import GCNHead
 from .simple_head import SimpleHead, top_k_accuracy
 
-__all__ = ['SimpleHead', 'top_k_accuracy']
+__all__ = ['GCNHead', 'SimpleHead', 'top_k_accuracy']

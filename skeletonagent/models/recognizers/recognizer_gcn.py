@@ -5,6 +5,10 @@ backbone once on both halves and returns the four weighted loss terms of the off
 (classification, mixup, joint constraint, text alignment). The text encoder belongs to the
 recognizer but never to its ``state_dict``: it is built lazily by :meth:`init_text_encoder`
 (at training start), so building a model or loading a checkpoint needs no text weights.
+
+A backbone without the agent branches (``local_logits`` / ``global_embedding``, e.g. PYSKL's
+``STGCN``) is trained as PYSKL's recognizer trains it: classification loss only, no mixup and no
+text encoder.
 """
 from __future__ import annotations
 
@@ -50,8 +54,9 @@ class RecognizerGCN(BaseModel):
     """GCN recognizer with skeleton mixup, joint constraints and text alignment.
 
     Args:
-        backbone: backbone config (``GCN_Module_LLM`` / ``GCN_Module_LLM_K400``).
-        cls_head: head config (``SimpleHead``).
+        backbone: backbone config (``GCN_Module_LLM`` / ``GCN_Module_LLM_K400``, or a plain
+            backbone such as ``STGCN``).
+        cls_head: head config (``SimpleHead``; ``GCNHead`` for a plain backbone).
         train_cfg: unused (kept for official configs).
         test_cfg: ``average_clips`` ('prob' default, 'score' or None) and
             ``max_testing_views`` (clips per backbone call; default 5 on CPU, all elsewhere).
@@ -78,6 +83,10 @@ class RecognizerGCN(BaseModel):
         if num_classes != self.cls_head.num_classes:
             raise ValueError(f'RecognizerGCN: backbone num_classes {num_classes} != '
                              f'cls_head.num_classes {self.cls_head.num_classes}')
+        #: the backbone has the SkeletonAgent branches (joint masks, text projection); without
+        #: them (PYSKL's STGCN) the model trains with the classification loss only
+        self.with_agent = all(callable(getattr(self.backbone, name, None))
+                              for name in ('local_logits', 'global_embedding'))
         self.text_encoder_cfg = dict(text_encoder) if text_encoder is not None else dict(DEFAULT_TEXT_ENCODER)
         self.text_encoder = None
         self.text_cache = TextEmbeddingCache(text_cache_dir)
@@ -105,7 +114,10 @@ class RecognizerGCN(BaseModel):
     # -- agent state and text ------------------------------------------------------------------
     def init_text_encoder(self, device: torch.device | str | None = None):
         """Build (once) the text encoder from ``text_encoder`` cfg, on ``device`` (default: the
-        model's). Call before building the optimizer so a trainable encoder is optimised."""
+        model's). Call before building the optimizer so a trainable encoder is optimised.
+        A model without the agent branches has no text encoder: returns None."""
+        if not self.with_agent:
+            return None
         if self.text_encoder is None:
             encoder = TEXT_ENCODERS.build(self.text_encoder_cfg)
             text_dim = getattr(self.backbone, 'text_dim', encoder.dim)
@@ -134,6 +146,9 @@ class RecognizerGCN(BaseModel):
         text encoder, are the descriptions' embeddings computed beforehand (see
         :meth:`encode_descriptions`): they are used as they are, so installing a new state
         costs no encoder forward pass (and every rank uses the very same table)."""
+        if not self.with_agent:
+            raise RuntimeError(f'RecognizerGCN: the backbone {type(self.backbone).__name__} has no agent '
+                               'branches (joint masks, text alignment); it takes no agent state')
         if masks is not None:
             examplar = self.backbone.examplar
             masks_t = torch.as_tensor(np.asarray(masks) if not torch.is_tensor(masks) else masks)
@@ -217,6 +232,12 @@ class RecognizerGCN(BaseModel):
         label = label.reshape(-1)
         if label.numel() != keypoint.shape[0]:
             raise ValueError(f'RecognizerGCN: {label.numel()} labels for a batch of {keypoint.shape[0]}')
+        if not self.with_agent:
+            cls_score = self.cls_head(self.extract_feat(keypoint))
+            losses = self.cls_head.loss(cls_score, label)
+            self.last_train_logits = cls_score.detach()
+            self.last_train_labels = label.detach()
+            return losses
         self._check_text_ready()   # fail before the (long) forward pass
         # random draws in the official order: mixup first, then anything the text encoder does
         mixed, mix_label, _ = skeleton_part_mix(keypoint, label, self.num_classes, self._mix_parts())
@@ -242,9 +263,16 @@ class RecognizerGCN(BaseModel):
         bs, nc = keypoint.shape[:2]
         clips = keypoint.reshape((bs * nc,) + keypoint.shape[2:])
         chunk = self._test_chunk(clips)
-        scores = [self.cls_head(self.backbone(part, with_aux=False)[0]) for part in clips.split(chunk)]
+        scores = [self.cls_head(self.extract_feat(part)) for part in clips.split(chunk)]
         cls_score = torch.cat(scores).reshape(bs, nc, -1)
         return average_clip(cls_score, self.test_cfg.get('average_clips', 'prob'))
+
+    def extract_feat(self, keypoint: torch.Tensor) -> torch.Tensor:
+        """Backbone features N×M×C×T×V of keypoint N×M×T×V×C (agent branches skipped)."""
+        if self.with_agent:
+            return self.backbone(keypoint, with_aux=False)[0]
+        feat = self.backbone(keypoint)
+        return feat[0] if isinstance(feat, (tuple, list)) else feat
 
     def _test_chunk(self, clips: torch.Tensor) -> int:
         """Clips per backbone call at test time: ``test_cfg.max_testing_views`` (PYSKL's key), by
