@@ -4,6 +4,10 @@ Each is a child of mmengine's registry of the same kind, so mmengine's Runner bu
 objects from config dicts (``dict(type='RecognizerGCN', ...)``) and falls back to mmengine's
 own (optimizers, hooks, schedulers) where a name is not ours.
 """
+import contextlib
+import difflib
+import re
+
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import METRICS as MMENGINE_METRICS
@@ -30,3 +34,69 @@ LLM_BACKENDS = Registry('llm backend', locations=['skeletonagent.agent'])
 # Aliases that PYSKL / official configs and code speak of.
 BACKBONES = HEADS = LOSSES = RECOGNIZERS = MODELS
 PIPELINES = TRANSFORMS
+
+
+# --------------------------------------------------------------------------- unknown types
+# mmengine's build_from_cfg: "<type> is not in the <scope>::<registry name> registry. ..."
+_UNKNOWN_TYPE_RE = re.compile(r"[`'\"]?([^\s`'\"]+)[`'\"]? is not in the (\S+?)::(.+?) registry")
+
+
+class UnknownTypeError(KeyError):
+    """A config names a ``type`` no registry holds; the message lists the close names."""
+
+    def __str__(self) -> str:  # KeyError would show the repr of the message
+        return str(self.args[0]) if self.args else ''
+
+
+def _registered_names(kind: str) -> set:
+    """Every name registered under a registry called ``kind``, ours and mmengine's."""
+    import mmengine.registry as mm_registry
+    roots = [v for v in vars(mm_registry).values() if isinstance(v, Registry) and v.name == kind]
+    roots += [v for v in globals().values() if isinstance(v, Registry) and v.name == kind]
+    names: set = set()
+    seen: set = set()
+    while roots:
+        reg = roots.pop()
+        if id(reg) in seen:
+            continue
+        seen.add(id(reg))
+        names.update(reg.module_dict)
+        roots.extend(reg.children.values())
+    return names
+
+
+def unknown_type_message(error: BaseException) -> 'str | None':
+    """For mmengine's "X is not in the ... registry" KeyError: a message naming the unknown
+    type and the registered names close to it (difflib); None for any other error."""
+    match = _UNKNOWN_TYPE_RE.search(str(error))
+    if match is None:
+        return None
+    name, _scope, kind = match.groups()
+    return describe_unknown_type(name, kind)
+
+
+def describe_unknown_type(name: str, kind: str) -> str:
+    """'unknown <kind> type <name> in the config; close registered names: ...' (difflib)."""
+    names = _registered_names(kind)
+    close = difflib.get_close_matches(name, sorted(names), n=5, cutoff=0.6)
+    close += [n for n in sorted(names) if n.lower() == name.lower() and n not in close]
+    if close:
+        hint = f'close registered names: {", ".join(close)}'
+    else:
+        shown = sorted(names)
+        hint = (f'no registered name is close; registered: {", ".join(shown[:40])}'
+                + (f' ... ({len(shown)} in all)' if len(shown) > 40 else ''))
+    return f'unknown {kind} type {name!r} in the config; {hint}'
+
+
+@contextlib.contextmanager
+def explain_unknown_types():
+    """Turn mmengine's unknown-type KeyError into an :class:`UnknownTypeError` naming the
+    close registered names (other errors pass through unchanged)."""
+    try:
+        yield
+    except KeyError as error:
+        message = unknown_type_message(error)
+        if message is None:
+            raise
+        raise UnknownTypeError(message) from error

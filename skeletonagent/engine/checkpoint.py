@@ -193,3 +193,88 @@ def find_resume_checkpoint(work_dir: Union[str, Path]) -> Path | None:
         if target.is_file():
             return target
     return None
+
+
+# --------------------------------------------------------------------------- config match
+#: Model settings that say which stream / dataset a checkpoint was trained for.
+_IDENTITY_KEYS = ('type', 'llm_modality', 'num_classes', 'layout', 'joint_cfg', 'text_key')
+#: Pipeline transforms that compute the stream's features (joint, bone, motion, ...).
+_FEATURE_TRANSFORMS = ('GenSkeFeat', 'JointToBone', 'JointToKB', 'ToMotion', 'MergeSkeFeat')
+
+
+def _literal(node):
+    """A config value from the checkpoint's dumped config, without executing anything."""
+    import ast
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == 'dict' \
+            and not node.args:
+        return {kw.arg: _literal(kw.value) for kw in node.keywords if kw.arg is not None}
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return [_literal(e) for e in node.elts]
+    if isinstance(node, ast.Dict):
+        return {_literal(k): _literal(v) for k, v in zip(node.keys, node.values)}
+    return ast.literal_eval(node)
+
+
+def _dumped_config(text: str) -> dict:
+    """Top-level ``name = value`` assignments of mmengine's ``pretty_text`` dump; values that
+    are not plain literals / ``dict(...)`` calls are left out (the text is never executed)."""
+    import ast
+    out: dict = {}
+    for stmt in ast.parse(text).body:
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 \
+                and isinstance(stmt.targets[0], ast.Name):
+            try:
+                out[stmt.targets[0].id] = _literal(stmt.value)
+            except (ValueError, TypeError, SyntaxError, RecursionError):
+                continue
+    return out
+
+
+def _identity(cfg: Any) -> dict:
+    """``{dotted key: value}`` of the settings in :data:`_IDENTITY_KEYS` and the test
+    pipeline's feature transforms."""
+    found: dict = {}
+
+    def walk(value, prefix):
+        if isinstance(value, dict):
+            for key, sub in value.items():
+                walk(sub, f'{prefix}.{key}')
+        elif prefix.rsplit('.', 1)[-1] in _IDENTITY_KEYS:
+            found[prefix] = value
+    walk(dict(cfg.get('model') or {}), 'model')
+    data = cfg.get('data') or {}
+    pipeline = ((data.get('test') or {}).get('pipeline') or []) if isinstance(data, dict) else []
+    feats = [{k: t[k] for k in ('type', 'feats') if k in t} for t in pipeline
+             if isinstance(t, dict) and t.get('type') in _FEATURE_TRANSFORMS]
+    found['data.test.pipeline (feature transforms)'] = feats
+    return found
+
+
+def check_checkpoint_config(ckpt: dict, cfg: Any, source: Union[str, Path] = '') -> None:
+    """Raise :class:`CheckpointMismatchError` when the config ``ckpt`` was trained with (its
+    ``meta['cfg']``) differs from ``cfg`` in the stream or dataset settings (model types,
+    ``llm_modality``, ``num_classes``, layout, the pipeline's feature transforms), naming the
+    keys. Weights of the same shapes would otherwise load silently. A checkpoint without a
+    dumped config (official, PYSKL) is not checked."""
+    text = (ckpt.get('meta') or {}).get('cfg') if isinstance(ckpt.get('meta'), dict) else None
+    if not isinstance(text, str):
+        return
+    try:
+        saved = _dumped_config(text)
+    except (SyntaxError, ValueError, RecursionError):
+        return
+    mine, theirs = _identity(cfg), _identity(saved)
+
+    def norm(value):  # tuples and lists dump alike
+        if isinstance(value, (list, tuple)):
+            return [norm(v) for v in value]
+        if isinstance(value, dict):
+            return {k: norm(v) for k, v in value.items()}
+        return value
+    diff = [k for k in sorted(set(mine) | set(theirs))
+            if k in mine and k in theirs and norm(mine[k]) != norm(theirs[k])]
+    if diff:
+        lines = '\n'.join(f'    {k}: checkpoint {theirs[k]!r}, config {mine[k]!r}' for k in diff)
+        raise CheckpointMismatchError(
+            f'checkpoint {source} was trained with another stream or dataset than the config '
+            f'(mismatched keys):\n{lines}', [], [])

@@ -49,7 +49,10 @@ def load_config(path: str | Path, cfg_options: Optional[dict] = None) -> Config:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f'config file not found: {path}')
-    cfg = Config.fromfile(str(path))
+    try:
+        cfg = Config.fromfile(str(path))
+    except FileNotFoundError as exc:  # a missing _base_ (or other file the config reads)
+        raise FileNotFoundError(f'config {path} references a missing file: {exc}') from exc
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     if not cfg.get('work_dir'):

@@ -13,6 +13,8 @@ from mmengine.runner import Runner
 
 from .checkpoint import find_resume_checkpoint, load_checkpoint_file, load_model_weights
 from .config import RunOptions, to_runner_kwargs
+from ..registry import explain_unknown_types
+from .checkpoint import check_checkpoint_config
 
 
 def _register_all() -> None:
@@ -84,6 +86,7 @@ def run_test(runner: Runner, out_file: Optional[str]) -> dict:
     return metrics
 
 
+@explain_unknown_types()  # an unknown config type names the close registered ones
 def train(cfg: Config, opts: RunOptions, test_last: bool = False,
           test_best: bool = False) -> dict:
     """Train; optionally test the last and the best checkpoint. Returns the test metrics."""
@@ -121,6 +124,7 @@ def write_report_safely(work_dir: Path, pred: Path) -> Optional[Path]:
     return index
 
 
+@explain_unknown_types()  # an unknown config type names the close registered ones
 def test(cfg: Config, checkpoint: str, opts: RunOptions, out_file: Optional[str]) -> dict:
     """Evaluate ``checkpoint`` on the test split.
 
@@ -128,6 +132,7 @@ def test(cfg: Config, checkpoint: str, opts: RunOptions, out_file: Optional[str]
     a checkpoint that does not fit the config's model raises
     :class:`~.checkpoint.CheckpointMismatchError` listing the missing and unexpected keys."""
     ckpt = load_checkpoint_file(checkpoint)  # clear error for a missing / truncated / unsafe file
+    check_checkpoint_config(ckpt, cfg, checkpoint)  # another stream / dataset
     opts.load_from = None
     runner = build_runner(cfg, opts, 'test')
     model = runner.model.module if is_model_wrapper(runner.model) else runner.model

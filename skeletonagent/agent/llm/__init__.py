@@ -29,8 +29,8 @@ def build_backend(cfg: 'dict | LLMBackend | None') -> LLMBackend:
                        f"{sorted(LLM_BACKENDS.module_dict)}), got {cfg}")
     cls = LLM_BACKENDS.get(cfg['type']) if isinstance(cfg['type'], str) else cfg['type']
     if cls is None:
-        raise KeyError(f"unknown llm backend {cfg['type']!r}; registered: "
-                       f"{sorted(LLM_BACKENDS.module_dict)}")
+        from skeletonagent.registry import UnknownTypeError, describe_unknown_type
+        raise UnknownTypeError(describe_unknown_type(cfg['type'], LLM_BACKENDS.name))
     params = inspect.signature(cls.__init__).parameters
     if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         unknown = sorted(k for k in cfg if k != 'type' and k not in params)

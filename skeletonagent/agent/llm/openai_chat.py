@@ -207,6 +207,13 @@ def _redact_url(url: str) -> str:
     return urlunsplit(parts).rstrip('/')
 
 
+def _redact_key(text: str, api_key: Optional[str]) -> str:
+    """``text`` with the API key replaced (a server's error message may echo it)."""
+    if not text or not api_key or api_key == 'EMPTY' or len(api_key) < 8:
+        return text
+    return text.replace(api_key, f'{api_key[:3]}...(redacted)')
+
+
 def _chat_label(messages: Sequence[Message], index: int, total: int) -> str:
     """'drink water' (chat 3 of 60): the class named by the chat's first question, if any."""
     first = next((m.get('content', '') for m in messages
@@ -386,6 +393,7 @@ class OpenAIChat(LLMBackend):
 
         def result(text: Optional[str], error: Optional[str] = None, detail: str = '',
                    cached: bool = False) -> ChatResult:
+            detail = _redact_key(detail, self._client.api_key)  # an error may echo the key
             return ChatResult(text, error=error, detail=detail, requests=cost.requests,
                               prompt_tokens=cost.prompt_tokens,
                               completion_tokens=cost.completion_tokens, cached=cached,
