@@ -29,5 +29,5 @@ setup(
     packages=find_packages(include=['skeletonagent', 'skeletonagent.*']),
     include_package_data=True,
     install_requires=read_requirements('requirements.txt'),
-    extras_require={'tests': ['pytest>=7', 'pytest-timeout', 'matplotlib']},
+    extras_require={'tests': ['pytest>=7', 'pytest-timeout']},
 )
