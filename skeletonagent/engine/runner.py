@@ -57,6 +57,8 @@ def build_runner(cfg: Config, opts: RunOptions, mode: str = 'train') -> Runner:
         opts.resume = str(found) if found else None
         if found and get_rank() == 0:
             print_log(f'resuming from {found}', logger='current')
+    if mode == 'train' and opts.resume:  # refuse a checkpoint of another stream / dataset
+        check_checkpoint_config(load_checkpoint_file(opts.resume), cfg, opts.resume)
     kwargs = to_runner_kwargs(cfg, opts, mode)
     model = build_model(cfg, for_training=(mode == 'train'))
     if opts.compile:

@@ -265,6 +265,14 @@ def test_checkpoint_of_another_stream_is_refused(data, tmp_path):
     message = str(info.value)
     assert "model.backbone.llm_modality: checkpoint 'j', config 'b'" in message, message
     assert 'feature transforms' in message, message
+    # --resume PATH (and --resume auto finding it) refuses it before building anything
+    from skeletonagent.engine import RunOptions, load_config
+    from skeletonagent.engine.checkpoint import check_checkpoint_config
+    from skeletonagent.engine.runner import build_runner
+    cfg_b = load_config(CONFIG, {'work_dir': str(tmp_path), 'model.backbone.llm_modality': 'b'})
+    with pytest.raises(CheckpointMismatchError, match='llm_modality'):
+        build_runner(cfg_b, RunOptions(resume=str(ckpt)))
+    check_checkpoint_config(torch.load(ckpt, weights_only=True), load_config(CONFIG), ckpt)
 
 
 def test_checkpoint_of_another_dataset_names_the_keys(data, tmp_path):
