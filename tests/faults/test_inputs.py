@@ -210,6 +210,9 @@ def test_config_referencing_missing_files(data, tmp_path):
         read_transcript_dir(tmp_path / 'no_transcripts', ['a'])
     with pytest.raises(FileNotFoundError, match='masks file not found'):
         load_masks(tmp_path / 'no_masks.npy', 12, 25)
+    from skeletonagent.datasets.label_map import load_label_map
+    with pytest.raises(FileNotFoundError, match=r'no_map.txt.*known names: .*demo'):
+        load_label_map(tmp_path / 'no_map.txt', num_classes=12)
 
 
 def test_label_map_with_wrong_class_count(data, tmp_path):
