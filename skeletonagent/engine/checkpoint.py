@@ -11,7 +11,9 @@
 from __future__ import annotations
 
 import copyreg
+import hashlib
 import os
+import re
 from pathlib import Path
 from typing import Any, Union
 
@@ -20,7 +22,7 @@ import torch
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.logging import HistoryBuffer
 
-from ..utils.fileio import atomic_write_bytes
+from ..utils.fileio import TEMP_SUFFIX, atomic_write_bytes
 
 LATEST_LINK = 'latest.pth'
 
@@ -175,24 +177,93 @@ def update_latest_link(work_dir: Union[str, Path], checkpoint: Union[str, Path])
     return link
 
 
-def find_resume_checkpoint(work_dir: Union[str, Path]) -> Path | None:
-    """The checkpoint ``--resume auto`` continues from, or None.
+#: Checkpoints mmengine's CheckpointHook writes each interval (not ``best_*``).
+_PERIODIC = re.compile(r'^(epoch|iter)_(\d+)\.pth$')
 
-    ``work_dir/latest.pth`` (PYSKL's convention) first, then mmengine's ``last_checkpoint``
-    record. A link or record pointing at a missing file is ignored.
+
+def find_resume_checkpoint(work_dir: Union[str, Path]) -> Path | None:
+    """The checkpoint ``--resume auto`` continues from, or None: the last complete one.
+
+    Candidates are ``work_dir/latest.pth`` (PYSKL's convention), mmengine's
+    ``last_checkpoint`` record and the periodic ``epoch_N.pth`` / ``iter_N.pth`` files;
+    the most recently written one wins. Checkpoints are written to a temporary name and
+    renamed, so every one of these names holds a complete file; a run killed after saving
+    a checkpoint but before moving the link (or writing the record) still resumes from
+    that checkpoint. A link or record pointing at a missing file is ignored.
     """
     work_dir = Path(work_dir)
+    candidates: list[Path] = []
     link = work_dir / LATEST_LINK
     if link.exists():
-        return link.resolve()
+        candidates.append(link.resolve())
     record = work_dir / 'last_checkpoint'
-    if record.is_file():
-        target = Path(record.read_text().strip())
+    try:
+        text = record.read_text().strip() if record.is_file() else ''
+    except OSError:
+        text = ''
+    if text:
+        target = Path(text)
         if not target.is_absolute():
             target = work_dir / target
         if target.is_file():
-            return target
-    return None
+            candidates.append(target.resolve())
+    if work_dir.is_dir():
+        candidates += [p.resolve() for p in work_dir.iterdir()
+                       if _PERIODIC.match(p.name) and p.is_file()]
+
+    def newest(path: Path):
+        match = _PERIODIC.match(path.name)
+        return (path.stat().st_mtime_ns, int(match.group(2)) if match else -1)
+    return max(candidates, key=newest) if candidates else None
+
+
+def remove_stale_temp_files(work_dir: Union[str, Path]) -> list[Path]:
+    """Delete the temporary files a killed run's atomic writes left under ``work_dir``
+    (``.<name>.<random>.tmp``: half-written checkpoints, transcripts, links). Call it only
+    before anything writes there (rank 0, at the start of a resumed run). Returns them."""
+    work_dir = Path(work_dir)
+    removed: list[Path] = []
+    if not work_dir.is_dir():
+        return removed
+    for path in work_dir.rglob(f'.*{TEMP_SUFFIX}'):
+        if path.is_file() or path.is_symlink():
+            try:
+                path.unlink()
+            except OSError:
+                continue
+            removed.append(path)
+    return removed
+
+
+def state_digest(obj: Any) -> str:
+    """A short SHA-256 digest of nested dicts / lists / tensors / arrays / numbers (to log
+    that a resumed run holds the state its checkpoint saved)."""
+    h = hashlib.sha256()
+
+    def feed(value) -> None:
+        if isinstance(value, dict):
+            h.update(b'{')
+            for key in sorted(value, key=str):
+                h.update(str(key).encode() + b':')
+                feed(value[key])
+            h.update(b'}')
+        elif isinstance(value, (list, tuple)):
+            h.update(b'[')
+            for item in value:
+                feed(item)
+            h.update(b']')
+        elif isinstance(value, torch.Tensor):
+            t = value.detach().cpu().contiguous()
+            h.update(f'T{t.dtype}{tuple(t.shape)}'.encode())
+            if t.numel():
+                h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        elif isinstance(value, np.ndarray):
+            h.update(f'A{value.dtype}{value.shape}'.encode())
+            h.update(np.ascontiguousarray(value).tobytes())
+        else:
+            h.update(repr(value).encode())
+    feed(obj)
+    return h.hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------- config match

@@ -268,7 +268,8 @@ def to_runner_kwargs(cfg: Config, opts: RunOptions, mode: str = 'train') -> dict
                             save_best='acc/top1' if opts.validate else None, rule='greater',
                             backend_args=ATOMIC_BACKEND_ARGS),
             sampler_seed=dict(type='DistSamplerSeedHook')),
-        custom_hooks=[dict(type='LatestCheckpointLinkHook'), dict(type='ProgressBarHook')]
+        custom_hooks=[dict(type='LatestCheckpointLinkHook'), dict(type='ProgressBarHook'),
+                      dict(type='RandomStateHook')]
         + list(opts.extra_hooks),
     )
     agent = agent_settings(cfg)

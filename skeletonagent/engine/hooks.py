@@ -2,13 +2,119 @@
 from __future__ import annotations
 
 import os
+import random
 import sys
 from pathlib import Path
+from typing import Any, Optional
 
+import numpy as np
+import torch
+from mmengine.dist import all_gather_object, get_rank, get_world_size
 from mmengine.hooks import Hook
 
 from ..registry import HOOKS
-from .checkpoint import update_latest_link
+from .checkpoint import state_digest, update_latest_link
+
+#: Checkpoint key of the random state of every rank (a list indexed by rank).
+RANDOM_STATE_KEY = 'random_state'
+
+
+def get_random_state() -> dict:
+    """This process's torch / numpy / python random state, as data ``weights_only`` loads."""
+    keys, pos, has_gauss, gauss = np.random.get_state(legacy=True)[1:]
+    version, internal, gauss_next = random.getstate()
+    state = dict(torch=torch.get_rng_state(),
+                 numpy=dict(keys=torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+                            pos=int(pos), has_gauss=int(has_gauss), gauss=float(gauss)),
+                 python=dict(version=int(version), internal=[int(v) for v in internal],
+                             gauss_next=gauss_next))
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state['cuda'] = torch.cuda.get_rng_state()
+    return state
+
+
+def set_random_state(state: dict) -> None:
+    """Inverse of :func:`get_random_state`."""
+    torch.set_rng_state(state['torch'])
+    npy = state['numpy']
+    np.random.set_state(('MT19937', np.asarray(npy['keys'], dtype=np.uint32), int(npy['pos']),
+                         int(npy['has_gauss']), float(npy['gauss'])))
+    py = state['python']
+    random.setstate((int(py['version']), tuple(int(v) for v in py['internal']), py['gauss_next']))
+    if 'cuda' in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state['cuda'])
+
+
+@HOOKS.register_module()
+class RandomStateHook(Hook):
+    """Checkpoints carry the random state of every rank; a resumed run continues with it.
+
+    mmengine only reseeds a resumed run with the run's seed, so it would replay the random
+    numbers of the first epochs (augmentation, mixup, dropout). Here every checkpoint holds
+    each rank's torch / numpy / python state as it was when the checkpoint was saved, and a
+    run resumed from it restores them just before its first step (a run started with another
+    number of processes keeps its seeding for the ranks the checkpoint lacks). The resumed
+    run logs digests of what it holds (random state, optimizer, LR schedulers), to compare
+    with the checkpoint's (:func:`resume_digests`).
+    """
+
+    # after the agent hook's epoch-end swap (NORMAL), before CheckpointHook (VERY_LOW)
+    priority = 'LOW'
+
+    def __init__(self) -> None:
+        self._pending: Optional[list] = None
+        self._gathered: Optional[tuple[int, list]] = None
+
+    def after_train_epoch(self, runner) -> None:
+        # Only rank 0 saves (``Runner.save_checkpoint`` is master-only), so the states of all
+        # ranks are gathered here, where every rank passes, just before CheckpointHook saves.
+        mine = get_random_state()
+        states = all_gather_object(mine) if get_world_size() > 1 else [mine]
+        self._gathered = (runner.iter, states)
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        if self._gathered is not None and self._gathered[0] == runner.iter:
+            states = self._gathered[1]
+        else:   # a checkpoint saved within an epoch (iteration-based): rank 0's state only
+            states = [get_random_state()]
+        checkpoint[RANDOM_STATE_KEY] = states
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        if getattr(runner, '_resume', False) and RANDOM_STATE_KEY in checkpoint:
+            self._pending = list(checkpoint[RANDOM_STATE_KEY])
+
+    def before_train(self, runner) -> None:
+        states, self._pending = self._pending, None
+        if states is None:
+            return
+        rank = get_rank()
+        if rank < len(states):
+            set_random_state(states[rank])
+            note = f'random state of rank {rank} restored'
+        else:
+            note = (f'the checkpoint holds the random state of {len(states)} ranks; rank {rank} '
+                    'keeps its seeding')
+        schedulers: Any = runner.param_schedulers or []
+        if isinstance(schedulers, dict):
+            schedulers = {k: [s.state_dict() for s in v] for k, v in schedulers.items()}
+        else:
+            schedulers = [s.state_dict() for s in schedulers]
+        digests = resume_digests(dict(random_state=states,
+                                      optimizer=runner.optim_wrapper.state_dict(),
+                                      param_schedulers=schedulers), rank=rank)
+        runner.logger.info(f'resumed at epoch {runner.epoch}, iter {runner.iter}: {note}; '
+                           + ', '.join(f'{k} {v}' for k, v in digests.items()))
+
+
+def resume_digests(checkpoint: dict, rank: int = 0) -> dict[str, Any]:
+    """Digests a resumed run logs (see :class:`RandomStateHook`), computed from a checkpoint."""
+    states = checkpoint.get(RANDOM_STATE_KEY) or []
+    out: dict[str, Any] = {}
+    if rank < len(states):
+        out['random_state'] = state_digest(states[rank])
+    out['optimizer'] = state_digest(checkpoint.get('optimizer'))
+    out['param_schedulers'] = state_digest(checkpoint.get('param_schedulers'))
+    return out
 
 
 @HOOKS.register_module()

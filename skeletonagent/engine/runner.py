@@ -11,7 +11,8 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
-from .checkpoint import find_resume_checkpoint, load_checkpoint_file, load_model_weights
+from .checkpoint import (find_resume_checkpoint, load_checkpoint_file, load_model_weights,
+                         remove_stale_temp_files)
 from .config import RunOptions, to_runner_kwargs
 from ..registry import explain_unknown_types
 from .checkpoint import check_checkpoint_config
@@ -52,11 +53,18 @@ def compile_backbone(model) -> None:
 def build_runner(cfg: Config, opts: RunOptions, mode: str = 'train') -> Runner:
     """An mmengine Runner for ``cfg`` in ``mode`` ('train' or 'test')."""
     _register_all()
+    resuming = mode == 'train' and bool(opts.resume)
     if mode == 'train' and opts.resume == 'auto':
         found = find_resume_checkpoint(cfg.work_dir)
         opts.resume = str(found) if found else None
         if found and get_rank() == 0:
             print_log(f'resuming from {found}', logger='current')
+    if resuming and get_rank() == 0:
+        # half-written files of a killed run (its temporary names), before anything writes
+        stale = remove_stale_temp_files(cfg.work_dir)
+        if stale:
+            print_log(f'removed {len(stale)} temporary files a killed run left: '
+                      + ', '.join(str(p) for p in stale[:5]), logger='current')
     if mode == 'train' and opts.resume:  # refuse a checkpoint of another stream / dataset
         check_checkpoint_config(load_checkpoint_file(opts.resume), cfg, opts.resume)
     kwargs = to_runner_kwargs(cfg, opts, mode)
