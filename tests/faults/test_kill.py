@@ -81,7 +81,7 @@ def _command(nproc: int, work_dir: Path, data: Path, epochs: int) -> list[str]:
 @dataclass
 class KillPoint:
     """Where to kill: ``event`` of epoch ``epoch``, ``delay`` seconds after it shows in the log."""
-    event: str          # 'startup' | 'step' | 'save' | 'val'
+    event: str          # 'startup' | 'step' | 'save' | 'write' | 'val'
     epoch: int
     delay: float
 
@@ -90,17 +90,17 @@ class KillPoint:
             return f'Epoch(train) [{self.epoch}]['
         if self.event in ('save', 'val'):
             return f'Saving checkpoint at {self.epoch} epochs'
-        return None
+        return None             # 'startup': from the launch; 'write': watched on disk
 
 
 def _draw(rng: random.Random, start: int, epochs: int) -> KillPoint:
     """A kill point in one of the next two epochs of a run resumed after epoch ``start``."""
-    event = rng.choice(['startup', 'step', 'step', 'save', 'save', 'val'])
+    event = rng.choice(['startup', 'step', 'step', 'save', 'write', 'val'])
     last = min(start + 2, epochs)
     epoch = rng.randint(start + 1, last) if start < epochs else epochs
     if epoch >= epochs and event == 'val':   # after the last save the run just ends
         event = 'save'
-    delay = {'startup': rng.uniform(0.5, 8.0), 'step': rng.uniform(0.0, 0.8),
+    delay = {'startup': rng.uniform(0.5, 8.0), 'step': rng.uniform(0.0, 0.8), 'write': 0.0,
              'save': rng.uniform(0.0, 0.04) if epoch < epochs else 0.0,
              'val': rng.uniform(0.1, 0.6)}[event]
     return KillPoint(event, epoch, delay)
@@ -149,7 +149,8 @@ def _kill_group(proc: subprocess.Popen) -> None:
         time.sleep(0.05)
 
 
-def _run_until(cmd: list[str], out: Path, point: KillPoint | None, timeout: float = 300):
+def _run_until(cmd: list[str], out: Path, point: KillPoint | None, work_dir: Path,
+               timeout: float = 300):
     """Start ``cmd`` (output to ``out``); kill it at ``point``, or let it finish (None).
 
     Returns (killed, returncode)."""
@@ -161,9 +162,15 @@ def _run_until(cmd: list[str], out: Path, point: KillPoint | None, timeout: floa
         if point is None:
             return False, proc.wait(timeout=timeout)
         pattern = point.pattern()
-        seen_at = start if pattern is None else None
+        seen_at = start if point.event == 'startup' else None
         while time.time() - start < timeout:
-            if seen_at is None and pattern in out.read_text(errors='replace'):
+            if seen_at is None and point.event == 'write':
+                # the checkpoint's temporary file is there: kill in the middle of the write
+                # (or, if the write was quicker than this poll, right after the rename)
+                if list(work_dir.glob(f'.epoch_{point.epoch}.pth.*.tmp')) \
+                        or (work_dir / f'epoch_{point.epoch}.pth').exists():
+                    seen_at = time.time()
+            elif seen_at is None and pattern in out.read_text(errors='replace'):
                 seen_at = time.time()
             if seen_at is not None and time.time() >= seen_at + point.delay:
                 if proc.poll() is not None:
@@ -250,7 +257,7 @@ def _check_resumed(log: str, resumed: dict, before: list[list[dict]], work_dir: 
             assert started[0] == 1
         return
     if 'resuming from' not in log:          # killed before it got that far
-        assert not started and not killed, log[-3000:]
+        assert killed and not started, log[-3000:]
         return
     assert f'resuming from {path}' in log, log[-3000:]
     ckpt = load_checkpoint_file(path)
@@ -290,6 +297,7 @@ class Tally:
     kills: int = 0
     survived: int = 0
     lost_epochs: int = 0
+    mid_write: int = 0          # kills that cut a checkpoint write (a temp file was left)
     points: list = field(default_factory=list)
 
 
@@ -304,13 +312,14 @@ def _kill_and_resume(nproc: int, trials: int, seed: int, tmp_path: Path, data: P
         point = None if final else _draw(rng, resumed['epoch'], epochs)
         before = _rank_records(work_dir, nproc)
         out = tmp_path / f'run{trial}.log'
-        killed, code = _run_until(_command(nproc, work_dir, data, epochs), out, point)
+        killed, code = _run_until(_command(nproc, work_dir, data, epochs), out, point, work_dir)
         log = out.read_text(errors='replace')
         if final or not killed:
             assert code == 0, f'run {trial} ({point}) failed:\n' + log[-5000:]
         _check_resumed(log, resumed, before, work_dir, nproc, killed)
-        for temp in resumed['temps']:                  # the killed run's half files are gone
-            assert not temp.exists(), temp
+        if not killed or _started_epochs(log):      # it got past start-up: half files gone
+            for temp in resumed['temps']:
+                assert not temp.exists(), temp
         if final:
             break
         tally.points.append((point.event, point.epoch, round(point.delay, 3), killed))
@@ -318,6 +327,7 @@ def _kill_and_resume(nproc: int, trials: int, seed: int, tmp_path: Path, data: P
         resumed = _check_files_after_kill(work_dir)
         if killed:
             tally.kills += 1
+            tally.mid_write += any(p.name.startswith('.epoch_') for p in resumed['temps'])
             # the epoch in flight at the kill; every epoch before it must be saved
             started = _started_epochs(log)
             in_flight = started[-1] if started else previous + 1
@@ -333,7 +343,8 @@ def _kill_and_resume(nproc: int, trials: int, seed: int, tmp_path: Path, data: P
     assert not list(work_dir.rglob('.*.tmp'))
     print(f'\nkill -9, {nproc} process(es): {tally.kills} kills at {tally.points}; '
           f'{tally.survived} resumed with no epoch lost beyond the one in flight; '
-          f'epochs lost {tally.lost_epochs}; agent versions by epoch {versions}')
+          f'epochs lost {tally.lost_epochs}; {tally.mid_write} kills cut a checkpoint write; '
+          f'agent versions by epoch {versions}')
     return tally
 
 
