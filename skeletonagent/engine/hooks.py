@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import random
 import sys
-from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
@@ -13,7 +12,7 @@ from mmengine.dist import all_gather_object, get_rank, get_world_size
 from mmengine.hooks import Hook
 
 from ..registry import HOOKS
-from .checkpoint import state_digest, update_latest_link
+from .checkpoint import find_resume_checkpoint, state_digest, update_latest_link
 
 #: Checkpoint key of the random state of every rank (a list indexed by rank).
 RANDOM_STATE_KEY = 'random_state'
@@ -130,11 +129,11 @@ class LatestCheckpointLinkHook(Hook):
     def _relink(self, runner) -> None:
         if runner.rank != 0:
             return
-        record = Path(runner.work_dir) / 'last_checkpoint'
-        if not record.is_file():
-            return
-        target = Path(record.read_text().strip())
-        if target.is_file():
+        # the newest complete checkpoint, not only mmengine's record: a run killed after
+        # saving but before the record and the link moved, then resumed at its last epoch,
+        # trains no more epochs and writes no record
+        target = find_resume_checkpoint(runner.work_dir)
+        if target is not None and target.is_file():
             update_latest_link(runner.work_dir, target)
 
     def after_train_epoch(self, runner) -> None:

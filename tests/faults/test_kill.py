@@ -409,3 +409,18 @@ def test_random_state_survives_a_weights_only_checkpoint(tmp_path):
     draw()
     set_random_state(load_checkpoint_file(tmp_path / 'c.pth')[RANDOM_STATE_KEY][0])
     assert draw() == expected
+
+
+def test_latest_link_moves_to_a_checkpoint_whose_record_a_kill_cut(tmp_path):
+    """Killed while mmengine rewrote ``last_checkpoint`` in place (left empty) after saving
+    the last epoch: the resumed run trains nothing, yet moves the link to that checkpoint."""
+    from types import SimpleNamespace
+    from skeletonagent.engine.checkpoint import update_latest_link
+    from skeletonagent.engine.hooks import LatestCheckpointLinkHook
+    for n in (2, 3):
+        torch.save({'meta': {'epoch': n}}, tmp_path / f'epoch_{n}.pth')
+        os.utime(tmp_path / f'epoch_{n}.pth', ns=(n * 10**9, n * 10**9))
+    update_latest_link(tmp_path, tmp_path / 'epoch_2.pth')
+    (tmp_path / 'last_checkpoint').write_text('')
+    LatestCheckpointLinkHook().after_train(SimpleNamespace(rank=0, work_dir=str(tmp_path)))
+    assert os.readlink(tmp_path / 'latest.pth') == 'epoch_3.pth'
