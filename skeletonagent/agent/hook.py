@@ -4,10 +4,10 @@ Per training step the hook adds the step's clean (non-mixup) logits to a confusi
 on the device (no host sync). Every ``interval`` epochs it sums the counters of all ranks,
 picks each class's most confused classes, and rank 0 starts a round in a background thread:
 follow-up questions to the LLM, replies turned into descriptions (and, optionally, masks), a
-report and transcripts written. Training goes on meanwhile. At each later epoch boundary
+report written. Training goes on meanwhile. At each later epoch boundary
 rank 0 says whether the round is done; when it is, rank 0 encodes the new descriptions (a
-frozen text encoder) and broadcasts the new state, and every rank installs the very same
-descriptions, masks and embeddings before the next epoch. Checkpoints carry the state, so a resumed run
+frozen text encoder), writes the updated transcripts and broadcasts the new state, and every
+rank installs the very same descriptions, masks and embeddings before the next epoch. Checkpoints carry the state, so a resumed run
 continues with the text it had.
 """
 from __future__ import annotations
@@ -252,7 +252,7 @@ class AgentHook(Hook):
         """One round (rank 0, background thread): returns (RoundResult, new AgentState, epoch)."""
         from .questioner import select_confused
         from .prompts import PromptSet
-        from .round import run_round, save_transcripts, write_round_report
+        from .round import run_round, write_round_report
         start = time.perf_counter()
         if self.official:
             from .questioner import OFFICIAL_SELECTION
@@ -266,9 +266,6 @@ class AgentHook(Hook):
                            max_words=int(self.agent_cfg.get('max_words', 50)),
                            row_index=self.agent_cfg.get('row_index', 'pair'))
         new_state = result.state
-        from .initial import TRANSCRIPT_SUBDIR
-        save_transcripts(result.transcripts, self._class_names, work_dir / TRANSCRIPT_SUBDIR,
-                         classes=result.updated)
         report = write_round_report(result, work_dir / REPORT_SUBDIR, self.rounds_done + 1,
                                     layout=self.layout)
         _save_matrix(report.with_name(report.stem + '_confusion.npy'), matrix)
@@ -288,6 +285,12 @@ class AgentHook(Hook):
                                     f'keeping state v{self.state.version}')
             else:
                 self._transcripts = result.transcripts
+                # written when installed, not when the round ends: after a kill the transcript
+                # folder never runs ahead of the state the checkpoints hold
+                from .initial import TRANSCRIPT_SUBDIR
+                from .round import save_transcripts
+                save_transcripts(result.transcripts, self._class_names,
+                                 Path(runner.work_dir) / TRANSCRIPT_SUBDIR, classes=result.updated)
                 if new_state is not self.state:
                     # encoded here, not in the round's thread: on a CPU the encoder's forward
                     # pass would take the cores from the training steps for the whole round
