@@ -7,13 +7,14 @@ import torch
 import torch.nn as nn
 
 from skeletonagent.registry import MODELS
+from .base import PooledLinearHead
 from .simple_head import top_k_accuracy
 
 __all__ = ['GCNHead']
 
 
 @MODELS.register_module()
-class GCNHead(nn.Module):
+class GCNHead(PooledLinearHead):
     """Average over joints and frames, then over persons, dropout, linear classifier
     (PYSKL ``GCNHead``). State dict: ``fc_cls.weight`` (num_classes×in_channels), ``fc_cls.bias``.
 
@@ -46,28 +47,6 @@ class GCNHead(nn.Module):
         self.loss_cls = MODELS.build(loss_cls if loss_cls is not None else dict(type='CrossEntropyLoss'))
         self.dropout = nn.Dropout(p=dropout) if dropout != 0 else None
         self.fc_cls = nn.Linear(in_channels, num_classes)
-
-    def init_weights(self) -> None:
-        """Normal(0, init_std) weights and zero bias (mmcv ``normal_init``)."""
-        nn.init.normal_(self.fc_cls.weight, 0, self.init_std)
-        nn.init.constant_(self.fc_cls.bias, 0)
-
-    def pool(self, x: torch.Tensor) -> torch.Tensor:
-        """N×M×C×T×V → N×C (mean over T and V, then over persons); N×C passes through."""
-        if x.dim() == 2:
-            return x
-        if x.dim() != 5:
-            raise ValueError(f'GCNHead: expected features N×M×C×T×V or N×C, got {tuple(x.shape)}')
-        n, m, c = x.shape[:3]
-        return x.reshape(n, m, c, -1).mean(3).mean(1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool(x)
-        if x.shape[1] != self.in_c:
-            raise ValueError(f'GCNHead: features have {x.shape[1]} channels, in_channels is {self.in_c}')
-        if self.dropout is not None:
-            x = self.dropout(x)
-        return self.fc_cls(x)
 
     def loss(self, cls_score: torch.Tensor, label: torch.Tensor, **kwargs: Any) -> dict[str, torch.Tensor]:
         """``loss_cls`` and top-1/top-5 accuracy (PYSKL ``BaseHead.loss``); ``label`` is N (long).

@@ -8,6 +8,7 @@ import torch.nn as nn
 
 from skeletonagent.registry import MODELS
 from ..losses import AlignmentLoss, soft_cross_entropy
+from .base import PooledLinearHead
 
 __all__ = ['SimpleHead', 'top_k_accuracy']
 
@@ -23,7 +24,7 @@ def top_k_accuracy(scores: torch.Tensor, labels: torch.Tensor, topk: tuple[int, 
 
 
 @MODELS.register_module()
-class SimpleHead(nn.Module):
+class SimpleHead(PooledLinearHead):
     """Linear classifier on globally pooled GCN features, plus the SkeletonAgent loss.
 
     The total training loss (official ``BaseHead.loss``) is
@@ -73,28 +74,6 @@ class SimpleHead(nn.Module):
         self.align_loss = AlignmentLoss()
         self.dropout = nn.Dropout(p=dropout) if dropout != 0 else None
         self.fc_cls = nn.Linear(in_channels, num_classes)
-
-    def init_weights(self) -> None:
-        """Normal(0, init_std) weights and zero bias (mmcv ``normal_init``)."""
-        nn.init.normal_(self.fc_cls.weight, 0, self.init_std)
-        nn.init.constant_(self.fc_cls.bias, 0)
-
-    def pool(self, x: torch.Tensor) -> torch.Tensor:
-        """N×M×C×T×V features → N×C (mean over T·V, then over persons)."""
-        if x.dim() == 2:
-            return x
-        if x.dim() != 5:
-            raise ValueError(f'SimpleHead: expected features N×M×C×T×V or N×C, got {tuple(x.shape)}')
-        n, m, c = x.shape[:3]
-        return x.reshape(n, m, c, -1).mean(3).mean(1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool(x)
-        if x.shape[1] != self.in_c:
-            raise ValueError(f'SimpleHead: features have {x.shape[1]} channels, in_channels is {self.in_c}')
-        if self.dropout is not None:
-            x = self.dropout(x)
-        return self.fc_cls(x)
 
     def loss(self, cls_score: torch.Tensor, label: torch.Tensor, mix_score: torch.Tensor | None = None,
              mix_label: torch.Tensor | None = None, local_logits: torch.Tensor | None = None,
