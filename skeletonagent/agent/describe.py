@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -48,16 +49,6 @@ def complete_transcript(path: Path) -> bool:
         t.answer.strip() for t in turns[:len(INITIAL_ROUNDS)])
 
 
-def _merge_stats(total: RoundStats, results: Sequence[ChatResult]) -> None:
-    part = RoundStats.from_results(results, 0.0)
-    total.chats += part.chats
-    total.requests += part.requests
-    total.prompt_tokens += part.prompt_tokens
-    total.completion_tokens += part.completion_tokens
-    total.cached += part.cached
-    total.failures.update(part.failures)
-
-
 def describe_classes(backend: LLMBackend, class_names: Sequence[str], layout: LayoutArg,
                      out_dir: os.PathLike | str, prompts: Optional[PromptSet] = None,
                      chunk_size: int = 16, overwrite: bool = False,
@@ -75,7 +66,6 @@ def describe_classes(backend: LLMBackend, class_names: Sequence[str], layout: La
         progress: called with the number of classes finished (written or failed) after each
             chunk, e.g. a tqdm bar's ``update``.
     """
-    import time
     prompts = prompts or PromptSet()
     layout = resolve_layout(layout)
     out = Path(out_dir)
@@ -89,6 +79,7 @@ def describe_classes(backend: LLMBackend, class_names: Sequence[str], layout: La
         else:
             todo.append(index)
     start = time.perf_counter()
+    all_results: list[ChatResult] = []
     for first in range(0, len(todo), max(1, chunk_size)):
         chunk = todo[first:first + max(1, chunk_size)]
         questions = {i: prompts.initial_questions(class_names[i], layout) for i in chunk}
@@ -101,7 +92,7 @@ def describe_classes(backend: LLMBackend, class_names: Sequence[str], layout: La
             asked = [questions[i][round_index] for i in alive]
             chats = [histories[i] + [{'role': 'user', 'content': q}] for i, q in zip(alive, asked)]
             results = backend.chat_results(chats)
-            _merge_stats(summary.stats, results)
+            all_results += results
             still = []
             for i, question, result in zip(alive, asked, results):
                 if not result.ok:
@@ -119,5 +110,5 @@ def describe_classes(backend: LLMBackend, class_names: Sequence[str], layout: La
             summary.written.append(i)
         if progress is not None:
             progress(len(chunk))
-    summary.stats.seconds = time.perf_counter() - start
+    summary.stats = RoundStats.from_results(all_results, time.perf_counter() - start)
     return summary

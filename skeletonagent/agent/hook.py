@@ -127,6 +127,7 @@ class AgentHook(Hook):
         self._transcripts: Optional[list] = None
         self._class_names: Optional[list[str]] = None
         self._backend = None
+        self._prompts = None
         self._executor: Optional[ThreadPoolExecutor] = None
         self._future: Optional[Future] = None
         self._counter = None
@@ -165,9 +166,9 @@ class AgentHook(Hook):
         if self.live:
             from .prompts import PromptSet
             # built now so that a missing API key stops the run before the first step
+            self._prompts = PromptSet.from_cfg(self.agent_cfg.get('prompts'))
             self._backend = build_backend(self.agent_cfg.get('llm'))
-            self._backend.configure(layout=self.layout,
-                                    prompts=PromptSet.from_cfg(self.agent_cfg.get('prompts')))
+            self._backend.configure(layout=self.layout, prompts=self._prompts)
             runner.logger.info(f'agent: rounds every {self.interval} epochs with '
                                f'{self._backend.describe()}, top {self.top_k} confused classes')
         return initial.state
@@ -251,7 +252,6 @@ class AgentHook(Hook):
     def _run_round(self, state, transcripts, matrix, epoch: int, work_dir: Path):
         """One round (rank 0, background thread): returns (RoundResult, new AgentState, epoch)."""
         from .questioner import select_confused
-        from .prompts import PromptSet
         from .round import run_round, write_round_report
         start = time.perf_counter()
         if self.official:
@@ -261,7 +261,7 @@ class AgentHook(Hook):
             similar = select_confused(matrix, k=self.top_k, pad_to_k=self.pad_to_k)
         result = run_round(self._backend, state, transcripts, self._class_names, similar,
                            layout=self.layout, modality=self.modality,
-                           prompts=PromptSet.from_cfg(self.agent_cfg.get('prompts')),
+                           prompts=self._prompts,
                            update_masks=self.update_masks, matrix=matrix,
                            max_words=int(self.agent_cfg.get('max_words', 50)),
                            row_index=self.agent_cfg.get('row_index', 'pair'))

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -29,6 +28,7 @@ import numpy as np
 
 from skeletonagent.skeleton import get_layout
 
+from ..utils.fileio import atomic_write_bytes
 from .errors import DataError
 from .pose_dataset import load_annotation_file
 
@@ -478,14 +478,5 @@ def ensure_demo_data(path: str | os.PathLike, *, num_train_per_class: int = 40,
     if path.exists() and not overwrite and _is_current(path, _demo_meta(**params), any_size):
         return path
     data = make_demo_annotations(**params)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            pickle.dump(data, f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp_name, path)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise
+    atomic_write_bytes(path, pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL))
     return path

@@ -491,6 +491,18 @@ def _find_files(roots: Sequence[str | os.PathLike], suffix: str) -> list[tuple[s
     return sorted(found.items())
 
 
+def _log_skipped(result: RunResult, work_dir: Path, log: Callable[[str], None]) -> None:
+    """Say which samples had no body and which raw files could not be read."""
+    if result.empty:
+        log(f'{len(result.empty)} sample(s) with no body at all were skipped: '
+            f'{", ".join(result.empty[:20])}{" ..." if len(result.empty) > 20 else ""}')
+    if result.failed:
+        log(f'{len(result.failed)} file(s) could not be read and were skipped '
+            f'(listed in {work_dir / "failed.txt"}):')
+        for _name, reason in result.failed:
+            log(f'  {reason}')
+
+
 def _dump(path: Path, data: Any) -> Path:
     return atomic_write_bytes(path, pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL))
 
@@ -563,12 +575,5 @@ def prepare_ntu(roots: str | os.PathLike | Sequence[str | os.PathLike],
         outputs[ds] = _dump(out_dir / f'{ds}_3danno.pkl', data)
         sizes = ', '.join(f'{k} {len(v)}' for k, v in data['split'].items())
         log(f'{ds}: {len(ds_names)} samples ({sizes}) -> {outputs[ds]}')
-    if result.empty:
-        log(f'{len(result.empty)} sample(s) with no body at all were skipped: '
-            f'{", ".join(result.empty[:20])}{" ..." if len(result.empty) > 20 else ""}')
-    if result.failed:
-        log(f'{len(result.failed)} file(s) could not be read and were skipped '
-            f'(listed in {work_dir / "failed.txt"}):')
-        for name, reason in result.failed:
-            log(f'  {reason}')
+    _log_skipped(result, work_dir, log)
     return dict(outputs=outputs, result=result, excluded_missing=excluded)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .ntu import _dump, _find_files, parse_skeleton_text, run_samples
+from .ntu import _dump, _find_files, _log_skipped, parse_skeleton_text, run_samples
 
 __all__ = ['UAV_CSV1_TRAIN_SUBJECTS', 'UAV_CSV2_TRAIN_SUBJECTS', 'uav_name_fields',
            'uav_sample', 'uav_splits', 'prepare_uav']
@@ -126,12 +126,5 @@ def prepare_uav(roots: str | os.PathLike | Sequence[str | os.PathLike],
     output = _dump(out, data)
     sizes = ', '.join(f'{k} {len(v)}' for k, v in data['split'].items())
     log(f'uav_human: {len(names)} samples ({sizes}) -> {output}')
-    if result.empty:
-        log(f'{len(result.empty)} sample(s) with no body at all were skipped: '
-            f'{", ".join(result.empty[:20])}{" ..." if len(result.empty) > 20 else ""}')
-    if result.failed:
-        log(f'{len(result.failed)} file(s) could not be read and were skipped '
-            f'(listed in {work_dir / "failed.txt"}):')
-        for _name, reason in result.failed:
-            log(f'  {reason}')
+    _log_skipped(result, work_dir, log)
     return dict(output=output, result=result)

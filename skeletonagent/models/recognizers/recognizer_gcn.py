@@ -131,11 +131,15 @@ class RecognizerGCN(BaseModel):
                               f'backbone text_key {text_key!r}')
             self.text_encoder = encoder
         if device is None:
-            device = self.backbone.logit_scale.device if hasattr(self.backbone, 'logit_scale') \
-                else next(self.parameters()).device
+            device = self._device()
         self.text_encoder.to(device)
         self._class_embeddings = None
         return self.text_encoder
+
+    def _device(self) -> torch.device:
+        """The device the model's weights are on."""
+        return self.backbone.logit_scale.device if hasattr(self.backbone, 'logit_scale') \
+            else next(self.parameters()).device
 
     def set_agent_state(self, descriptions: Sequence[str] | None, masks: np.ndarray | torch.Tensor | None,
                         embeddings: torch.Tensor | None = None) -> None:
@@ -171,9 +175,7 @@ class RecognizerGCN(BaseModel):
                 if tuple(embeddings.shape[:1]) != (self.num_classes,) or embeddings.dim() != 2:
                     raise ValueError(f'set_agent_state: embeddings have shape {tuple(embeddings.shape)}, '
                                      f'expected ({self.num_classes}, text_dim)')
-                device = self.backbone.logit_scale.device if hasattr(self.backbone, 'logit_scale') \
-                    else next(self.parameters()).device
-                self._class_embeddings = embeddings.detach().float().to(device)
+                self._class_embeddings = embeddings.detach().float().to(self._device())
 
     def encode_descriptions(self, descriptions: Sequence[str]) -> torch.Tensor | None:
         """Embeddings (num_classes×dim, CPU float32) of ``descriptions`` with the frozen text

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import threading
 from collections import OrderedDict
@@ -9,6 +10,8 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
+
+from ...utils.fileio import atomic_write_bytes
 
 __all__ = ['TextEmbeddingCache', 'texts_digest']
 
@@ -80,7 +83,6 @@ class TextEmbeddingCache:
         path = self._path(digest)
         if path is None:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f'.tmp{os.getpid()}')
-        torch.save(table.cpu(), tmp)
-        os.replace(tmp, path)
+        buffer = io.BytesIO()
+        torch.save(table.cpu(), buffer)
+        atomic_write_bytes(path, buffer.getvalue())
