@@ -105,3 +105,12 @@ def test_missing_transcripts(tmp_path, folder):
     (folder / '001_drink_water.txt').rename(folder / '009_drink_water.txt')
     with pytest.raises(TranscriptError, match='missing'):
         TranscriptReplay(folder)
+
+
+def test_replay_pairs_a_curly_quote_file_with_an_ascii_label_map(tmp_path):
+    from skeletonagent.agent.transcripts import Turn, write_transcript
+    write_transcript(tmp_path / '001_grab_other_person\u2019s_stuff.txt',
+                     [Turn("Describe 'grab other person\u2019s stuff'.", 'Reach and pull.')])
+    replay = TranscriptReplay(tmp_path, label_map=["grab other person's stuff"])
+    reply = replay.chat([{'role': 'user', 'content': "Describe 'grab other person's stuff'."}])
+    assert reply == 'Reach and pull.'

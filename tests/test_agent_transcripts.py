@@ -129,3 +129,30 @@ def test_messages_conversion():
 def test_missing_file_error_names_path(tmp_path):
     with pytest.raises(TranscriptError, match=str(Path(tmp_path / 'x.txt'))):
         read_transcript(tmp_path / 'x.txt')
+
+
+def test_ntu120_label_map_writes_class_109_as_the_official_text():
+    from skeletonagent.datasets.label_map import load_label_map
+    names = load_label_map('ntu120')
+    assert names[108] == 'grab other person\u2019s stuff'          # U+2019, as officially
+    assert names[56] == "touch other person's pocket"              # ASCII there, as officially
+
+
+@pytest.mark.parametrize('file_name,map_name', [
+    ('grab other person\u2019s stuff', "grab other person's stuff"),   # official file, ASCII map
+    ("grab other person's stuff", 'grab other person\u2019s stuff'),   # ASCII file, official map
+    ('Grab  Other_person\u2018s stuff.', 'grab other person\u2019s stuff'),
+])
+def test_transcripts_pair_with_class_names_across_quotes_and_spacing(tmp_path, file_name, map_name):
+    names = ['drink water', map_name]
+    write_transcript(tmp_path / transcript_filename(0, 'drink water'), [Turn('Q?', 'water')])
+    write_transcript(tmp_path / transcript_filename(1, file_name), [Turn('Q?', 'grab')])
+    transcripts = read_transcript_dir(tmp_path, names)
+    assert [t[0].answer for t in transcripts] == ['water', 'grab']
+
+
+def test_a_number_with_two_matching_transcripts_is_ambiguous(tmp_path):
+    write_transcript(tmp_path / "001_it's.txt", [Turn('Q?', 'a')])
+    write_transcript(tmp_path / '001_it\u2019S.txt', [Turn('Q?', 'b')])
+    with pytest.raises(TranscriptError, match='2 transcripts match'):
+        read_transcript_dir(tmp_path, ['it\u2018s'])

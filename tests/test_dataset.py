@@ -119,6 +119,30 @@ def test_valid_ratio_filters_and_sets_anno_inds(tmp_path):
     assert 'valid' not in dataset.video_infos[0] and 'box_score' not in dataset.video_infos[0]
 
 
+@pytest.mark.parametrize('valid_ratio', [0.0, None])
+def test_zero_valid_ratio_keeps_every_sample_and_every_box(tmp_path, valid_ratio):
+    """Every official Kinetics config: valid_ratio=0.0 with box_thr=0.5 keeps low-score
+    person boxes (PYSKL and the official code), in training as in testing."""
+    # 4 person boxes, two with scores under the threshold; k1 has no valid frame at all
+    scores = np.array([0.9, 0.2, 0.95, 0.1], dtype=np.float16)
+    ann = _ann('k0', 0, num_person=4, num_frames=2, num_joints=17, channels=2,
+               valid={0.5: 1}, box_score=scores)
+    path = _write(tmp_path, [ann, _ann('k1', 1, num_frames=2, num_joints=17, channels=2,
+                                       valid={0.5: 0}, box_score=np.zeros(1))])
+    pipeline = [dict(type='PoseDecode')]
+    for test_mode in (False, True):
+        dataset = PoseDataset(path, pipeline, valid_ratio=valid_ratio, box_thr=0.5,
+                              test_mode=test_mode)
+        assert dataset.frame_dirs == ['k0', 'k1']
+        info = dataset.video_infos[0]
+        assert 'anno_inds' not in info and 'box_score' not in info and 'valid' not in info
+        assert dataset[0]['keypoint'].shape == (4, 2, 17, 2)       # every box reaches the model
+    # a positive valid_ratio filters samples and boxes
+    dataset = PoseDataset(path, pipeline, valid_ratio=0.4, box_thr=0.5)
+    assert dataset.frame_dirs == ['k0']
+    np.testing.assert_array_equal(dataset.video_infos[0]['anno_inds'], scores >= 0.5)
+
+
 # ----------------------------------------------------------------------------- samples
 def test_getitem_passes_a_shallow_copy(tmp_path):
     dataset = PoseDataset(_write(tmp_path, _data()), [], split='train', test_mode=True,

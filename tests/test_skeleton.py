@@ -121,10 +121,45 @@ def test_coco_flip_matches_kinetics_config():
     ('nturgb+d', 'pelvis', 0), ('nturgb+d', 'hip', 0), ('nturgb+d', 'spine base', 0),
     ('coco', 'left hand', 9), ('coco', 'right foot', 16), ('coco', 'nose', 0),
     ('coco_new', 'pelvis', 17), ('coco_new', 'chest', 19), ('openpose', 'chest', 1),
-    ('uav', 'right hand', 6), ('handmp', 'thumb', 4), ('handmp', 'wrist', 0),
+    ('uav', 'right hand', 3), ('uav', 'left hand', 6), ('handmp', 'thumb', 4), ('handmp', 'wrist', 0),
 ])
 def test_index_by_name_and_synonym(name, query, expected):
     assert get_layout(name).index(query) == expected
+
+
+# The joint numbering of the official per-dataset prompts (round 3 of the initial dialogue),
+# 1-based as the prompts write it: masks built from an LLM's joint numbers must land on the
+# joints those numbers name there.
+OFFICIAL_UAV_NUMBERING = (
+    'nose', 'right shoulder', 'right elbow', 'right wrist', 'left shoulder', 'left elbow',
+    'left wrist', 'right hip', 'right knee', 'right ankle', 'left hip', 'left knee', 'left ankle',
+    'right eye', 'left eye', 'right ear', 'left ear')
+OFFICIAL_COCO_NEW_NUMBERING = (
+    'nose', 'left eye', 'right eye', 'left ear', 'right ear', 'left shoulder', 'right shoulder',
+    'left elbow', 'right elbow', 'left wrist', 'right wrist', 'left hip', 'right hip', 'left knee',
+    'right knee', 'left ankle', 'right ankle', 'mid hip', 'thorax', 'mid shoulder')
+
+
+@pytest.mark.parametrize('name,numbering', [('uav', OFFICIAL_UAV_NUMBERING),
+                                            ('coco_new', OFFICIAL_COCO_NEW_NUMBERING)])
+def test_joint_names_follow_official_prompt_numbering(name, numbering):
+    from skeletonagent.agent.vocab import numbered_joint_list
+    layout = get_layout(name)
+    assert layout.joint_names == numbering
+    listed = numbered_joint_list(layout)
+    for number, joint in enumerate(numbering, 1):
+        assert f'{number}-{joint}' in listed
+
+
+def test_uav_sides_follow_names_and_flip_pairs_stay_official():
+    uav = get_layout('uav')
+    for side, joints in (('left', uav.left), ('right', uav.right)):
+        assert all(uav.joint_names[j].startswith(side) for j in joints)
+    # official flip pairs (1-based): 2<->5, 3<->6, 4<->7, 8<->11, 9<->12, 10<->13, 14<->15, 16<->17
+    pairs = {(1, 4), (2, 5), (3, 6), (7, 10), (8, 11), (9, 12), (13, 14), (15, 16)}
+    assert {tuple(sorted(p)) for p in zip(uav.left, uav.right)} == pairs
+    assert uav.flip_index == (0, 4, 5, 6, 1, 2, 3, 10, 11, 12, 7, 8, 9, 14, 13, 16, 15)
+    assert uav.body_parts['right_arm'] == (1, 2, 3) and uav.body_parts['left_leg'] == (10, 11, 12)
 
 
 def test_index_unknown_name():

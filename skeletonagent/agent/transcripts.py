@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence, Union
@@ -30,7 +31,7 @@ from ..utils.fileio import atomic_write_text
 __all__ = [
     'SEPARATOR', 'Turn', 'TranscriptError', 'transcript_filename', 'format_transcript',
     'parse_transcript', 'read_transcript', 'write_transcript', 'read_transcript_dir',
-    'turns_to_messages', 'messages_to_turns',
+    'turns_to_messages', 'messages_to_turns', 'class_name_key', 'find_transcript',
 ]
 
 PathLike = Union[str, os.PathLike]
@@ -62,6 +63,49 @@ def transcript_filename(index0: int, name: str) -> str:
     if index0 < 0:
         raise ValueError(f'class index must be >= 0, got {index0}')
     return f"{index0 + 1:03d}_{name.replace('/', '_').replace(' ', '_')}.txt"
+
+
+#: Quote-like characters read as the ASCII apostrophe when class names are compared.
+_QUOTES = str.maketrans({c: "'" for c in '\u2018\u2019\u201a\u201b\u2032\u00b4`'})
+
+
+def class_name_key(name: str) -> str:
+    """A class name as transcripts are matched to it: Unicode-normalised (NFKC), curly
+    quotes and accents read as ``'``, ``_`` and ``/`` as spaces, runs of blanks squashed,
+    case and surrounding dots ignored.
+
+    >>> class_name_key('grab other person\u2019s stuff') == class_name_key("Grab_other_person's stuff")
+    True
+    """
+    text = unicodedata.normalize('NFKC', name).translate(_QUOTES)
+    text = text.replace('_', ' ').replace('/', ' ')
+    return ' '.join(text.split()).strip(' .').lower()
+
+
+def find_transcript(directory: PathLike, index0: int, name: str) -> Path | None:
+    """The transcript file of class ``index0`` called ``name`` in ``directory``, or None.
+
+    The exact official file name (:func:`transcript_filename`) wins; otherwise a file with
+    the class's number whose name part matches by :func:`class_name_key` (another quote
+    character, other spacing or case), so a label map and a transcript folder that write
+    "person's" and "person\u2019s" still pair up. A number with two matching files is
+    ambiguous and raises.
+
+    Raises:
+        TranscriptError: when two files of that number match the name.
+    """
+    directory = Path(directory)
+    exact = directory / transcript_filename(index0, name)
+    if exact.is_file():
+        return exact
+    key = class_name_key(name)
+    prefix = f'{index0 + 1:03d}_'
+    matches = [p for p in sorted(directory.glob(f'{prefix}*.txt'))
+               if class_name_key(p.name[len(prefix):-len('.txt')]) == key]
+    if len(matches) > 1:
+        raise TranscriptError(f'class {index0} {name!r}: {len(matches)} transcripts match in '
+                              f'{directory}: {", ".join(p.name for p in matches)}')
+    return matches[0] if matches else None
 
 
 def format_transcript(turns: Iterable[Turn]) -> str:
@@ -141,6 +185,9 @@ def write_transcript(path: PathLike, turns: Sequence[Turn]) -> Path:
 def read_transcript_dir(directory: PathLike, class_names: Sequence[str]) -> list[list[Turn]]:
     """Read the transcript of every class, in class order.
 
+    Files are found by :func:`find_transcript` (quote characters, spacing and case in the
+    names aside).
+
     Raises:
         TranscriptError: naming the missing files (with their class index and name), or a
             transcript in which no round has an answer.
@@ -148,9 +195,9 @@ def read_transcript_dir(directory: PathLike, class_names: Sequence[str]) -> list
     directory = Path(directory)
     if not directory.is_dir():
         raise TranscriptError(f'transcript directory not found: {directory}')
-    paths = [directory / transcript_filename(i, name) for i, name in enumerate(class_names)]
-    missing = [(i, name, p) for (i, name), p in zip(enumerate(class_names), paths)
-               if not p.is_file()]
+    found = [find_transcript(directory, i, name) for i, name in enumerate(class_names)]
+    missing = [(i, name, directory / transcript_filename(i, name))
+               for (i, name), p in zip(enumerate(class_names), found) if p is None]
     if missing:
         shown = '; '.join(f'class {i} {name!r}: {p.name}' for i, name, p in missing[:5])
         more = f' (and {len(missing) - 5} more)' if len(missing) > 5 else ''
@@ -158,7 +205,7 @@ def read_transcript_dir(directory: PathLike, class_names: Sequence[str]) -> list
             f'{len(missing)} of {len(class_names)} transcripts missing in {directory}: '
             f'{shown}{more}')
     transcripts = []
-    for (i, name), path in zip(enumerate(class_names), paths):
+    for (i, name), path in zip(enumerate(class_names), found):
         turns = read_transcript(path)
         if not any(turn.answer for turn in turns):
             raise TranscriptError(f'transcript of class {i} {name!r} has no answers: {path}')

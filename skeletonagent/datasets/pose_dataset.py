@@ -156,10 +156,11 @@ class PoseDataset(Dataset):
         pipeline: transform configs or callables, built with
             :class:`skeletonagent.datasets.pipelines.Compose`.
         split: the split to keep (``'xsub_train'``...); ``None`` keeps every annotation.
-        valid_ratio: keep a sample only if ``valid[box_thr] / total_frames >= valid_ratio``
-            (Kinetics pickles); ``None`` keeps all.
-        box_thr: box-score threshold for ``valid_ratio`` (0.5 ... 0.9); with
-            ``valid_ratio`` it also sets ``anno_inds = box_score >= box_thr``.
+        valid_ratio: a positive value keeps a sample only if ``valid[box_thr] /
+            total_frames >= valid_ratio`` (Kinetics pickles); ``None`` or ``0`` keeps every
+            sample and every person box (PYSKL and the official code).
+        box_thr: box-score threshold for a positive ``valid_ratio`` (0.5 ... 0.9): it also
+            keeps only the boxes with ``box_score >= box_thr`` (``anno_inds``).
         class_prob: per-class resampling multipliers (list of ``num_classes`` or
             ``{class: mult}``), read by
             :class:`~skeletonagent.datasets.builder.ClassSpecificSampler`.
@@ -351,7 +352,18 @@ class PoseDataset(Dataset):
         return tuple(classes)
 
     def _apply_valid_ratio(self, annotations: list[dict], identifier: str) -> list[dict]:
-        if self.valid_ratio is None:
+        """PYSKL's (and the official code's) valid thresholding of Kinetics samples.
+
+        Only a positive ``valid_ratio`` filters: it keeps the samples with
+        ``valid[box_thr] / total_frames >= valid_ratio`` and, in them, the person boxes with
+        ``box_score >= box_thr`` (``anno_inds``). ``valid_ratio`` None or 0 (every official
+        Kinetics config) keeps every sample and every box, whatever ``box_thr`` says. The
+        ``valid`` and ``box_score`` fields are dropped either way, as PYSKL does.
+        """
+        if not self.valid_ratio or float(self.valid_ratio) <= 0:
+            for ann in annotations:
+                ann.pop('valid', None)
+                ann.pop('box_score', None)
             return annotations
         thr = 0.5 if self.box_thr is None else round(float(self.box_thr), 2)
         kept = []
@@ -367,8 +379,11 @@ class PoseDataset(Dataset):
                                 f'(has {", ".join(map(str, valid))})', file=self.ann_file,
                                 frame_dir=ann[identifier], field='valid')
             if ann['total_frames'] and count / ann['total_frames'] >= self.valid_ratio:
-                if 'box_score' in ann:
-                    ann['anno_inds'] = np.asarray(ann.pop('box_score')) >= thr
+                if 'box_score' not in ann:
+                    raise DataError(f'valid_ratio={self.valid_ratio} needs the person boxes\' '
+                                    f'scores', file=self.ann_file, frame_dir=ann[identifier],
+                                    field='box_score')
+                ann['anno_inds'] = np.asarray(ann.pop('box_score')) >= thr
                 ann.pop('valid')
                 kept.append(ann)
         print_log(f'PoseDataset: {len(kept)} of {len(annotations)} samples kept by '

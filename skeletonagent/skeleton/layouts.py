@@ -262,10 +262,11 @@ _COCO = Layout(
 )
 
 # ------------------------------------------- COCO 17 + 3 centre joints (official Kinetics)
-# Kinetics_Transform appends: 17 = mid-hip, 19 = mid-shoulder, 18 = their midpoint.
+# Kinetics_Transform appends: 17 = mid-hip, 19 = mid-shoulder, 18 = their midpoint, named as
+# the official Kinetics / FineGYM prompts number them ("18-mid hip, 19-thorax, 20-mid shoulder").
 _COCO_NEW = Layout(
     name='coco_new',
-    joint_names=_COCO_NAMES + ('hip center', 'middle of the spine', 'neck'),
+    joint_names=_COCO_NAMES + ('mid hip', 'thorax', 'mid shoulder'),
     center=19,
     inward=((15, 13), (13, 11), (16, 14), (14, 12), (11, 17), (12, 17), (9, 7), (7, 5), (10, 8),
             (8, 6), (5, 19), (6, 19), (1, 0), (3, 1), (2, 0), (4, 2), (0, 19), (17, 18),
@@ -286,6 +287,7 @@ _COCO_NEW = Layout(
         **_COCO_SYNONYMS, 'pelvis': 17, 'hip': 17, 'hips': 17, 'waist': 17, 'spine base': 17,
         'spine': 18, 'belly': 18, 'abdomen': 18, 'torso': 18,
         'chest': 19, 'shoulder center': 19, 'upper spine': 19,
+        'hip center': 17, 'middle of the spine': 18, 'neck': 19,
     },
     # Kinetics_Transform: mid-hip first, then mid-shoulder, then the midpoint of the two.
     derived_joints=((17, (11, 12)), (19, (5, 6)), (18, (17, 19))),
@@ -296,12 +298,16 @@ _COCO_NEW = Layout(
 # 14->16 and 15->17 (ears); 2-3-4 and 5-6-7 are the arms (shoulder, elbow, wrist), 8-9-10
 # and 11-12-13 the legs (hip, knee, ankle); the shoulders and hips form a ring. The head is
 # not linked to the body in the official graph, so the graph has two components.
+# Names follow the numbering of the official UAV prompt ("2-right shoulder, 5-left shoulder,
+# 8-right hip, 14-right eye, ..."): the person's right side comes first. The flip pairs
+# (left[i] <-> right[i]) are the official ones: 2<->5, 3<->6, 4<->7, 8<->11, 9<->12,
+# 10<->13, 14<->15, 16<->17 (1-based).
 _UAV = Layout(
     name='uav',
     joint_names=(
-        'nose', 'left shoulder', 'left elbow', 'left wrist', 'right shoulder', 'right elbow',
-        'right wrist', 'left hip', 'left knee', 'left ankle', 'right hip', 'right knee',
-        'right ankle', 'left eye', 'right eye', 'left ear', 'right ear'),
+        'nose', 'right shoulder', 'right elbow', 'right wrist', 'left shoulder', 'left elbow',
+        'left wrist', 'right hip', 'right knee', 'right ankle', 'left hip', 'left knee',
+        'left ankle', 'right eye', 'left eye', 'right ear', 'left ear'),
     center=1,
     inward=_one_based([
         (2, 3), (2, 5), (3, 4), (5, 6), (6, 7), (2, 8), (8, 9), (8, 11), (9, 10), (5, 11),
@@ -310,21 +316,21 @@ _UAV = Layout(
                 (10, 7), (11, 10), (12, 11), (13, 0), (14, 0), (15, 13), (16, 14)),
     kbone_pairs=((0, 0), (1, 1), (2, 2), (3, 1), (4, 4), (5, 1), (6, 4), (7, 7), (8, 1), (9, 7),
                  (10, 1), (11, 4), (12, 10), (13, 13), (14, 14), (15, 0), (16, 0)),
-    left=(1, 2, 3, 7, 8, 9, 13, 15),
-    right=(4, 5, 6, 10, 11, 12, 14, 16),
+    left=(4, 5, 6, 10, 11, 12, 14, 16),
+    right=(1, 2, 3, 7, 8, 9, 13, 15),
     body_parts={
         'trunk': (1, 4, 7, 10),
         'head': (0, 13, 14, 15, 16),
-        'left_arm': (1, 2, 3),
-        'right_arm': (4, 5, 6),
-        'left_leg': (7, 8, 9),
-        'right_leg': (10, 11, 12),
+        'left_arm': (4, 5, 6),
+        'right_arm': (1, 2, 3),
+        'left_leg': (10, 11, 12),
+        'right_leg': (7, 8, 9),
     },
     # Official uav groups, 1-based there: [1, 14, 15, 16, 17], [2, 3, 4], [5, 6, 7],
     # [8, 9, 10], [11, 12, 13].
     mix_parts=((0, 13, 14, 15, 16), (1, 2, 3), (4, 5, 6), (7, 8, 9), (10, 11, 12)),
     synonyms={
-        'head': 0, 'face': 0, 'left hand': 3, 'right hand': 6, 'left foot': 9, 'right foot': 12,
+        'head': 0, 'face': 0, 'left hand': 6, 'right hand': 3, 'left foot': 12, 'right foot': 9,
     },
 )
 

@@ -439,7 +439,7 @@ def draw_skeleton_sequence(keypoint: Any, out: PathLike, layout: Any = None, *,
 _FACE = {
     'nose': (0.0, 1.61), 'left eye': (0.045, 1.665), 'right eye': (-0.045, 1.665),
     'left ear': (0.095, 1.635), 'right ear': (-0.095, 1.635),
-    'hip center': (0.0, 0.97), 'neck': (0.0, 1.46),
+    'mid hip': (0.0, 0.97), 'thorax': (0.0, 1.185), 'mid shoulder': (0.0, 1.40),
 }
 
 

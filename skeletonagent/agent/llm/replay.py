@@ -25,7 +25,7 @@ from typing import Optional, Sequence, Union
 from skeletonagent.registry import LLM_BACKENDS
 
 from ..prompts import PromptSet
-from ..transcripts import TranscriptError, Turn, read_transcript_dir
+from ..transcripts import TranscriptError, Turn, class_name_key, read_transcript_dir
 from .base import ChatResult, LLMBackend, Message, check_messages
 from .openai_chat import LLMError
 
@@ -44,8 +44,9 @@ def _squash(text: str) -> str:
 
 
 def _name_key(name: str) -> str:
-    """A class name compared loosely: 'Drink_Water.' and 'drink water' are one name."""
-    return _squash(name.replace('_', ' ').replace('/', ' ')).strip(' .').lower()
+    """A class name compared loosely: 'Drink_Water.' and 'drink water' are one name, and so
+    are "person's" and "person\u2019s" (see :func:`..transcripts.class_name_key`)."""
+    return class_name_key(name)
 
 
 def _scan_names(directory: Path) -> list[str]:
