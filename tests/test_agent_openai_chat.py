@@ -1,13 +1,17 @@
-"""OpenAIChat driven through the real ``openai`` client against FakeLLMServer: retries,
-failure kinds, refusals, budgets, concurrency, the API key and the endpoint."""
+"""OpenAIChat driven through the real ``openai`` client against FakeLLMServer: retries (the
+SDK's), failure kinds, refusals, budgets, concurrency, a down server, the API key and the
+endpoint."""
 import logging
-import time
+import socket
+import threading
+import warnings
 
 import pytest
 
 from skeletonagent.agent import PromptSet, build_backend
 from skeletonagent.agent.llm import LLMError, MissingAPIKeyError, OpenAIChat, RoundStats
-from skeletonagent.agent.llm.openai_chat import REPHRASE_PREFIX, looks_like_refusal
+from skeletonagent.agent.llm.openai_chat import (REPHRASE_PREFIX, _why_unreachable,
+                                                  looks_like_refusal)
 from skeletonagent.skeleton import get_layout
 from skeletonagent.testing import FakeLLMServer, Fault, asks_about
 
@@ -23,8 +27,7 @@ def chats(names=NAMES):
 
 
 def backend(srv, **kwargs):
-    args = dict(model='fake-llm', base_url=srv.base_url, api_key_env=None, backoff=0.01,
-                backoff_cap=0.05, timeout=5.0)
+    args = dict(model='fake-llm', base_url=srv.base_url, api_key_env=None, timeout=5.0)
     args.update(kwargs)
     return OpenAIChat(**args)
 
@@ -51,18 +54,20 @@ def test_answers_come_back_in_order_with_their_cost(srv):
 
 def test_429_then_success_honours_retry_after(srv):
     srv.script([Fault.status(429, retry_after=0.3)])
-    start = time.perf_counter()
-    result, = backend(srv, backoff_cap=1.0).chat_results(chats(['drink water']))
+    result, = backend(srv).chat_results(chats(['drink water']))
     assert result.ok and result.requests == 2
-    assert time.perf_counter() - start >= 0.3       # waited what the server asked
+    first, retry = srv.records
+    assert retry.time - first.time >= 0.3          # waited what the server asked
     assert srv.counts == {'status 429': 1, 'ok': 1}
 
 
-def test_retry_after_is_capped(srv):
-    srv.script([Fault.status(503, retry_after=30)])
-    start = time.perf_counter()
-    result, = backend(srv, backoff_cap=0.1).chat_results(chats(['drink water']))
-    assert result.ok and result.requests == 2 and time.perf_counter() - start < 2
+def test_a_retry_after_longer_than_the_client_waits_is_not_retried(srv):
+    """The SDK waits at most 2 minutes for a Retry-After; a longer one ends the chat at
+    once, and the detail says what the server asked."""
+    srv.script([Fault.status(503, retry_after=600, times=None)])
+    result, = backend(srv, max_retries=3).chat_results(chats(['drink water']))
+    assert result.error == 'server_error' and result.requests == 1
+    assert 'Retry-After: 600' in result.detail
 
 
 def test_500_storm_fails_one_class_and_spares_the_others(srv):
@@ -81,11 +86,10 @@ def test_rate_limit_exhausted(srv):
 
 
 def test_timeout(srv):
-    srv.script([Fault.hang(2.0, times=None)])
-    start = time.perf_counter()
+    srv.script([Fault.hang(30.0, times=None)])
     result, = backend(srv, timeout=0.3, max_retries=1).chat_results(chats(['drop']))
-    assert result.error == 'timeout' and result.requests == 2
-    assert time.perf_counter() - start < 1.5
+    assert result.error == 'timeout' and result.requests == 2 and srv.counts == {'hang': 2}
+    assert 'after 2 attempts' in result.detail and 'no answer within 0.3 s' in result.detail
 
 
 def test_dropped_connection_is_retried(srv):
@@ -132,30 +136,88 @@ def test_empty_and_malformed_content(srv, fault, kind):
     assert result.error == kind and result.requests == 1   # not retried
 
 
-def test_a_server_down_for_the_round_fails_every_chat_fast(srv):
+def unreachable_line(url):
+    return f'cannot reach the LLM server at {url} (connection refused); check it with: curl {url}/models'
+
+
+def test_a_server_down_for_the_round_fails_every_chat_fast(srv, caplog):
+    """A refused connection before any answer of the round: every chat fails at once, with
+    no retry (at most the one attempt each chat had made), and one warning for the round."""
     srv.down()
-    start = time.perf_counter()
-    results = backend(srv, max_retries=4, backoff=0.05, backoff_cap=0.2).chat_results(chats())
-    assert [r.error for r in results] == ['connection'] * len(NAMES)
-    assert time.perf_counter() - start < 2.0
-    srv.up()                                        # back for the next round
-    assert all(r.ok for r in backend(srv).chat_results(chats()))
+    chat_backend = backend(srv, max_retries=4)
+    with caplog.at_level(logging.WARNING, logger='skeletonagent.agent.llm.openai_chat'):
+        results = chat_backend.chat_results(chats())
+    line = unreachable_line(srv.base_url)
+    assert [(r.error, r.detail) for r in results] == [('connection', line)] * len(NAMES)
+    assert all(r.requests <= 1 for r in results) and srv.request_count == 0
+    warnings_ = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings_ == [f'{line} ({len(NAMES)} of {len(NAMES)} chats of the round not answered)']
+    srv.up()                                        # back for the next round, same backend
+    assert all(r.ok for r in chat_backend.chat_results(chats()))
 
 
-def test_chats_run_concurrently(srv):
-    srv.latency = 0.5
-    start = time.perf_counter()
-    results = backend(srv, max_concurrency=8).chat_results(chats())
-    assert all(r.ok for r in results)
-    assert time.perf_counter() - start < 1.5
+def test_a_closed_port_is_one_line_naming_the_url(monkeypatch):
+    """Issue 12: the error of an unreachable server is one short line naming base_url and
+    how to check it, never the SDK's repr, and never the key."""
+    secret = 'sk-closed-port-0123456789abcdef'
+    monkeypatch.setenv('SKA_TEST_KEY', secret)
+    with socket.socket() as sock:                  # a port nothing listens on
+        sock.bind(('127.0.0.1', 0))
+        url = f'http://127.0.0.1:{sock.getsockname()[1]}/v1'
+    chat_backend = OpenAIChat(model='m', base_url=url, api_key_env='SKA_TEST_KEY', max_retries=3)
+    try:
+        with pytest.raises(LLMError) as info:
+            chat_backend.chat(chats(['drop'])[0])
+        assert str(info.value).splitlines()[0] == unreachable_line(url)
+        assert info.value.kind == 'connection' and secret not in str(info.value)
+        with pytest.raises(LLMError) as info:
+            chat_backend.chat_many(chats(NAMES[:3]))
+        assert str(info.value) == unreachable_line(url)
+    finally:
+        chat_backend.close()
 
 
-def test_concurrency_is_bounded(srv):
-    srv.latency = 0.2
-    start = time.perf_counter()
-    results = backend(srv, max_concurrency=2).chat_results(chats(NAMES[:4]))
-    assert all(r.ok for r in results)
-    assert time.perf_counter() - start >= 0.4       # two waves of two
+def test_why_a_server_is_unreachable():
+    assert _why_unreachable(ConnectionRefusedError(111, 'Connection refused'), 60) == \
+        'connection refused'
+    assert _why_unreachable(socket.gaierror(-2, 'Name or service not known'), 60) == \
+        'host name not found'
+    assert _why_unreachable(TimeoutError('timed out'), 5.0) == 'no connection within 5 s'
+
+
+class Meeting:
+    """A responder that answers only once ``parties`` requests are inside the server together
+    (a barrier), and keeps the most it held at once: concurrency without a clock."""
+
+    def __init__(self, parties):
+        self.barrier = threading.Barrier(parties, timeout=60)
+        self.lock = threading.Lock()
+        self.inside = self.peak = 0
+
+    def __call__(self, body):
+        with self.lock:
+            self.inside += 1
+            self.peak = max(self.peak, self.inside)
+        try:
+            self.barrier.wait()
+        finally:
+            with self.lock:
+                self.inside -= 1
+        return 'Head: still. Arms: rise to the mouth.'
+
+
+def test_chats_run_concurrently():
+    meeting = Meeting(len(NAMES))
+    with FakeLLMServer(responder=meeting) as server:
+        results = backend(server, max_concurrency=8, timeout=120).chat_results(chats())
+    assert all(r.ok for r in results) and meeting.peak == len(NAMES) == 8
+
+
+def test_concurrency_is_bounded():
+    meeting = Meeting(2)
+    with FakeLLMServer(responder=meeting) as server:
+        results = backend(server, max_concurrency=2, timeout=120).chat_results(chats(NAMES[:6]))
+    assert all(r.ok for r in results) and meeting.peak == 2     # pairs, never more
 
 
 def test_request_budget(srv):
@@ -273,3 +335,15 @@ def test_bad_arguments(bad):
     args.update(bad)
     with pytest.raises(ValueError, match=next(iter(bad)) if 'model' not in bad else 'model'):
         OpenAIChat(**args)
+
+
+@pytest.mark.parametrize('key, value', [('backoff', 0.5), ('backoff_cap', 20.0)])
+def test_backoff_keys_are_accepted_with_a_deprecation_warning(srv, key, value):
+    """The SDK owns the backoff: the old keys still build a backend, and say what replaced
+    them."""
+    with pytest.warns(FutureWarning, match=rf"{key} is deprecated and ignored.*openai SDK.*max_retries"):
+        chat_backend = backend(srv, **{key: value})
+    assert chat_backend.chat_results(chats(['drop']))[0].ok
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        backend(srv)                               # no warning without them

@@ -74,8 +74,7 @@ def agent_run(tmp_path_factory):
                f'data.test.ann_file={data}', 'data.workers_per_gpu=0', 'data.videos_per_gpu=8',
                'agent.interval=1', f'agent.top_k={TOP_K}', 'agent.update_masks=True',
                'agent.llm.type=OpenAIChat', 'agent.llm.model=fake-llm',
-               f'agent.llm.base_url={server.base_url}', 'agent.llm.api_key_env=SA_E2E_KEY',
-               'agent.llm.backoff=0.05']
+               f'agent.llm.base_url={server.base_url}', 'agent.llm.api_key_env=SA_E2E_KEY']
         proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
         requests = list(server.requests)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]

@@ -84,7 +84,6 @@ def test_200_concurrent_classes_with_20_percent_failures(initial, monkeypatch):
         server.when(asks_about(names[cls]), FAULTS[kind][0]())
     backend = build_backend(dict(type='OpenAIChat', model='fake-llm', base_url=server.base_url,
                                  api_key_env=KEY_ENV, timeout=TIMEOUT, max_retries=MAX_RETRIES,
-                                 backoff=0.01, backoff_cap=0.05,
                                  max_concurrency=NUM_CLASSES))
     backend.configure(layout=LAYOUT, prompts=PromptSet())
     try:

@@ -68,7 +68,7 @@ def run(tmp_path_factory):
                'agent.interval=1', 'agent.top_k=2', 'agent.update_masks=True',
                'agent.llm.type=OpenAIChat', 'agent.llm.model=fake-llm',
                f'agent.llm.base_url={server.base_url}', f'agent.llm.api_key_env={KEY_ENV}',
-               'agent.llm.backoff=0.01', 'agent.llm.max_retries=1',
+               'agent.llm.max_retries=1',
                f'agent.llm.cache_dir={work_dir / "agent" / "llm_cache"}']
         proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=360)
         records = server.records

@@ -1,43 +1,61 @@
 """``OpenAIChat``: an LLM behind any OpenAI-compatible chat endpoint (OpenAI, vLLM, Ollama...).
 
-One agent round is one :meth:`OpenAIChat.chat_results` call holding one chat per class. The
-chats run concurrently on a bounded thread pool; each is retried with exponential backoff
-(plus jitter, honouring ``Retry-After``) on 429, 5xx, timeouts and connection errors, and
-ends either with an answer or with one of :data:`~.base.FAILURE_KINDS`:
+One agent round is one :meth:`OpenAIChat.chat_results` call holding one chat per class; the
+chats run on a thread pool of ``max_concurrency`` threads.
 
-- ``rate_limit`` / ``server_error`` / ``timeout`` / ``connection``: still failing after
-  ``max_retries`` retries. When a chat of the round has exhausted its retries on connection
-  errors and nothing in the round has succeeded, the server counts as down and the other
-  chats stop retrying connection errors, so a down server fails the round quickly.
-- ``refusal``: the model declined twice; a refused chat is asked once more with
-  :data:`REPHRASE_PREFIX` before its last question.
-- ``empty`` / ``malformed``: no content, or a response that does not parse (not retried: at
-  a fixed temperature the same request gives the same answer).
-- ``budget``: the round's ``max_requests_per_round`` / ``max_tokens_per_round`` was spent
-  before the chat could be (re)asked. Tokens are known only once answers arrive, so requests
-  in flight may overshoot the token budget by at most ``max_concurrency`` answers.
-- ``other``: anything else, e.g. HTTP 400/401/404 (not retried); the detail says what.
+What the ``openai`` SDK does: retrying a request after 408, 409, 429, 5xx, timeouts and
+connection errors, up to ``max_retries`` times, with its exponential backoff and jitter,
+honouring ``Retry-After`` / ``retry-after-ms`` (a wait over two minutes is not retried).
 
-Nothing is raised for one chat's failure; each is logged as a WARNING naming its kind.
+What this module adds, which the SDK has no notion of:
+
+- per-round budgets ``max_requests_per_round`` / ``max_tokens_per_round``, checked before
+  every HTTP attempt, the SDK's retries included. Tokens are known only once answers arrive,
+  so requests in flight may overshoot the token budget by at most ``max_concurrency`` answers;
+- a refused chat is asked once more with :data:`REPHRASE_PREFIX` before its last question;
+- empty and malformed answers are failures (not retried: at a fixed temperature the same
+  request gives the same answer);
+- the response cache (:class:`~.cache.ResponseCache`);
+- the API key is redacted from every error detail, and never appears in logs or ``repr``;
+- a down server fails the round at once: when a connection cannot be made (refused, unknown
+  host, connect timeout) before any request of the round was answered, every chat of the
+  round fails with one line naming ``base_url`` and how to check it, without the SDK's
+  retries (the next round tries again);
+- requests, tokens and failures are counted into :class:`~.base.ChatResult` (and so
+  :class:`~.base.RoundStats`).
+
+Budgets, the down server and request counting act on each HTTP attempt, so they live in the
+client's transport (:class:`_WatchedTransport`): every attempt the SDK makes passes through
+it, including those that never get a response, and an ``openai.OpenAIError`` raised there
+ends the SDK's retry loop at once (the SDK re-raises its own errors from the send path).
+
+A chat ends with an answer or one of :data:`~.base.FAILURE_KINDS`: ``rate_limit`` /
+``server_error`` / ``timeout`` / ``connection`` once the SDK's retries are spent;
+``refusal`` (declined twice); ``empty`` / ``malformed``; ``budget``; ``other`` (e.g. HTTP
+400/401/404, not retried; the detail says what). Nothing is raised for one chat's failure;
+each is logged as a WARNING naming its kind (a down server: one warning for the round).
 :meth:`OpenAIChat.chat` raises :class:`LLMError` instead.
 
 The API key is read from the environment variable named by ``api_key_env`` and handed to
-the client only: it is never a config value and never appears in logs, ``repr`` or
-``describe()``. A missing key raises :class:`MissingAPIKeyError` at construction, so a
-training run stops at start rather than discovering it rounds later.
+the client only: it is never a config value. A missing key raises
+:class:`MissingAPIKeyError` at construction, so a training run stops at start rather than
+discovering it rounds later.
 
 The ``openai`` package is imported when an ``OpenAIChat`` is built, not when this module is.
 """
 from __future__ import annotations
 
-import email.utils
+import contextvars
+import functools
+import importlib
 import logging
 import os
-import random
 import re
+import socket
 import sys
 import threading
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
@@ -71,6 +89,15 @@ _REFUSAL_WINDOW = 300
 
 _ENV_NAME_RE = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
 _QUOTED_RE = re.compile(r"(?<!\w)'(.+?)'(?=[\s,.;:?!)]|$)")  # not the "'" of "person's"
+
+#: Constructor keys that no longer do anything, and what replaced them.
+_DEPRECATED = {
+    'backoff': "the openai SDK's own retry backoff (exponential with jitter, honouring "
+               'Retry-After); max_retries sets how many retries',
+    'backoff_cap': "the openai SDK's own retry backoff (at most 8 s between retries; a "
+                   'Retry-After over 2 minutes is not waited for); max_retries sets how many '
+                   'retries',
+}
 
 
 class LLMError(RuntimeError):
@@ -140,35 +167,30 @@ class _Reply:
 class _Failure:
     kind: str
     detail: str
-    retryable: bool = False
-    retry_after: Optional[float] = None
-
-
-@dataclass
-class _Cost:
-    requests: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
 
 
 class _Round:
-    """The budget and health of one ``chat_results`` call, shared by its threads."""
+    """The budgets and the server's health of one ``chat_results`` call, shared by its
+    threads."""
 
     def __init__(self, max_requests: Optional[int], max_tokens: Optional[int]) -> None:
         self.max_requests, self.max_tokens = max_requests, max_tokens
         self.lock = threading.Lock()
         self.requests = 0
         self.tokens = 0
-        self.succeeded = False
-        self.unreachable = False
+        self.answered = False              # some HTTP attempt of the round got a response
+        self.down: Optional[str] = None    # why the server counts as unreachable
 
-    def reserve(self) -> Optional[str]:
-        """Count one more request, or say why the budget forbids it."""
+    def admit(self) -> Optional[_Failure]:
+        """Count one more HTTP attempt, or say why the round forbids it."""
         with self.lock:
+            if self.down is not None:
+                return _Failure('connection', self.down)
             if self.max_requests is not None and self.requests >= self.max_requests:
-                return f'the round request budget ({self.max_requests}) is spent'
+                return _Failure('budget', f'the round request budget ({self.max_requests}) is spent')
             if self.max_tokens is not None and self.tokens >= self.max_tokens:
-                return f'the round token budget ({self.max_tokens:,}) is spent ({self.tokens:,} used)'
+                return _Failure('budget', f'the round token budget ({self.max_tokens:,}) is spent '
+                                          f'({self.tokens:,} used)')
             self.requests += 1
             return None
 
@@ -176,25 +198,125 @@ class _Round:
         with self.lock:
             self.tokens += tokens
 
+    def heard(self) -> None:
+        with self.lock:
+            self.answered = True
 
-def _retry_after(exc: Exception) -> Optional[float]:
-    """Seconds the server asked to wait (``retry-after-ms`` or ``Retry-After``), if any."""
-    headers = getattr(getattr(exc, 'response', None), 'headers', None)
-    if not headers:
-        return None
-    try:
-        if headers.get('retry-after-ms'):
-            return max(0.0, float(headers['retry-after-ms']) / 1000)
-        value = headers.get('retry-after')
-        if not value:
-            return None
+    def unreachable(self, why: str) -> bool:
+        """A connection could not be made: the server is down for the rest of the round
+        unless it has answered in this round already (then it was a blip the SDK retries).
+        Returns whether the round counts the server as down."""
+        with self.lock:
+            if not self.answered and self.down is None:
+                self.down = why
+            return self.down is not None
+
+
+@dataclass
+class _Chat:
+    """What one chat has cost so far; the transport counts into it."""
+
+    round: _Round
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    last_error: str = ''     # the outcome of the last failed HTTP attempt, for budget details
+
+
+#: The chat whose request the current thread is sending (None outside ``_run_chat``).
+_CURRENT_CHAT: contextvars.ContextVar[Optional[_Chat]] = contextvars.ContextVar(
+    'skeletonagent_openai_chat', default=None)
+
+
+@functools.lru_cache(maxsize=None)
+def _round_stop_type() -> type:
+    """``RoundStop``, an ``openai.OpenAIError`` (built on first use: ``openai`` is imported
+    late) that the transport raises to end a request without the SDK's retries."""
+    import openai
+
+    class RoundStop(openai.OpenAIError):
+        def __init__(self, failure: _Failure) -> None:
+            super().__init__(failure.detail)
+            self.failure = failure
+
+    return RoundStop
+
+
+def _sdk_httpx(openai: Any) -> Any:
+    """The httpx package the installed SDK is built on (``httpx2`` for openai 3, ``httpx``
+    before): the transport wrapped must be its own."""
+    client = next(c for c in openai.DefaultHttpxClient.__mro__ if c.__name__ == 'Client')
+    return importlib.import_module(client.__module__.partition('.')[0])
+
+
+class _WatchedTransport:
+    """The SDK client's HTTP transport with the round's accounting around each attempt (see
+    the module docstring): counts it, refuses it when the round's budget is spent or its
+    server is down, and marks the server down on a failed connection."""
+
+    def __init__(self, inner: Any, httpx: Any, unreachable: Callable[[BaseException], str]) -> None:
+        self.inner = inner
+        self.connect_errors = (httpx.ConnectError, httpx.ConnectTimeout)
+        self.timeout_errors = httpx.TimeoutException
+        self.unreachable = unreachable
+
+    def handle_request(self, request: Any) -> Any:
+        chat = _CURRENT_CHAT.get()
+        if chat is None:
+            return self.inner.handle_request(request)
+        refused = chat.round.admit()
+        if refused is not None:
+            if refused.kind == 'budget' and chat.last_error:
+                refused.detail += f'; last error: {chat.last_error}'
+            raise _round_stop_type()(refused)
+        chat.requests += 1
         try:
-            return max(0.0, float(value))
-        except ValueError:
-            when = email.utils.parsedate_to_datetime(value)
-            return max(0.0, when.timestamp() - time.time())
-    except (TypeError, ValueError, OverflowError):
-        return None
+            response = self.inner.handle_request(request)
+        except self.connect_errors as exc:
+            why = self.unreachable(exc)
+            chat.last_error = f'connection: {why}'
+            if chat.round.unreachable(why):
+                raise _round_stop_type()(_Failure('connection', why)) from exc
+            raise
+        except self.timeout_errors as exc:
+            chat.last_error = f'timeout: {type(exc).__name__}'
+            raise
+        except Exception as exc:
+            chat.last_error = f'connection: {type(exc).__name__}: {exc}'
+            raise
+        chat.round.heard()
+        if response.status_code >= 400:
+            chat.last_error = f'{_status_kind(response.status_code)}: HTTP {response.status_code}'
+        return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _status_kind(code: int) -> str:
+    """The failure kind of an HTTP error status."""
+    if code == 429:
+        return 'rate_limit'
+    if code >= 500:
+        return 'server_error'
+    if code == 408:
+        return 'timeout'
+    return 'other'
+
+
+def _why_unreachable(exc: BaseException, timeout: float) -> str:
+    """'connection refused', 'host name not found', ... for a failed connection."""
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError):
+            return 'connection refused'
+        if isinstance(seen, socket.gaierror):
+            return 'host name not found'
+        if isinstance(seen, (TimeoutError, socket.timeout)) or 'Timeout' in type(seen).__name__:
+            return f'no connection within {timeout:g} s'
+        seen = seen.__cause__ or seen.__context__
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:100]
 
 
 def _redact_url(url: str) -> str:
@@ -235,14 +357,15 @@ class OpenAIChat(LLMBackend):
         api_key_env: NAME of the environment variable holding the key (the key itself is
             never a config value); None for local servers that need no key.
         temperature, max_tokens: sampling settings (None: not sent, the server's default).
-        timeout: seconds per request.
-        max_retries: retries of a request after 429, 5xx, timeouts and connection errors.
+        timeout: seconds per HTTP attempt.
+        max_retries: retries of a request by the ``openai`` SDK (408, 409, 429, 5xx,
+            timeouts, connection errors; its backoff, honouring ``Retry-After``).
         max_concurrency: chats of a round in flight at once.
-        backoff, backoff_cap: the n-th retry waits ``backoff * 2**n`` seconds, capped at
-            ``backoff_cap``, times a random factor in [0.5, 1]; a ``Retry-After`` from the
-            server replaces it (also capped at ``backoff_cap``).
+        backoff, backoff_cap: deprecated and ignored (the SDK owns the backoff); a
+            ``FutureWarning`` says so.
         max_requests_per_round, max_tokens_per_round: budgets of one ``chat_results`` call
-            (None: unlimited); chats left when one is spent fail with ``'budget'``.
+            (None: unlimited), retries included; chats left when one is spent fail with
+            ``'budget'``.
         cache_dir: a :class:`ResponseCache` folder; answered requests are not asked again.
         system_prompt: a system message put first in chats that have none.
         extra_body: extra JSON fields of every request (e.g. ``{'top_p': 0.9}``).
@@ -251,7 +374,8 @@ class OpenAIChat(LLMBackend):
     def __init__(self, model: str, base_url: Optional[str] = None,
                  api_key_env: Optional[str] = 'OPENAI_API_KEY', temperature: Optional[float] = 0.0,
                  max_tokens: Optional[int] = 512, timeout: float = 60.0, max_retries: int = 4,
-                 max_concurrency: int = 32, backoff: float = 0.5, backoff_cap: float = 20.0,
+                 max_concurrency: int = 32, backoff: Optional[float] = None,
+                 backoff_cap: Optional[float] = None,
                  max_requests_per_round: Optional[int] = None,
                  max_tokens_per_round: Optional[int] = None,
                  cache_dir: Union[str, 'os.PathLike[str]', None] = None,
@@ -263,19 +387,21 @@ class OpenAIChat(LLMBackend):
         _check_positive('timeout', timeout)
         _check_int('max_retries', max_retries, 0)
         _check_int('max_concurrency', max_concurrency, 1)
-        _check_positive('backoff', backoff, zero_ok=True)
-        _check_positive('backoff_cap', backoff_cap, zero_ok=True)
         for name, value in (('max_requests_per_round', max_requests_per_round),
                             ('max_tokens_per_round', max_tokens_per_round)):
             if value is not None:
                 _check_int(name, value, 0)
+        for name, value in (('backoff', backoff), ('backoff_cap', backoff_cap)):
+            if value is not None:
+                warnings.warn(f'OpenAIChat {name} is deprecated and ignored: replaced by '
+                              f'{_DEPRECATED[name]}. Remove {name} from the config.',
+                              FutureWarning, stacklevel=2)
         self.model = model
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.timeout = float(timeout)
         self.max_retries = int(max_retries)
         self.max_concurrency = int(max_concurrency)
-        self.backoff, self.backoff_cap = float(backoff), float(backoff_cap)
         self.max_requests_per_round = max_requests_per_round
         self.max_tokens_per_round = max_tokens_per_round
         self.system_prompt = system_prompt
@@ -285,14 +411,26 @@ class OpenAIChat(LLMBackend):
         if self.cache is not None:  # fail now, not in every chat, if extra_body is not JSON
             request_key(self.request_for([{'role': 'user', 'content': ''}]))
         self._client = self._make_client(base_url, api_key)
-        self.base_url = _redact_url(str(self._client.base_url))
+        self.base_url = _redact_key(_redact_url(str(self._client.base_url)), api_key)
 
     def _make_client(self, base_url: Optional[str], api_key: str) -> Any:
         import openai  # deferred: importing it takes ~0.7 s
-        kwargs: dict[str, Any] = dict(api_key=api_key, timeout=self.timeout, max_retries=0)
+        httpx = _sdk_httpx(openai)
+        self._httpx = httpx
+        transport = _WatchedTransport(httpx.HTTPTransport(limits=openai.DEFAULT_CONNECTION_LIMITS),
+                                      httpx, self._unreachable)
+        kwargs: dict[str, Any] = dict(api_key=api_key, timeout=self.timeout,
+                                      max_retries=self.max_retries,
+                                      http_client=openai.DefaultHttpxClient(transport=transport))
         if base_url is not None:
             kwargs['base_url'] = base_url
         return openai.OpenAI(**kwargs)
+
+    def _unreachable(self, exc: BaseException) -> str:
+        """The one line a failed connection is reported with."""
+        return (f'cannot reach the LLM server at {self.base_url} '
+                f'({_why_unreachable(exc, self.timeout)}); check it with: '
+                f'curl {self.base_url}/models')
 
     # ------------------------------------------------------------------ public
     def describe(self) -> str:
@@ -307,15 +445,21 @@ class OpenAIChat(LLMBackend):
     def chat(self, messages: Sequence[Message]) -> str:
         """The answer to one chat (a round of its own for the budgets); raises
         :class:`LLMError` (with its ``kind``) when there is none."""
-        result = self._run_chat(messages, self._new_round())
+        state = self._new_round()
+        result = self._run_chat(messages, state)
         if not result.ok:
+            if _down_result(result, state, self._client.api_key):
+                raise LLMError(result.detail, kind=result.error)
             raise LLMError(f'{self.describe()}: {result.error}: {result.detail}', kind=result.error)
         return result.text
 
     def chat_many(self, chats: Sequence[Sequence[Message]]) -> list[str]:
-        """Answers to all chats; raises :class:`LLMError` naming the failures if any."""
-        results = self.chat_results(chats)
+        """Answers to all chats; raises :class:`LLMError` naming the failures if any (only
+        the one line of a down server when that is why)."""
+        results, state = self._round(chats, None)
         failed = [(i, r) for i, r in enumerate(results) if not r.ok]
+        if failed and all(_down_result(r, state, self._client.api_key) for _, r in failed):
+            raise LLMError(failed[0][1].detail, kind='connection')
         if failed:
             shown = '; '.join(f'chat {i + 1}: {r.error} ({r.detail})' for i, r in failed[:3])
             more = f' (and {len(failed) - 3} more)' if len(failed) > 3 else ''
@@ -332,15 +476,24 @@ class OpenAIChat(LLMBackend):
         without it a tqdm bar over the chats is shown on stderr when that is a terminal or
         ``SKELETONAGENT_PROGRESS=1`` (``=0`` turns it off).
         """
+        return self._round(chats, progress)[0]
+
+    # ------------------------------------------------------------------ one round
+    def _new_round(self) -> _Round:
+        return _Round(self.max_requests_per_round, self.max_tokens_per_round)
+
+    def _round(self, chats: Sequence[Sequence[Message]],
+               progress: Optional[Callable[[ChatResult], None]]
+               ) -> tuple[list[ChatResult], _Round]:
         chats = list(chats)
+        state = self._new_round()
         if not chats:
-            return []
+            return [], state
         bar = _progress_bar(len(chats), self.describe()) if progress is None else None
         if bar is not None:
             def progress(result: ChatResult) -> None:
                 bar.update(1)
         lock = threading.Lock()
-        state = self._new_round()
 
         def run(chat) -> ChatResult:
             result = self._run_chat(chat, state)
@@ -362,17 +515,18 @@ class OpenAIChat(LLMBackend):
         finally:
             if bar is not None:
                 bar.close()
+        down = [r for r in results if _down_result(r, state, self._client.api_key)]
         for i, (chat, result) in enumerate(zip(chats, results)):
-            if not result.ok:
+            if not result.ok and not (down and result in down):
                 logger.warning('%s: no answer for %s: %s after %d request(s): %s', self.describe(),
                                _chat_label(chat, i, len(chats)), result.error, result.requests,
                                result.detail)
-        return results
+        if down:
+            logger.warning('%s (%d of %d chats of the round not answered)', down[0].detail,
+                           len(down), len(results))
+        return results, state
 
     # ------------------------------------------------------------------ one chat
-    def _new_round(self) -> _Round:
-        return _Round(self.max_requests_per_round, self.max_tokens_per_round)
-
     def request_for(self, messages: Sequence[Message]) -> dict[str, Any]:
         """The request sent for ``messages`` (also the cache key's content)."""
         messages = [dict(m) for m in messages]
@@ -389,16 +543,17 @@ class OpenAIChat(LLMBackend):
 
     def _run_chat(self, messages: Sequence[Message], state: _Round) -> ChatResult:
         start = time.perf_counter()
-        cost = _Cost()
+        chat = _Chat(state)
 
         def result(text: Optional[str], error: Optional[str] = None, detail: str = '',
                    cached: bool = False) -> ChatResult:
             detail = _redact_key(detail, self._client.api_key)  # an error may echo the key
-            return ChatResult(text, error=error, detail=detail, requests=cost.requests,
-                              prompt_tokens=cost.prompt_tokens,
-                              completion_tokens=cost.completion_tokens, cached=cached,
+            return ChatResult(text, error=error, detail=detail, requests=chat.requests,
+                              prompt_tokens=chat.prompt_tokens,
+                              completion_tokens=chat.completion_tokens, cached=cached,
                               seconds=time.perf_counter() - start)
 
+        token = _CURRENT_CHAT.set(chat)
         try:
             check_messages(messages)
             request = self.request_for(messages)
@@ -406,10 +561,10 @@ class OpenAIChat(LLMBackend):
                 text = self.cache.get(request)
                 if text is not None:
                     return result(text, cached=True)
-            outcome = self._ask(request, state, cost)
+            outcome = self._ask(request, chat)
             if _refused(outcome):
                 first_refusal = outcome.problem()[1]
-                outcome = self._ask(_rephrased(request), state, cost)
+                outcome = self._ask(_rephrased(request), chat)
                 if _refused(outcome):
                     return result(None, 'refusal', f'refused twice (also after the neutral '
                                                    f'rephrase): {first_refusal}')
@@ -421,56 +576,64 @@ class OpenAIChat(LLMBackend):
             if self.cache is not None:
                 try:
                     self.cache.put(request, outcome.text, dict(
-                        prompt_tokens=cost.prompt_tokens, completion_tokens=cost.completion_tokens))
+                        prompt_tokens=chat.prompt_tokens, completion_tokens=chat.completion_tokens))
                 except OSError as exc:  # a full disk must not cost the answer
                     logger.warning('%s: could not cache an answer: %s', self.describe(), exc)
             return result(outcome.text)
         except Exception as exc:  # noqa: BLE001 - one chat's failure must not end a round
             return result(None, 'other', f'{type(exc).__name__}: {exc}')
+        finally:
+            _CURRENT_CHAT.reset(token)
 
-    def _ask(self, request: dict[str, Any], state: _Round, cost: _Cost) -> Union[_Reply, _Failure]:
-        """One request with its retries: the reply, or the failure that ended them."""
-        failure: Optional[_Failure] = None
-        for attempt in range(self.max_retries + 1):
-            if attempt:
-                time.sleep(self._delay(attempt - 1, failure.retry_after))
-            refused = state.reserve()
-            if refused is not None:
-                last = f'; last error: {failure.kind}: {failure.detail}' if failure else ''
-                return _Failure('budget', refused + last)
-            cost.requests += 1
-            try:
-                completion = self._client.chat.completions.create(**request)
-            except Exception as exc:  # noqa: BLE001 - classified below
-                failure = _classify(exc, self.api_key_env)
-            else:
-                reply = self._parse(completion, state, cost)
-                if isinstance(reply, _Reply):
-                    state.succeeded = True
-                return reply
-            if not failure.retryable:
-                return failure
-            if failure.kind == 'connection' and state.unreachable:
-                failure.detail += ' (the server is down for this round: not retried)'
-                return failure
-        if failure.kind == 'connection' and not state.succeeded:
-            state.unreachable = True
-        failure.detail = f'after {self.max_retries + 1} attempts: {failure.detail}'
-        return failure
+    def _ask(self, request: dict[str, Any], chat: _Chat) -> Union[_Reply, _Failure]:
+        """One request, retried by the SDK: the reply, or the failure that ended it."""
+        before = chat.requests
+        try:
+            completion = self._client.chat.completions.create(**request)
+        except Exception as exc:  # noqa: BLE001 - classified below
+            failure = self._classify(exc)
+            attempts = chat.requests - before
+            if attempts > 1 and failure.kind != 'budget':
+                failure.detail = f'after {attempts} attempts: {failure.detail}'
+            return failure
+        return self._parse(completion, chat)
 
-    def _delay(self, retry: int, retry_after: Optional[float]) -> float:
-        if retry_after is not None:
-            return min(retry_after, self.backoff_cap)
-        return min(self.backoff * 2 ** retry, self.backoff_cap) * random.uniform(0.5, 1.0)
+    def _classify(self, exc: BaseException) -> _Failure:
+        """The failure kind of an exception raised by the ``openai`` client."""
+        import openai
+        stop = _round_stop(exc)
+        if stop is not None:
+            return stop.failure
+        text = f'{type(exc).__name__}: {exc}'
+        if isinstance(exc, openai.APITimeoutError):
+            return _Failure('timeout', f'{text} (no answer within {self.timeout:g} s)')
+        if isinstance(exc, openai.APIConnectionError):
+            cause = exc.__cause__ or exc.__context__
+            if isinstance(cause, (self._httpx.ConnectError, self._httpx.ConnectTimeout)):
+                return _Failure('connection', self._unreachable(cause))
+            return _Failure('connection', text + (f' ({cause})' if cause else ''))
+        if isinstance(exc, openai.APIStatusError):
+            kind = _status_kind(exc.status_code)
+            retry_after = exc.response.headers.get('retry-after')
+            if retry_after:
+                text += f' (Retry-After: {retry_after})'
+            if exc.status_code in (401, 403):
+                where = (f'the key in {self.api_key_env}' if self.api_key_env
+                         else 'the endpoint (no key sent)')
+                text += f' (authentication refused: check {where})'
+            return _Failure(kind, text)
+        if isinstance(exc, (openai.APIResponseValidationError, ValueError)):
+            return _Failure('malformed', f'unparseable response: {text}')
+        return _Failure('other', text)
 
     @staticmethod
-    def _parse(completion: Any, state: _Round, cost: _Cost) -> Union[_Reply, _Failure]:
+    def _parse(completion: Any, chat: _Chat) -> Union[_Reply, _Failure]:
         usage = getattr(completion, 'usage', None)
         prompt = int(getattr(usage, 'prompt_tokens', 0) or 0)
         answer = int(getattr(usage, 'completion_tokens', 0) or 0)
-        cost.prompt_tokens += prompt
-        cost.completion_tokens += answer
-        state.spend(prompt + answer)
+        chat.prompt_tokens += prompt
+        chat.completion_tokens += answer
+        chat.round.spend(prompt + answer)
         choices = getattr(completion, 'choices', None)
         if not choices:
             return _Failure('malformed', f'a response without choices ({type(completion).__name__})')
@@ -483,6 +646,23 @@ class OpenAIChat(LLMBackend):
 
 
 # --------------------------------------------------------------------------- module helpers
+def _round_stop(exc: BaseException) -> Any:
+    """The ``RoundStop`` that ended a request, if one did (openai 3 raises it as is; older
+    SDKs wrap it in an ``APIConnectionError``)."""
+    stop_type = _round_stop_type()
+    while exc is not None:
+        if isinstance(exc, stop_type):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _down_result(result: ChatResult, state: _Round, api_key: Optional[str]) -> bool:
+    """Whether ``result`` failed only because the round's server was down."""
+    return (state.down is not None and result.error == 'connection'
+            and result.detail == _redact_key(state.down, api_key))
+
+
 def _refused(outcome: Union[_Reply, _Failure]) -> bool:
     if not isinstance(outcome, _Reply):
         return False
@@ -496,32 +676,6 @@ def _rephrased(request: dict[str, Any]) -> dict[str, Any]:
     last = max(i for i, m in enumerate(messages) if m['role'] == 'user')
     messages[last]['content'] = REPHRASE_PREFIX + messages[last]['content']
     return dict(request, messages=messages)
-
-
-def _classify(exc: Exception, api_key_env: Optional[str]) -> _Failure:
-    """The failure kind of an exception raised by the ``openai`` client."""
-    import openai
-    text = f'{type(exc).__name__}: {exc}'
-    if isinstance(exc, openai.APITimeoutError):
-        return _Failure('timeout', text, retryable=True)
-    if isinstance(exc, openai.APIConnectionError):
-        cause = exc.__cause__ or exc.__context__
-        return _Failure('connection', text + (f' ({cause})' if cause else ''), retryable=True)
-    if isinstance(exc, openai.APIStatusError):
-        code = exc.status_code
-        if code == 429:
-            return _Failure('rate_limit', text, retryable=True, retry_after=_retry_after(exc))
-        if code >= 500:
-            return _Failure('server_error', text, retryable=True, retry_after=_retry_after(exc))
-        if code == 408:
-            return _Failure('timeout', text, retryable=True)
-        if code in (401, 403):
-            where = f'the key in {api_key_env}' if api_key_env else 'the endpoint (no key sent)'
-            return _Failure('other', f'{text} (authentication refused: check {where})')
-        return _Failure('other', text)
-    if isinstance(exc, (openai.APIResponseValidationError, ValueError)):
-        return _Failure('malformed', f'unparseable response: {text}')
-    return _Failure('other', text)
 
 
 def _read_api_key(api_key_env: Optional[str]) -> str:
@@ -549,9 +703,7 @@ def _check_int(name: str, value: Any, minimum: int) -> None:
         raise ValueError(f'OpenAIChat {name} must be an integer >= {minimum}, got {value!r}')
 
 
-def _check_positive(name: str, value: Any, zero_ok: bool = False) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) \
-        and (value >= 0 if zero_ok else value > 0)
+def _check_positive(name: str, value: Any) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
     if not ok:
-        raise ValueError(f'OpenAIChat {name} must be a number {">=" if zero_ok else ">"} 0, '
-                         f'got {value!r}')
+        raise ValueError(f'OpenAIChat {name} must be a number > 0, got {value!r}')
