@@ -12,6 +12,7 @@ from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import Registry
 
@@ -26,6 +27,9 @@ TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS,
 METRICS = Registry('metric', parent=MMENGINE_METRICS, locations=['skeletonagent.evaluation'])
 #: Runner hooks (agent hook, text-encoder hook, ...).
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, locations=['skeletonagent.engine', 'skeletonagent.agent'])
+#: Optimizer wrappers (the CPU bfloat16 autocast wrapper of ``--amp``).
+OPTIM_WRAPPERS = Registry('optim_wrapper', parent=MMENGINE_OPTIM_WRAPPERS,
+                          locations=['skeletonagent.engine.optim'])
 #: Text encoders (MiniLM, CLIP).
 TEXT_ENCODERS = Registry('text encoder', locations=['skeletonagent.models.text'])
 #: LLM backends (Offline, OpenAIChat, TranscriptReplay).

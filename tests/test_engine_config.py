@@ -94,7 +94,7 @@ def test_amp_and_grad_clip_and_warmup(tmp_path):
                          warmup_ratio=0.1)
     '''))
     kw = to_runner_kwargs(load_config(path), RunOptions(amp=True))
-    expected = 'AmpOptimWrapper' if torch.cuda.is_available() else 'OptimWrapper'
+    expected = 'AmpOptimWrapper' if torch.cuda.is_available() else 'AutocastOptimWrapper'
     assert kw['optim_wrapper']['type'] == expected
     assert kw['optim_wrapper']['clip_grad'] == dict(max_norm=40, norm_type=2)
     types = [s['type'] for s in kw['param_scheduler']]

@@ -14,7 +14,7 @@ import importlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from mmengine.config import Config
 
@@ -37,7 +37,7 @@ class RunOptions:
     seed: Optional[int] = None
     deterministic: bool = False
     resume: Optional[str] = None        # 'auto', a path, or None
-    amp: bool = False
+    amp: Union[bool, str] = False      # True (device default), 'float16' or 'bfloat16'
     compile: bool = False
     launcher: str = 'none'
     load_from: Optional[str] = None     # checkpoint for test
@@ -242,14 +242,9 @@ def to_runner_kwargs(cfg: Config, opts: RunOptions, mode: str = 'train') -> dict
     if not optimizer:
         raise ConfigError('config needs an optimizer to train')
     grad_clip = (cfg.get('optimizer_config') or {}).get('grad_clip')
-    amp = opts.amp
-    if amp and _dist_backend() != 'nccl':
-        from mmengine.logging import print_log
-        print_log('--amp needs a GPU (mmengine has no CPU autocast wrapper); training in '
-                  'float32', logger='current', level=logging.WARNING)
-        amp = False
-    optim_wrapper = dict(type='AmpOptimWrapper' if amp else 'OptimWrapper',
-                         optimizer=copy.deepcopy(dict(optimizer)))
+    # --amp: AmpOptimWrapper (float16) on CUDA, bfloat16 autocast on CPU (engine/optim.py)
+    from .optim import amp_optim_wrapper_cfg
+    optim_wrapper = amp_optim_wrapper_cfg(opts.amp, copy.deepcopy(dict(optimizer)))
     if grad_clip:
         optim_wrapper['clip_grad'] = dict(grad_clip)
 
