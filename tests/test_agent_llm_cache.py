@@ -27,8 +27,7 @@ def request(content='q', temperature=0.0):
 
 
 def backend(srv, cache_dir, **kwargs):
-    args = dict(model='fake-llm', base_url=srv.base_url, api_key_env=None, backoff=0.01,
-                backoff_cap=0.05, cache_dir=cache_dir)
+    args = dict(model='fake-llm', base_url=srv.base_url, api_key_env=None, cache_dir=cache_dir)
     args.update(kwargs)
     return OpenAIChat(**args)
 

@@ -52,7 +52,8 @@ class ChatResult:
     """The outcome of one chat: its answer, or why there is none, and what it cost.
 
     ``text`` is None exactly when ``error`` is set (one of :data:`FAILURE_KINDS`).
-    ``requests`` counts HTTP requests made (retries included; 0 for a cache hit).
+    ``requests`` counts HTTP attempts made (the client's retries included, connections that
+    failed too; 0 for a cache hit or a chat the round's budget or down server stopped).
     """
 
     text: Optional[str]

@@ -1,47 +1,34 @@
 """``OpenAIChat``: an LLM behind any OpenAI-compatible chat endpoint (OpenAI, vLLM, Ollama...).
 
-One agent round is one :meth:`OpenAIChat.chat_results` call holding one chat per class; the
-chats run on a thread pool of ``max_concurrency`` threads.
+One agent round is one :meth:`OpenAIChat.chat_results` call holding one chat per class, run
+on ``max_concurrency`` threads. The ``openai`` SDK retries a request (408, 409, 429, 5xx,
+timeouts, connection errors; ``max_retries`` times, its exponential backoff with jitter,
+honouring ``Retry-After`` up to two minutes). What the SDK has no notion of is ours:
 
-What the ``openai`` SDK does: retrying a request after 408, 409, 429, 5xx, timeouts and
-connection errors, up to ``max_retries`` times, with its exponential backoff and jitter,
-honouring ``Retry-After`` / ``retry-after-ms`` (a wait over two minutes is not retried).
-
-What this module adds, which the SDK has no notion of:
-
-- per-round budgets ``max_requests_per_round`` / ``max_tokens_per_round``, checked before
-  every HTTP attempt, the SDK's retries included. Tokens are known only once answers arrive,
-  so requests in flight may overshoot the token budget by at most ``max_concurrency`` answers;
+- per-round budgets (``max_requests_per_round``, ``max_tokens_per_round``), checked before
+  every HTTP attempt, retries included; tokens are known only once answers arrive, so the
+  token budget may be overshot by at most ``max_concurrency`` answers;
 - a refused chat is asked once more with :data:`REPHRASE_PREFIX` before its last question;
-- empty and malformed answers are failures (not retried: at a fixed temperature the same
-  request gives the same answer);
-- the response cache (:class:`~.cache.ResponseCache`);
-- the API key is redacted from every error detail, and never appears in logs or ``repr``;
-- a down server fails the round at once: when a connection cannot be made (refused, unknown
-  host, connect timeout) before any request of the round was answered, every chat of the
-  round fails with one line naming ``base_url`` and how to check it, without the SDK's
-  retries (the next round tries again);
-- requests, tokens and failures are counted into :class:`~.base.ChatResult` (and so
-  :class:`~.base.RoundStats`).
+- empty and malformed answers are failures, not retried (the same request at a fixed
+  temperature gives the same answer);
+- the response cache (:class:`~.cache.ResponseCache`), and the API key redacted from every
+  error detail (it is read from the variable named by ``api_key_env``, handed to the client
+  only; a missing one raises :class:`MissingAPIKeyError` at construction);
+- a down server fails the round at once: a connection that cannot be made (refused, unknown
+  host, connect timeout) before any answer of the round ends every chat with one line naming
+  ``base_url`` and a ``curl`` to check it, without the SDK's retries; the next round tries
+  again;
+- requests (HTTP attempts), tokens and failures counted into :class:`~.base.ChatResult`.
 
-Budgets, the down server and request counting act on each HTTP attempt, so they live in the
-client's transport (:class:`_WatchedTransport`): every attempt the SDK makes passes through
-it, including those that never get a response, and an ``openai.OpenAIError`` raised there
-ends the SDK's retry loop at once (the SDK re-raises its own errors from the send path).
+Budgets, the down server and the counts act on each HTTP attempt, so they sit in the
+client's transport (:class:`_WatchedTransport`): every attempt the SDK makes passes there,
+those that never get a response included, and an ``openai.OpenAIError`` raised there ends
+the SDK's retry loop at once (the SDK re-raises its own errors from the send path).
 
-A chat ends with an answer or one of :data:`~.base.FAILURE_KINDS`: ``rate_limit`` /
-``server_error`` / ``timeout`` / ``connection`` once the SDK's retries are spent;
-``refusal`` (declined twice); ``empty`` / ``malformed``; ``budget``; ``other`` (e.g. HTTP
-400/401/404, not retried; the detail says what). Nothing is raised for one chat's failure;
-each is logged as a WARNING naming its kind (a down server: one warning for the round).
-:meth:`OpenAIChat.chat` raises :class:`LLMError` instead.
-
-The API key is read from the environment variable named by ``api_key_env`` and handed to
-the client only: it is never a config value. A missing key raises
-:class:`MissingAPIKeyError` at construction, so a training run stops at start rather than
-discovering it rounds later.
-
-The ``openai`` package is imported when an ``OpenAIChat`` is built, not when this module is.
+A chat ends with an answer or one of :data:`~.base.FAILURE_KINDS`, logged as a WARNING (a
+down server: one for the round); nothing is raised for one chat's failure.
+:meth:`OpenAIChat.chat` raises :class:`LLMError` instead. ``openai`` is imported when an
+``OpenAIChat`` is built, not when this module is.
 """
 from __future__ import annotations
 
@@ -90,14 +77,9 @@ _REFUSAL_WINDOW = 300
 _ENV_NAME_RE = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
 _QUOTED_RE = re.compile(r"(?<!\w)'(.+?)'(?=[\s,.;:?!)]|$)")  # not the "'" of "person's"
 
-#: Constructor keys that no longer do anything, and what replaced them.
-_DEPRECATED = {
-    'backoff': "the openai SDK's own retry backoff (exponential with jitter, honouring "
-               'Retry-After); max_retries sets how many retries',
-    'backoff_cap': "the openai SDK's own retry backoff (at most 8 s between retries; a "
-                   'Retry-After over 2 minutes is not waited for); max_retries sets how many '
-                   'retries',
-}
+#: What replaced the deprecated ``backoff`` / ``backoff_cap``.
+_BACKOFF_REPLACED_BY = ("the openai SDK's own retry backoff (exponential with jitter, at most 8 s, "
+                        'honouring Retry-After); max_retries sets how many retries')
 
 
 class LLMError(RuntimeError):
@@ -257,7 +239,6 @@ class _WatchedTransport:
     def __init__(self, inner: Any, httpx: Any, unreachable: Callable[[BaseException], str]) -> None:
         self.inner = inner
         self.connect_errors = (httpx.ConnectError, httpx.ConnectTimeout)
-        self.timeout_errors = httpx.TimeoutException
         self.unreachable = unreachable
 
     def handle_request(self, request: Any) -> Any:
@@ -278,11 +259,8 @@ class _WatchedTransport:
             if chat.round.unreachable(why):
                 raise _round_stop_type()(_Failure('connection', why)) from exc
             raise
-        except self.timeout_errors as exc:
-            chat.last_error = f'timeout: {type(exc).__name__}'
-            raise
         except Exception as exc:
-            chat.last_error = f'connection: {type(exc).__name__}: {exc}'
+            chat.last_error = f'{type(exc).__name__}: {exc}'
             raise
         chat.round.heard()
         if response.status_code >= 400:
@@ -394,7 +372,7 @@ class OpenAIChat(LLMBackend):
         for name, value in (('backoff', backoff), ('backoff_cap', backoff_cap)):
             if value is not None:
                 warnings.warn(f'OpenAIChat {name} is deprecated and ignored: replaced by '
-                              f'{_DEPRECATED[name]}. Remove {name} from the config.',
+                              f'{_BACKOFF_REPLACED_BY}. Remove {name} from the config.',
                               FutureWarning, stacklevel=2)
         self.model = model
         self.temperature = temperature
