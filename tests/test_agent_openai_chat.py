@@ -347,3 +347,19 @@ def test_backoff_keys_are_accepted_with_a_deprecation_warning(srv, key, value):
     with warnings.catch_warnings():
         warnings.simplefilter('error')
         backend(srv)                               # no warning without them
+
+
+def test_requests_go_through_the_environment_proxy(srv, monkeypatch):
+    """The SDK client keeps honouring HTTP_PROXY (our accounting wraps the transport httpx
+    picks for each request, proxies included): the request for another host reaches the
+    proxy, here the test server, which has no route for a proxied URL (404)."""
+    for name in ('NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy', 'http_proxy'):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv('HTTP_PROXY', f'http://127.0.0.1:{srv.port}')
+    chat_backend = OpenAIChat(model='m', base_url='http://llm.invalid/v1', api_key_env=None)
+    try:
+        result, = chat_backend.chat_results(chats(['drop']))
+    finally:
+        chat_backend.close()
+    assert result.error == 'other' and result.requests == 1
+    assert 'no route POST http://llm.invalid/v1/chat/completions' in result.detail

@@ -45,6 +45,7 @@ import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 from urllib.parse import urlsplit, urlunsplit
 
@@ -211,34 +212,47 @@ _CURRENT_CHAT: contextvars.ContextVar[Optional[_Chat]] = contextvars.ContextVar(
 
 
 @functools.lru_cache(maxsize=None)
-def _round_stop_type() -> type:
-    """``RoundStop``, an ``openai.OpenAIError`` (built on first use: ``openai`` is imported
-    late) that the transport raises to end a request without the SDK's retries."""
+def _sdk() -> SimpleNamespace:
+    """What needs ``openai`` (imported on first use, not with this module): ``RoundStop``,
+    the ``OpenAIError`` the transport raises to end a request without the SDK's retries;
+    ``WatchedClient``, the SDK's default HTTP client (its limits and timeouts, proxies from
+    the environment) whose every request goes through a :class:`_WatchedTransport`;
+    ``connect_errors``, the httpx errors of a connection that could not be made."""
     import openai
+    # httpx2 for openai 3, httpx before: the errors caught must be those of the SDK's client
+    client = next(c for c in openai.DefaultHttpxClient.__mro__ if c.__name__ == 'Client')
+    httpx = importlib.import_module(client.__module__.partition('.')[0])
+    connect_errors = (httpx.ConnectError, httpx.ConnectTimeout)
 
     class RoundStop(openai.OpenAIError):
         def __init__(self, failure: _Failure) -> None:
             super().__init__(failure.detail)
             self.failure = failure
 
-    return RoundStop
+    class WatchedClient(openai.DefaultHttpxClient):
+        def __init__(self, unreachable: Callable[[BaseException], str], **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self._unreachable = unreachable
 
+        def _transport_for_url(self, url: Any) -> Any:
+            # httpx picks each request's transport here (its pool, or a proxy's); wrapping the
+            # pick rather than passing transport= keeps the environment's proxies working
+            return _WatchedTransport(super()._transport_for_url(url), connect_errors,
+                                     self._unreachable)
 
-def _sdk_httpx(openai: Any) -> Any:
-    """The httpx package the installed SDK is built on (``httpx2`` for openai 3, ``httpx``
-    before): the transport wrapped must be its own."""
-    client = next(c for c in openai.DefaultHttpxClient.__mro__ if c.__name__ == 'Client')
-    return importlib.import_module(client.__module__.partition('.')[0])
+    return SimpleNamespace(RoundStop=RoundStop, WatchedClient=WatchedClient,
+                           connect_errors=connect_errors)
 
 
 class _WatchedTransport:
-    """The SDK client's HTTP transport with the round's accounting around each attempt (see
-    the module docstring): counts it, refuses it when the round's budget is spent or its
-    server is down, and marks the server down on a failed connection."""
+    """An HTTP transport of the SDK's client with the round's accounting around each attempt
+    (see the module docstring): counts it, refuses it when the round's budget is spent or
+    its server is down, and marks the server down on a connection that cannot be made."""
 
-    def __init__(self, inner: Any, httpx: Any, unreachable: Callable[[BaseException], str]) -> None:
+    def __init__(self, inner: Any, connect_errors: tuple[type, ...],
+                 unreachable: Callable[[BaseException], str]) -> None:
         self.inner = inner
-        self.connect_errors = (httpx.ConnectError, httpx.ConnectTimeout)
+        self.connect_errors = connect_errors
         self.unreachable = unreachable
 
     def handle_request(self, request: Any) -> Any:
@@ -249,7 +263,7 @@ class _WatchedTransport:
         if refused is not None:
             if refused.kind == 'budget' and chat.last_error:
                 refused.detail += f'; last error: {chat.last_error}'
-            raise _round_stop_type()(refused)
+            raise _sdk().RoundStop(refused)
         chat.requests += 1
         try:
             response = self.inner.handle_request(request)
@@ -257,7 +271,7 @@ class _WatchedTransport:
             why = self.unreachable(exc)
             chat.last_error = f'connection: {why}'
             if chat.round.unreachable(why):
-                raise _round_stop_type()(_Failure('connection', why)) from exc
+                raise _sdk().RoundStop(_Failure('connection', why)) from exc
             raise
         except Exception as exc:
             chat.last_error = f'{type(exc).__name__}: {exc}'
@@ -266,9 +280,6 @@ class _WatchedTransport:
         if response.status_code >= 400:
             chat.last_error = f'{_status_kind(response.status_code)}: HTTP {response.status_code}'
         return response
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 def _status_kind(code: int) -> str:
@@ -393,13 +404,9 @@ class OpenAIChat(LLMBackend):
 
     def _make_client(self, base_url: Optional[str], api_key: str) -> Any:
         import openai  # deferred: importing it takes ~0.7 s
-        httpx = _sdk_httpx(openai)
-        self._httpx = httpx
-        transport = _WatchedTransport(httpx.HTTPTransport(limits=openai.DEFAULT_CONNECTION_LIMITS),
-                                      httpx, self._unreachable)
         kwargs: dict[str, Any] = dict(api_key=api_key, timeout=self.timeout,
                                       max_retries=self.max_retries,
-                                      http_client=openai.DefaultHttpxClient(transport=transport))
+                                      http_client=_sdk().WatchedClient(self._unreachable))
         if base_url is not None:
             kwargs['base_url'] = base_url
         return openai.OpenAI(**kwargs)
@@ -587,7 +594,7 @@ class OpenAIChat(LLMBackend):
             return _Failure('timeout', f'{text} (no answer within {self.timeout:g} s)')
         if isinstance(exc, openai.APIConnectionError):
             cause = exc.__cause__ or exc.__context__
-            if isinstance(cause, (self._httpx.ConnectError, self._httpx.ConnectTimeout)):
+            if isinstance(cause, _sdk().connect_errors):
                 return _Failure('connection', self._unreachable(cause))
             return _Failure('connection', text + (f' ({cause})' if cause else ''))
         if isinstance(exc, openai.APIStatusError):
@@ -627,9 +634,8 @@ class OpenAIChat(LLMBackend):
 def _round_stop(exc: BaseException) -> Any:
     """The ``RoundStop`` that ended a request, if one did (openai 3 raises it as is; older
     SDKs wrap it in an ``APIConnectionError``)."""
-    stop_type = _round_stop_type()
     while exc is not None:
-        if isinstance(exc, stop_type):
+        if isinstance(exc, _sdk().RoundStop):
             return exc
         exc = exc.__cause__ or exc.__context__
     return None
