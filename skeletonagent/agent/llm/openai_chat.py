@@ -500,15 +500,15 @@ class OpenAIChat(LLMBackend):
         finally:
             if bar is not None:
                 bar.close()
-        down = [r for r in results if _down_result(r, state, self._client.api_key)]
+        down = [_down_result(r, state, self._client.api_key) for r in results]
         for i, (chat, result) in enumerate(zip(chats, results)):
-            if not result.ok and not (down and result in down):
+            if not result.ok and not down[i]:
                 logger.warning('%s: no answer for %s: %s after %d request(s): %s', self.describe(),
                                _chat_label(chat, i, len(chats)), result.error, result.requests,
                                result.detail)
-        if down:
-            logger.warning('%s (%d of %d chats of the round not answered)', down[0].detail,
-                           len(down), len(results))
+        if any(down):  # one line for the round, not one per class
+            logger.warning('%s (%d of %d chats of the round not answered)',
+                           results[down.index(True)].detail, sum(down), len(results))
         return results, state
 
     # ------------------------------------------------------------------ one chat
