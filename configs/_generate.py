@@ -174,7 +174,7 @@ def _data(kind: str, row: dict) -> list[str]:
 
 def render(dataset: str, stream: str) -> str:
     """The text of ``configs/<dataset>/<stream>.py``."""
-    row = DATASETS[dataset]
+    row = dict(DATASETS[dataset], official_dir=f"data/agent/{DATASETS[dataset]['label_map']}")
     kind = row['kind']
     k = KINDS[kind]
     w1, w2 = row['weights'][stream[0]]
@@ -203,16 +203,27 @@ def render(dataset: str, stream: str) -> str:
         '    # --cfg-options model.text_encoder.trainable=False.',
         "    text_encoder=dict(type='CLIP', trainable=True))",
         '',
-        "# The agent: class descriptions and joint masks from an LLM dialogue, then a Questioner",
-        f"# round every {row['interval']} epochs (interval_epoch). OpenAI gpt-4o, key from $OPENAI_API_KEY.",
-        '# Another backend, with --cfg-options:',
+        '# The agent, as the official code runs it. Training starts from the official GPT-4o',
+        '# dialogues and critical-joint masks (no LLM call at start), imported once from a clone of',
+        '# github.com/firework8/SkeletonAgent with',
+        f"#   python tools/agent/import_official.py --repo PATH_TO_THE_CLONE   (-> {row['official_dir']}/)",
+        f"# Every {row['interval']} epochs (interval_epoch) a follow-up round asks gpt-4o, with the official",
+        "# prompts, how each class differs from those it is confused with (key from $OPENAI_API_KEY).",
+        '# Switches (--cfg-options), each a deliberate difference from the paper run:',
+        '#   new dialogues and masks instead of the official ones: agent.transcripts=None agent.masks=None',
+        "#   our prompt wording: agent.prompts=None",
+        '#   our agent loop (rounds in the background, all ranks counted, see README): agent.official=False',
+        '# Another LLM for the follow-up rounds (and for new dialogues):',
         '#   DeepSeek: agent.llm.model=deepseek-chat agent.llm.base_url=https://api.deepseek.com'
         ' agent.llm.api_key_env=DEEPSEEK_API_KEY',
         '#   local OpenAI-compatible server: agent.llm.base_url=http://127.0.0.1:8000/v1'
         ' agent.llm.api_key_env=None agent.llm.model=<served-model-name>',
         '#   offline heuristic stand-in (no LLM, no network): agent.llm.type=Offline',
-        f"agent = dict(label_map='{row['label_map']}',",
-        "             llm=dict(type='OpenAIChat', model='gpt-4o', api_key_env='OPENAI_API_KEY'))",
+        f"agent = dict(label_map='{row['label_map']}', official_dir='{row['official_dir']}',",
+        "             transcripts='official', masks='official', prompts='official', official=True,",
+        "             # the official requests: the API's own temperature and length",
+        "             llm=dict(type='OpenAIChat', model='gpt-4o', api_key_env='OPENAI_API_KEY',",
+        '                      temperature=None, max_tokens=None))',
         '',
     ]
     if kind == 'k400':
@@ -228,8 +239,10 @@ def render(dataset: str, stream: str) -> str:
     L += _data(kind, row)
     L += [
         '',
-        f"# {k['lr_note']}",
+        f"# {k['lr_note']}. The lr follows the total batch (videos_per_gpu x GPUs) linearly:",
+        f"# {k['videos_per_gpu']} x 8 GPUs trains at {k['lr'] * 8:g} (auto_scale_lr; enable=False keeps lr as written).",
         f"optimizer = dict(type='SGD', lr={k['lr']}, momentum=0.9, weight_decay=0.0005, nesterov=True)",
+        f"auto_scale_lr = dict(enable=True, base_batch_size={k['videos_per_gpu']})",
         'optimizer_config = dict(grad_clip=None)',
         "lr_config = dict(policy='CosineAnnealing', min_lr=0, by_epoch=False)",
         f"total_epochs = {row['epochs']}",

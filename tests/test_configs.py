@@ -162,8 +162,13 @@ def test_official_values(ds, stream):
     assert head.interval_epoch == off['interval']
     assert head.work_dir == cfg.work_dir
     assert dict(cfg.model.text_encoder) == dict(type='CLIP', trainable=True)
-    assert dict(cfg.agent) == dict(label_map=off['label_map'], llm=dict(
-        type='OpenAIChat', model='gpt-4o', api_key_env='OPENAI_API_KEY'))
+    # the paper run: the imported official dialogues, masks and prompts, the official loop
+    # and the official requests (no temperature or length set)
+    assert dict(cfg.agent) == dict(
+        label_map=off['label_map'], official_dir=f"data/agent/{off['label_map']}",
+        transcripts='official', masks='official', prompts='official', official=True,
+        llm=dict(type='OpenAIChat', model='gpt-4o', api_key_env='OPENAI_API_KEY',
+                 temperature=None, max_tokens=None))
 
     # data
     assert cfg.ann_file == off['ann'] and not Path(cfg.ann_file).is_absolute()
@@ -215,10 +220,16 @@ def test_official_values(ds, stream):
     # schedule
     assert dict(cfg.optimizer) == dict(type='SGD', lr=kind['lr'], momentum=0.9,
                                        weight_decay=0.0005, nesterov=True)
+    # the lr is the official one for videos_per_gpu samples and follows the total batch
+    assert dict(cfg.auto_scale_lr) == dict(enable=True, base_batch_size=kind['batch'])
     assert cfg.optimizer_config == dict(grad_clip=None)
     assert dict(cfg.lr_config) == dict(policy='CosineAnnealing', min_lr=0, by_epoch=False)
     assert cfg.total_epochs == off['epochs']
     assert list(cfg.evaluation.metrics) == kind['metrics']
+
+
+def kind_of(ds: str) -> dict:
+    return KIND[OFFICIAL[ds]['kind']]
 
 
 @pytest.mark.parametrize('ds,stream', ALL, ids=IDS)
@@ -239,7 +250,10 @@ def test_translates_onto_mmengine(ds, stream):
     assert agent['interval'] == off['interval'] and agent['layout'] == off['graph']
     assert agent['modality'] == stream and agent['num_classes'] == off['classes']
     assert agent['label_map'] == off['label_map']
-    assert agent['llm'] == dict(type='OpenAIChat', model='gpt-4o', api_key_env='OPENAI_API_KEY')
+    assert agent['llm'] == dict(type='OpenAIChat', model='gpt-4o', api_key_env='OPENAI_API_KEY',
+                                temperature=None, max_tokens=None)
+    assert agent['official'] is True and agent['transcripts'] == 'official'
+    assert kw['auto_scale_lr'] == dict(enable=True, base_batch_size=kind_of(ds)['batch'])
     if off['kind'] == 'k400':
         assert kw['train_dataloader']['dataset']['memcached'] is True
     test_kw = to_runner_kwargs(copy.deepcopy(cfg), RunOptions(load_from='x.pth'), mode='test')
@@ -299,11 +313,13 @@ def test_llm_switches_in_the_comment_work(monkeypatch):
         (hook,) = [h for h in to_runner_kwargs(cfg, RunOptions())['custom_hooks']
                    if h['type'] == 'AgentHook']
         llm[name] = dict(hook['llm'])
+    official_requests = dict(temperature=None, max_tokens=None)
     assert llm['DeepSeek'] == dict(type='OpenAIChat', model='deepseek-chat',
                                    base_url='https://api.deepseek.com',
-                                   api_key_env='DEEPSEEK_API_KEY')
+                                   api_key_env='DEEPSEEK_API_KEY', **official_requests)
     assert llm['local'] == dict(type='OpenAIChat', model='my-model',
-                                base_url='http://127.0.0.1:8000/v1', api_key_env=None)
+                                base_url='http://127.0.0.1:8000/v1', api_key_env=None,
+                                **official_requests)
     # the switch keeps the config's other keys; build_backend drops those Offline does not take
     assert llm['offline']['type'] == 'Offline'
     monkeypatch.setenv('DEEPSEEK_API_KEY', 'sk-test')

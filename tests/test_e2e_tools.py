@@ -80,6 +80,17 @@ def test_train_writes_checkpoints_logs_and_predictions(trained, small_demo):
     np.testing.assert_allclose(np.stack(preds).sum(1), 1.0, rtol=1e-4)
     # the agent wrote one transcript per class
     assert len(list((work_dir / 'agent' / 'transcripts').glob('*.txt'))) == 12
+    # what the run used: in the log at start, in run_info.json and in the report
+    info = json.loads((work_dir / 'run_info.json').read_text(encoding='utf-8'))['lines']
+    assert info['batch and lr'] == '32 per process x 1 process = 32; lr 0.1 (config lr 0.1 ' \
+                                   'for a batch of 32, scaled by 1)'
+    assert info['agent texts'] == f"dialogues 12 generated at start by Offline"
+    assert info['agent LLM'] == 'Offline' and info['agent prompts'] == 'ours'
+    assert info['agent masks'].startswith('built from the dialogues by the Selector, sha256 ')
+    log = next(work_dir.glob('*/*.log')).read_text()
+    assert 'this run uses:' in log and info['agent masks'] in log
+    html = (work_dir / 'report' / 'index.html').read_text(encoding='utf-8')
+    assert 'What this run used' in html and info['agent masks'] in html
 
 
 def test_checkpoint_is_weights_only_and_has_no_text_encoder(trained):
@@ -128,6 +139,10 @@ def test_dist_train_two_gloo_processes(small_demo, tmp_path):
     assert (tmp_path / 'epoch_1.pth').is_file()
     log = next(tmp_path.glob('*/*.log')).read_text()
     assert 'Distributed training: True' in log and 'Epoch(train) [1]' in log
+    # the lr follows the total batch: 2 processes of 32 at the demo's lr for 32
+    info = json.loads((tmp_path / 'run_info.json').read_text(encoding='utf-8'))
+    assert info['processes'] == 2 and info['total_batch'] == 64
+    assert info['lr'] == pytest.approx(0.2)
 
 
 def test_dist_test_two_processes_matches_single(trained, small_demo, tmp_path):

@@ -8,9 +8,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mmengine.config import DictAction  # noqa: E402
 
+from skeletonagent.agent.sources import AgentSourceMissing  # noqa: E402
 from skeletonagent.datasets.memcache import MemcachedError, memcached_session  # noqa: E402
 from skeletonagent.engine import RunOptions, init_distributed, load_config  # noqa: E402
-from skeletonagent.engine.runner import train  # noqa: E402
+from skeletonagent.engine.runner import check_agent_sources, train  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -43,9 +44,10 @@ def main(argv=None):
     opts = RunOptions(validate=args.validate, seed=args.seed, deterministic=args.deterministic,
                       resume=args.resume, amp=args.amp, compile=args.compile, launcher=launcher)
     try:
+        check_agent_sources(cfg)   # before memcached, data and model: missing imports stop here
         with memcached_session(cfg):  # memcached=True: start/fill/stop the server
             train(cfg, opts, test_last=args.test_last, test_best=args.test_best)
-    except MemcachedError as exc:
+    except (MemcachedError, AgentSourceMissing) as exc:
         raise SystemExit(f'error: {exc}') from exc
 
 

@@ -21,14 +21,25 @@ model = dict(
     # --cfg-options model.text_encoder.trainable=False.
     text_encoder=dict(type='CLIP', trainable=True))
 
-# The agent: class descriptions and joint masks from an LLM dialogue, then a Questioner
-# round every 50 epochs (interval_epoch). OpenAI gpt-4o, key from $OPENAI_API_KEY.
-# Another backend, with --cfg-options:
+# The agent, as the official code runs it. Training starts from the official GPT-4o
+# dialogues and critical-joint masks (no LLM call at start), imported once from a clone of
+# github.com/firework8/SkeletonAgent with
+#   python tools/agent/import_official.py --repo PATH_TO_THE_CLONE   (-> data/agent/k400/)
+# Every 50 epochs (interval_epoch) a follow-up round asks gpt-4o, with the official
+# prompts, how each class differs from those it is confused with (key from $OPENAI_API_KEY).
+# Switches (--cfg-options), each a deliberate difference from the paper run:
+#   new dialogues and masks instead of the official ones: agent.transcripts=None agent.masks=None
+#   our prompt wording: agent.prompts=None
+#   our agent loop (rounds in the background, all ranks counted, see README): agent.official=False
+# Another LLM for the follow-up rounds (and for new dialogues):
 #   DeepSeek: agent.llm.model=deepseek-chat agent.llm.base_url=https://api.deepseek.com agent.llm.api_key_env=DEEPSEEK_API_KEY
 #   local OpenAI-compatible server: agent.llm.base_url=http://127.0.0.1:8000/v1 agent.llm.api_key_env=None agent.llm.model=<served-model-name>
 #   offline heuristic stand-in (no LLM, no network): agent.llm.type=Offline
-agent = dict(label_map='k400',
-             llm=dict(type='OpenAIChat', model='gpt-4o', api_key_env='OPENAI_API_KEY'))
+agent = dict(label_map='k400', official_dir='data/agent/k400',
+             transcripts='official', masks='official', prompts='official', official=True,
+             # the official requests: the API's own temperature and length
+             llm=dict(type='OpenAIChat', model='gpt-4o', api_key_env='OPENAI_API_KEY',
+                      temperature=None, max_tokens=None))
 
 memcached = True
 mc_cfg = ('localhost', 22077)
@@ -78,8 +89,10 @@ data = dict(
     test=dict(type=dataset_type, ann_file=ann_file, pipeline=test_pipeline, split='val',
         box_thr=box_thr, memcached=memcached, mc_cfg=mc_cfg))
 
-# official: 64 samples per GPU at lr 0.1
+# official: 64 samples per GPU at lr 0.1. The lr follows the total batch (videos_per_gpu x GPUs) linearly:
+# 64 x 8 GPUs trains at 0.8 (auto_scale_lr; enable=False keeps lr as written).
 optimizer = dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=0.0005, nesterov=True)
+auto_scale_lr = dict(enable=True, base_batch_size=64)
 optimizer_config = dict(grad_clip=None)
 lr_config = dict(policy='CosineAnnealing', min_lr=0, by_epoch=False)
 total_epochs = 150

@@ -23,9 +23,14 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from ..registry import HOOKS
+from .selector import base_stream as base_stream_of
 
 STATE_KEY = 'agent_state'
 ROUNDS_KEY = 'agent_rounds'
+#: The official head asks only after the epochs in ``range(1, 150)`` (a hard-coded
+#: ``check_list``): with ``official=True`` no round follows a later epoch (UAV CSv1 trains 300
+#: epochs and stops asking after epoch 145).
+OFFICIAL_ROUND_EPOCHS_BELOW = 150
 #: Where, under the work dir, round reports go.
 REPORT_SUBDIR = Path('agent') / 'rounds'
 
@@ -90,10 +95,17 @@ class AgentHook(Hook):
             (its report and transcripts are completed; the model is not changed any more).
         round_nice: how much lower the round threads' CPU priority is than the training
             steps' (Linux nice increment; 0 keeps it).
-        official: reproduce the official agent exactly: counts restart every epoch (a round
-            sees only the last epoch's confusions) and the official selection (k classes
-            always, the class itself included, listed by index). By default counts cover
-            every epoch since the previous round and only confused classes are named.
+        official: reproduce the official agent loop (``agent.official=True``, the paper
+            configs): counts restart every epoch (a round sees only the last epoch's
+            confusions) and only rank 0's counts are used (the official head counts its own
+            shard); the official selection (k classes always, the class itself included,
+            listed by index); the round runs synchronously at the end of epoch ``e`` (where
+            the official code runs it, in the validation that follows) and its texts are used
+            from epoch ``e + 1``; no round after epoch 149 (:data:`OFFICIAL_ROUND_EPOCHS_BELOW`);
+            descriptions are the replies as written (``max_words`` 0 unless set). By default:
+            counts of every rank summed over every epoch since the previous round, only
+            confused classes named, the round in a background thread while training goes on
+            (its texts used from epoch ``e + 2``), rounds until the end.
         **agent_cfg: ``label_map``, ``transcripts``, ``masks``, ``llm``, ``prompts``,
             ``max_words``, ``row_index`` (see :func:`skeletonagent.agent.build_initial_agent`).
     """
@@ -118,6 +130,8 @@ class AgentHook(Hook):
         self.background = bool(background)
         self.final_wait = float(final_wait)
         self.official = bool(official)
+        if self.official:
+            self.background = False          # the official round blocks, at the epoch's end
         self.round_nice = int(round_nice)
         self.steps_during_round = 0
         self.agent_cfg = agent_cfg
@@ -128,6 +142,7 @@ class AgentHook(Hook):
         self._class_names: Optional[list[str]] = None
         self._backend = None
         self._prompts = None
+        self._sources = None
         self._executor: Optional[ThreadPoolExecutor] = None
         self._future: Optional[Future] = None
         self._counter = None
@@ -155,23 +170,82 @@ class AgentHook(Hook):
         with open(path, 'a', encoding='utf-8') as f:
             f.write(json.dumps(record) + '\n')
 
+    @property
+    def _settings(self) -> dict:
+        """The agent settings the pure functions read (``official`` included)."""
+        return dict(self.agent_cfg, official=self.official)
+
     def _prepare_rank0(self, runner, num_classes: int):
         """Initial dialogue/state, transcripts and the LLM backend (rank 0 only)."""
         from . import build_initial_agent
         from .llm import build_backend
-        initial = build_initial_agent(self.agent_cfg, num_classes, self.layout, self.modality,
+        initial = build_initial_agent(self._settings, num_classes, self.layout, self.modality,
                                       runner.work_dir)
         self._transcripts = initial.transcripts
         self._class_names = initial.class_names
+        sources = initial.sources
         if self.live:
-            from .prompts import PromptSet
             # built now so that a missing API key stops the run before the first step
-            self._prompts = PromptSet.from_cfg(self.agent_cfg.get('prompts'))
+            self._prompts = sources.prompts
             self._backend = build_backend(self.agent_cfg.get('llm'))
             self._backend.configure(layout=self.layout, prompts=self._prompts)
-            runner.logger.info(f'agent: rounds every {self.interval} epochs with '
-                               f'{self._backend.describe()}, top {self.top_k} confused classes')
+        self._sources = sources
         return initial.state
+
+    def _publish_run_info(self, runner, state, sources) -> None:
+        """What the agent starts from, for the run's start block (``RunInfoHook``) and the
+        report: text, masks (with digest, checked against the import's manifest), prompts,
+        LLM and the rounds schedule."""
+        digest = state.digests()['masks']
+        restored = f' (state v{state.version} from the checkpoint)' if state.version else ''
+        imported = (sources.manifest.get('masks') or {}).get(base_stream_of(self.modality))
+        check = ''
+        if sources.masks is not None and imported and (state.version == 0 or not self.update_masks):
+            check = ' (= the import manifest)' if imported == digest else \
+                f' (DIFFERS from the import manifest {imported[:12]})'
+            if imported != digest:
+                runner.logger.warning(f'agent: the masks in {sources.masks} do not match the '
+                                      f'digest in their manifest: import them again')
+        llm = self._backend.describe() if self._backend is not None else 'none (no rounds)'
+        info = {
+            'agent texts': sources.text_source + restored,
+            'agent masks': f'{sources.masks_source}, sha256 {digest[:12]}{check}',
+            'agent prompts': sources.prompts_source,
+            'agent LLM': llm,
+            'agent rounds': self.schedule_text(runner.max_epochs)
+            + (f', top {self.top_k} confused classes' if self.round_epochs(runner.max_epochs) else ''),
+        }
+        hub = getattr(runner, 'message_hub', None)
+        if hub is not None:
+            hub.update_info('run_info/agent', info)
+        else:
+            for key, value in info.items():
+                runner.logger.info(f'{key}: {value}')
+
+    # -- schedule -------------------------------------------------------------------------------
+    def round_epochs(self, max_epochs: int) -> list[int]:
+        """The epochs after which a round is asked (1-based), for a run of ``max_epochs``.
+
+        None after the last epoch (its texts could not be used); with ``official=True`` none
+        after epoch 149, as the official head."""
+        if not self.live:
+            return []
+        last = max_epochs - 1
+        if self.official:
+            last = min(last, OFFICIAL_ROUND_EPOCHS_BELOW - 1)
+        return list(range(self.interval, last + 1, self.interval))
+
+    def schedule_text(self, max_epochs: int) -> str:
+        """The rounds schedule in words, for the log and the report."""
+        epochs = self.round_epochs(max_epochs)
+        if not epochs:
+            return 'no rounds (fixed texts and masks)'
+        shown = ', '.join(map(str, epochs[:3])) + (f', ..., {epochs[-1]}' if len(epochs) > 3 else '')
+        mode = ('official: synchronous, rank 0\'s counts of the last epoch, texts used from the '
+                'next epoch' if self.official else
+                'background, counts of all ranks since the previous round, texts used from the '
+                'epoch after the next')
+        return f'{len(epochs)} rounds after epochs {shown} ({mode})'
 
     def before_train(self, runner) -> None:
         model = _unwrap(runner.model)
@@ -192,6 +266,8 @@ class AgentHook(Hook):
             self.state = holder[0].state
         runner.logger.info(f'agent state v{self.state.version}: {len(self.state.descriptions)} '
                            f'class descriptions, masks {tuple(self.state.masks.shape)}')
+        if get_rank() == 0:
+            self._publish_run_info(runner, self.state, self._sources)
         self._install(runner)
         if self.live:
             from .questioner import ConfusionCounter
@@ -223,11 +299,14 @@ class AgentHook(Hook):
             return
         self._swap_if_ready(runner)
         finished = runner.epoch + 1
-        if finished % self.interval or finished >= runner.max_epochs:
+        if finished not in self.round_epochs(runner.max_epochs):
             if self.official:
                 self._counter.reset()
             return
-        matrix = self._counter.all_reduce()          # collective: every rank takes part
+        if self.official:                            # the official head counts its own shard
+            matrix = self._counter.matrix()
+        else:
+            matrix = self._counter.all_reduce()      # collective: every rank takes part
         self._counter.reset()
         if get_rank() == 0:
             self._start_round(runner, matrix, finished)
@@ -251,6 +330,7 @@ class AgentHook(Hook):
 
     def _run_round(self, state, transcripts, matrix, epoch: int, work_dir: Path):
         """One round (rank 0, background thread): returns (RoundResult, new AgentState, epoch)."""
+        from .initial import max_words_of
         from .questioner import select_confused
         from .round import run_round, write_round_report
         start = time.perf_counter()
@@ -263,7 +343,7 @@ class AgentHook(Hook):
                            layout=self.layout, modality=self.modality,
                            prompts=self._prompts,
                            update_masks=self.update_masks, matrix=matrix,
-                           max_words=int(self.agent_cfg.get('max_words', 50)),
+                           max_words=max_words_of(self._settings),
                            row_index=self.agent_cfg.get('row_index', 'pair'))
         new_state = result.state
         report = write_round_report(result, work_dir / REPORT_SUBDIR, self.rounds_done + 1,

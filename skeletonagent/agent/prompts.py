@@ -179,11 +179,19 @@ class PromptSet:
         """Which template produced ``text`` (None when none did), with its field values.
 
         Follow-up is tried first, then the initial rounds in order; surrounding whitespace
-        is ignored.
+        is ignored. A text stored without the template's ``*`` characters still matches (the
+        official dialogue writer removes every ``*`` from what it stores).
         """
         text = text.strip()
-        for kind in (FOLLOW_UP,) + INITIAL_ROUNDS:
-            match = _template_regex(getattr(self, kind).strip()).fullmatch(text)
-            if match is not None:
-                return PromptMatch(kind, {k: v for k, v in match.groupdict().items()})
+        for strip_stars in (False, True):
+            candidate = text.replace('*', '') if strip_stars else text
+            for kind in (FOLLOW_UP,) + INITIAL_ROUNDS:
+                template = getattr(self, kind).strip()
+                if strip_stars:
+                    if '*' not in template:
+                        continue
+                    template = template.replace('*', '')
+                match = _template_regex(template).fullmatch(candidate)
+                if match is not None:
+                    return PromptMatch(kind, {k: v for k, v in match.groupdict().items()})
         return None

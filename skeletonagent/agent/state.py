@@ -8,7 +8,14 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 import torch
 
-__all__ = ['AgentState']
+__all__ = ['AgentState', 'masks_digest']
+
+
+def masks_digest(masks: Any) -> str:
+    """SHA-256 of a Class x V x V mask array as float32 bytes: the digest the agent logs,
+    the importer records and the checks compare (equal digests, equal masks)."""
+    array = np.ascontiguousarray(np.asarray(masks, dtype=np.float32))
+    return hashlib.sha256(array.tobytes()).hexdigest()
 
 
 @dataclass
@@ -107,5 +114,5 @@ class AgentState:
             return hashlib.sha256(data).hexdigest()
         text = '\x00'.join(self.descriptions).encode('utf-8')
         emb = None if self.embeddings is None else sha(self.embeddings.numpy().tobytes())
-        return dict(version=self.version, descriptions=sha(text), masks=sha(self.masks.tobytes()),
+        return dict(version=self.version, descriptions=sha(text), masks=masks_digest(self.masks),
                     embeddings=emb)

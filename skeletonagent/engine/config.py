@@ -23,7 +23,7 @@ from .checkpoint import ATOMIC_BACKEND_ARGS
 #: Keys of the legacy schema that are translated (and therefore not passed on as-is).
 LEGACY_KEYS = ('data', 'optimizer', 'optimizer_config', 'lr_config', 'total_epochs',
                'checkpoint_config', 'evaluation', 'log_config', 'workflow', 'dist_params',
-               'log_level', 'resume_from', 'load_from', 'memcached', 'mc_cfg')
+               'log_level', 'resume_from', 'load_from', 'memcached', 'mc_cfg', 'auto_scale_lr')
 
 
 class ConfigError(ValueError):
@@ -113,14 +113,12 @@ def _schedulers(cfg: Config, max_epochs: int) -> list[dict]:
     if policy is None:
         return scheds
     if policy == 'CosineAnnealing':
-        base_lr = (cfg.get('optimizer') or {}).get('lr', 0.)
-        if 'min_lr_ratio' in lr_config:
-            eta_min = base_lr * lr_config.pop('min_lr_ratio')
-        else:
-            eta_min = lr_config.pop('min_lr', 0.)
+        # a ratio stays a ratio of the (possibly batch-scaled) lr
+        floor = (dict(eta_min_ratio=lr_config.pop('min_lr_ratio')) if 'min_lr_ratio' in lr_config
+                 else dict(eta_min=lr_config.pop('min_lr', 0.)))
         # PYSKL's by_epoch=False anneals every iteration over the whole run; mmengine does the
         # same when an epoch-based scheduler is converted to iterations.
-        scheds.append(dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=eta_min,
+        scheds.append(dict(type='CosineAnnealingLR', T_max=max_epochs, **floor,
                            by_epoch=True, begin=0, end=max_epochs,
                            convert_to_iter_based=not by_epoch))
     elif policy == 'step':
@@ -135,6 +133,25 @@ def _schedulers(cfg: Config, max_epochs: int) -> list[dict]:
         raise ConfigError(f"lr_config.policy={policy!r} is not supported; use 'CosineAnnealing', "
                           "'step' or 'fixed', or write an mmengine param_scheduler list")
     return scheds
+
+
+def lr_scaling(cfg: Config) -> dict:
+    """mmengine's ``auto_scale_lr``: the lr follows the total batch linearly.
+
+    The official configs give the lr for one GPU of ``videos_per_gpu`` samples ("4 GPU 64 0.1
+    -> 1 GPU 16 0.025"), so a config without ``auto_scale_lr`` scales from that batch; the
+    paper configs say so explicitly (``dict(enable=True, base_batch_size=16)``) and
+    ``auto_scale_lr=dict(enable=False)`` keeps the lr as written whatever the GPU count.
+    """
+    given = cfg.get('auto_scale_lr')
+    if given is None:
+        return dict(enable=True, base_batch_size=int((cfg.get('data') or {}).get('videos_per_gpu', 1)))
+    scale = dict(given)
+    scale.setdefault('enable', True)
+    if scale['enable'] and not scale.get('base_batch_size'):
+        raise ConfigError('auto_scale_lr needs base_batch_size (the total batch the config lr '
+                          'is for), or enable=False')
+    return scale
 
 
 def agent_settings(cfg: Config) -> Optional[dict]:
@@ -235,7 +252,7 @@ def to_runner_kwargs(cfg: Config, opts: RunOptions, mode: str = 'train') -> dict
         kwargs['default_hooks'] = dict(
             timer=dict(type='IterTimerHook'),
             logger=dict(type='LoggerHook', interval=log_interval))
-        kwargs['custom_hooks'] = [dict(type='ProgressBarHook')]
+        kwargs['custom_hooks'] = [dict(type='ProgressBarHook'), dict(type='BroadcastBNBuffersHook')]
         return kwargs
 
     optimizer = cfg.get('optimizer')
@@ -264,8 +281,10 @@ def to_runner_kwargs(cfg: Config, opts: RunOptions, mode: str = 'train') -> dict
                             backend_args=ATOMIC_BACKEND_ARGS),
             sampler_seed=dict(type='DistSamplerSeedHook')),
         custom_hooks=[dict(type='LatestCheckpointLinkHook'), dict(type='ProgressBarHook'),
-                      dict(type='RandomStateHook')]
+                      dict(type='RandomStateHook'), dict(type='BroadcastBNBuffersHook'),
+                      dict(type='RunInfoHook')]
         + list(opts.extra_hooks),
+        auto_scale_lr=lr_scaling(cfg),
     )
     agent = agent_settings(cfg)
     if agent is not None:

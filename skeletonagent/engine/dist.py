@@ -12,8 +12,11 @@ import os
 
 import torch
 import torch.distributed as dist
+from mmengine.hooks import Hook
 from mmengine.model import MMDistributedDataParallel
 from mmengine.registry import MODEL_WRAPPERS
+
+from ..registry import HOOKS
 
 
 def launched_by_torchrun() -> bool:
@@ -53,3 +56,47 @@ class SkeletonDDP(MMDistributedDataParallel):
         if next(module.parameters()).device.type != 'cuda':
             device_ids = None
         super().__init__(module=module, device_ids=device_ids, **kwargs)
+
+
+def broadcast_bn_buffers(model, src: int = 0) -> int:
+    """Copy rank ``src``'s BatchNorm running statistics into every rank's model.
+
+    DDP here does not broadcast buffers (``broadcast_buffers=False``, as PYSKL and the
+    official code), so each rank's running mean / variance follow its own shard. The official
+    ``DistEvalHook`` broadcasts rank 0's before every evaluation (mmcv's
+    ``broadcast_bn_buffer=True``), so that every rank evaluates with the statistics the saved
+    checkpoint holds; this does the same. Returns the number of BatchNorm layers broadcast
+    (0 outside a distributed run). ``SyncBatchNorm`` layers are skipped: their statistics are
+    the same on every rank already.
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
+        return 0
+    from torch.nn.modules.batchnorm import _BatchNorm
+    count = 0
+    for module in model.modules():
+        if isinstance(module, _BatchNorm) and not isinstance(module, torch.nn.SyncBatchNorm) \
+                and module.track_running_stats and module.running_mean is not None:
+            dist.broadcast(module.running_mean, src)
+            dist.broadcast(module.running_var, src)
+            count += 1
+    return count
+
+
+@HOOKS.register_module()
+class BroadcastBNBuffersHook(Hook):
+    """Before each validation and test: every rank takes rank 0's BatchNorm statistics
+    (see :func:`broadcast_bn_buffers`), so the figures and the best checkpoint do not depend
+    on which rank evaluated which samples. ``sync_bn='torch'`` in the config (SyncBatchNorm)
+    is the other way to keep ranks in step."""
+
+    priority = 'ABOVE_NORMAL'
+
+    def _broadcast(self, runner) -> None:
+        model = runner.model.module if hasattr(runner.model, 'module') else runner.model
+        broadcast_bn_buffers(model)
+
+    def before_val_epoch(self, runner) -> None:
+        self._broadcast(runner)
+
+    def before_test_epoch(self, runner) -> None:
+        self._broadcast(runner)

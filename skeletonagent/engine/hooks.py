@@ -209,3 +209,75 @@ class ProgressBarHook(Hook):
 
     def after_test_epoch(self, runner, metrics=None) -> None:
         self._close()
+
+
+#: Where a run writes what it used (the start block), for the report.
+RUN_INFO_FILE = 'run_info.json'
+
+
+def _lr_line(runner) -> tuple[str, dict]:
+    """Effective batch and learning rate, with how the lr was scaled from the config."""
+    loader = runner.train_dataloader
+    per_process = int(getattr(loader, 'batch_size', 0) or 0)
+    world = int(getattr(runner, 'world_size', 1) or 1)
+    total = per_process * world
+    groups = runner.optim_wrapper.optimizer.param_groups
+    lr = float(groups[0].get('initial_lr', groups[0]['lr']))
+    cfg = getattr(runner, 'cfg', None)
+    written = None
+    if cfg is not None:
+        written = (cfg.get('optimizer') or cfg.get('optim_wrapper', {}).get('optimizer') or {}).get('lr')
+    scale = dict(getattr(runner, 'auto_scale_lr', None) or {})
+    text = f'{per_process} per process x {world} process{"es" if world > 1 else ""} = {total}; lr {lr:g}'
+    if written is not None:
+        if scale.get('enable') and scale.get('base_batch_size'):
+            text += (f' (config lr {written:g} for a batch of {scale["base_batch_size"]}, '
+                     f'scaled by {total / scale["base_batch_size"]:g})')
+        elif abs(lr - float(written)) > 1e-12:
+            text += f' (config lr {written:g})'
+        else:
+            text += ' (as the config writes it; auto_scale_lr off)'
+    return text, dict(batch_per_process=per_process, processes=world, total_batch=total, lr=lr)
+
+
+@HOOKS.register_module()
+class RunInfoHook(Hook):
+    """At the start of training, one block in the log saying what this run uses: data, the
+    effective batch and learning rate, the schedule, the model's text encoder, and what other
+    hooks publish under the message hub's ``run_info/*`` keys (the agent: its texts, masks and
+    their digest, prompts, LLM and rounds). The block also goes to ``work_dir/run_info.json``,
+    which the evaluation report shows."""
+
+    priority = 'LOW'   # after the agent hook (NORMAL) has published its part
+
+    def before_train(self, runner) -> None:
+        batch_text, numbers = _lr_line(runner)
+        model = runner.model.module if hasattr(runner.model, 'module') else runner.model
+        lines: dict[str, str] = {'config': str(getattr(runner.cfg, 'filename', None) or '-'),
+                                 'work_dir': str(runner.work_dir)}
+        dataset = getattr(runner.train_dataloader, 'dataset', None)
+        if dataset is not None:
+            lines['train data'] = (f'{len(dataset)} samples from '
+                                   f'{getattr(dataset, "ann_file", "?")}'
+                                   + (f" (split {dataset.split})" if getattr(dataset, 'split', None) else ''))
+        lines['batch and lr'] = batch_text
+        lines['schedule'] = f'{runner.max_epochs} epochs, {len(runner.train_dataloader)} iterations each'
+        encoder = getattr(model, 'text_encoder_cfg', None)
+        if encoder and getattr(model, 'with_agent', False):
+            lines['text encoder'] = (f"{encoder.get('type')}"
+                                     + (f" ({encoder['pretrained']})" if encoder.get('pretrained') else '')
+                                     + (', trained with the model' if encoder.get('trainable')
+                                        else ', frozen'))
+        hub = runner.message_hub
+        for key, value in sorted(hub.runtime_info.items()):
+            if key.startswith('run_info/') and isinstance(value, dict):
+                lines.update({str(k): str(v) for k, v in value.items()})
+        if runner.rank != 0:
+            return
+        width = max(len(k) for k in lines)
+        runner.logger.info('this run uses:\n' + '\n'.join(f'  {k:<{width}}  {v}'
+                                                          for k, v in lines.items()))
+        import json
+        from ..utils.fileio import atomic_write_text
+        atomic_write_text(os.path.join(runner.work_dir, RUN_INFO_FILE),
+                          json.dumps(dict(lines=lines, **numbers), indent=1) + '\n')

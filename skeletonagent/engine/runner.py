@@ -50,9 +50,23 @@ def compile_backbone(model) -> None:
               logger='current')
 
 
+def check_agent_sources(cfg: Config) -> None:
+    """Fail at once, before the model, the data or any LLM call, when the agent's texts,
+    masks or prompts the config names are missing (e.g. the official dialogues were not
+    imported): the error says how to import them or how to generate new ones."""
+    from .config import agent_settings
+    settings = agent_settings(cfg)
+    if settings is None:
+        return
+    from ..agent.sources import resolve_sources
+    resolve_sources(settings, settings.get('modality', 'j'), config=getattr(cfg, 'filename', None))
+
+
 def build_runner(cfg: Config, opts: RunOptions, mode: str = 'train') -> Runner:
     """An mmengine Runner for ``cfg`` in ``mode`` ('train' or 'test')."""
     _register_all()
+    if mode == 'train':
+        check_agent_sources(cfg)
     resuming = mode == 'train' and bool(opts.resume)
     if mode == 'train' and opts.resume == 'auto':
         found = find_resume_checkpoint(cfg.work_dir)
@@ -149,4 +163,6 @@ def test(cfg: Config, checkpoint: str, opts: RunOptions, out_file: Optional[str]
     load_model_weights(model, ckpt, name=checkpoint)
     if get_rank() == 0:
         print_log(f'loaded checkpoint {checkpoint}', logger='current')
+    from ..models.gcn import fuse_for_inference
+    fuse_for_inference(model)   # conv + BN folded once; this runner only tests
     return run_test(runner, out_file)

@@ -525,9 +525,21 @@ def _round_html(report: dict, names: Sequence[str], layout: str, out_dir: Path) 
     return '\n'.join(parts)
 
 
+def read_run_info(work_dir: PathLike) -> dict[str, str]:
+    """What the run used (``run_info.json``, written at the start of training by
+    ``RunInfoHook``): label -> text, or empty when the run wrote none."""
+    path = Path(work_dir) / 'run_info.json'
+    if not path.is_file():
+        return {}
+    try:
+        return {str(k): str(v) for k, v in json.loads(path.read_text(encoding='utf-8'))['lines'].items()}
+    except (OSError, ValueError, KeyError, AttributeError):
+        return {}
+
+
 def _write_html(out_dir: Path, inputs: ReportInputs, summary: list[str],
                 pairs: Sequence[tuple], per_class: Optional[list], images: dict,
-                rounds: Sequence[dict], top_n: int) -> Path:
+                rounds: Sequence[dict], top_n: int, run_info: Optional[dict] = None) -> Path:
     names = inputs.class_names
     parts = ['<!DOCTYPE html>', '<html><head><meta charset="utf-8">',
              f'<title>Report: {_e(inputs.work_dir.name)}</title>',
@@ -536,6 +548,9 @@ def _write_html(out_dir: Path, inputs: ReportInputs, summary: list[str],
              '<ul>' + ''.join(f'<li>{_e(s)}</li>' for s in summary) + '</ul>']
     for note in inputs.notes:
         parts.append(f'<p class="note">{_e(note)}</p>')
+    if run_info:
+        parts += ['<h2>What this run used</h2>',
+                  _table(['', ''], [[k, v] for k, v in run_info.items()])]
     if 'curves' in images:
         parts += ['<h2>Training curves</h2>', f'<img src="{_e(images["curves"])}">']
     if 'confusion' in images:
@@ -630,4 +645,5 @@ def write_report(work_dir: PathLike, pred: Optional[PathLike] = None,
     else:
         inputs.notes.append('no JSON scalars log (*/vis_data/scalars.json): no training curves')
     rounds = read_rounds(inputs.work_dir)
-    return _write_html(out, inputs, summary, pairs, per_class, images, rounds, int(top_n))
+    return _write_html(out, inputs, summary, pairs, per_class, images, rounds, int(top_n),
+                       read_run_info(inputs.work_dir))

@@ -50,7 +50,8 @@ def agent_settings(args: argparse.Namespace) -> dict:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from skeletonagent.agent import PromptSet, build_backend
+    from skeletonagent.agent import build_backend
+    from skeletonagent.agent.sources import resolve_prompts
     from skeletonagent.agent.describe import describe_classes
     from skeletonagent.agent.initial import resolve_class_names
     settings = agent_settings(args)
@@ -62,11 +63,13 @@ def main(argv=None) -> int:
     else:
         from skeletonagent.datasets.label_map import load_label_map
         class_names = load_label_map(settings['label_map'])
+    prompts, prompts_source = resolve_prompts(settings, args.config)
     backend = build_backend(settings.get('llm') or dict(type='Offline'))
-    print(f'describe: {len(class_names)} classes with {backend.describe()} → {args.out}')
+    print(f'describe: {len(class_names)} classes with {backend.describe()} → {args.out} '
+          f'(prompts: {prompts_source})')
     with tqdm(total=len(class_names), unit='class', desc='describe') as bar:
         summary = describe_classes(backend, class_names, settings.get('layout', 'nturgb+d'),
-                                   args.out, prompts=PromptSet.from_cfg(settings.get('prompts')),
+                                   args.out, prompts=prompts,
                                    chunk_size=args.chunk_size, overwrite=args.overwrite,
                                    progress=bar.update)
         bar.update(len(summary.skipped))

@@ -1,0 +1,169 @@
+"""When the agent asks and when its answers are used: our default loop against the official one
+(``agent.official=True``): round epochs, the epoch the texts take effect, which counts a round
+sees (epochs, ranks)."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from skeletonagent.agent.hook import REPORT_SUBDIR, AgentHook
+
+NUM_CLASSES = 12    # the demo label map
+
+
+class _Head:
+    num_classes = NUM_CLASSES
+
+
+class _Model:
+    """What AgentHook needs of the recognizer."""
+
+    def __init__(self):
+        self.cls_head = _Head()
+        self.installed = []
+        self.last_train_logits = self.last_train_labels = None
+
+    def set_agent_state(self, descriptions, masks, embeddings=None):
+        self.installed.append(list(descriptions))
+
+    def encode_descriptions(self, descriptions):
+        return None
+
+
+def _hook(official: bool, interval: int = 1, **kw) -> AgentHook:
+    return AgentHook(interval=interval, layout='nturgb+d', modality='j', top_k=2, label_map='demo',
+                     official=official, final_wait=30, llm=dict(type='Offline'), round_nice=0,
+                     **kw)
+
+
+def _runner(tmp_path, max_epochs: int):
+    return SimpleNamespace(model=_Model(), work_dir=str(tmp_path), epoch=0, max_epochs=max_epochs,
+                           logger=logging.getLogger('test_agent_schedule'))
+
+
+def _step(hook, runner, pairs):
+    """One training step whose clean samples are (label, predicted class) pairs."""
+    labels = torch.tensor([p[0] for p in pairs])
+    logits = torch.full((len(pairs), NUM_CLASSES), -5.0)
+    logits[torch.arange(len(pairs)), torch.tensor([p[1] for p in pairs])] = 5.0
+    runner.model.last_train_logits, runner.model.last_train_labels = logits, labels
+    hook.after_train_iter(runner, 0)
+
+
+def _round_matrix(tmp_path, index: int = 1) -> np.ndarray:
+    return np.load(tmp_path / REPORT_SUBDIR / f'round_{index:03d}_confusion.npy')
+
+
+# ------------------------------------------------------------------------------ round epochs
+@pytest.mark.parametrize('official,interval,max_epochs,expected', [
+    (True, 5, 300, list(range(5, 150, 5))),        # UAV CSv1: the official head stops at 145
+    (False, 5, 300, list(range(5, 300, 5))),       # ours asks until the end
+    (True, 5, 150, list(range(5, 150, 5))),
+    (False, 5, 150, list(range(5, 150, 5))),       # never after the last epoch
+    (True, 50, 150, [50, 100]),                    # Kinetics
+    (True, 5, 30, [5, 10, 15, 20, 25]),
+    (False, 0, 150, []),
+])
+def test_round_epochs(official, interval, max_epochs, expected):
+    assert _hook(official, interval).round_epochs(max_epochs) == expected
+
+
+def test_schedule_is_described():
+    assert 'official: synchronous' in _hook(True, 5).schedule_text(300)
+    assert 'after epochs 5, 10, 15, ..., 145' in _hook(True, 5).schedule_text(300)
+    assert 'background' in _hook(False, 5).schedule_text(150)
+    assert _hook(False, 0).schedule_text(150).startswith('no rounds')
+
+
+# ------------------------------------------------------------- when the texts take effect
+def test_official_round_texts_are_used_from_the_next_epoch(tmp_path):
+    hook, runner = _hook(official=True), _runner(tmp_path, max_epochs=3)
+    hook.before_train(runner)
+    first = runner.model.installed[-1]
+    _step(hook, runner, [(6, 7), (7, 6)])
+    hook.after_train_epoch(runner)                  # end of epoch 1: round, installed at once
+    assert hook.rounds_done == 1 and hook.state.version == 1
+    assert runner.model.installed[-1] != first      # epoch 2 trains with the new texts
+    hook.after_train(runner)
+
+
+def test_default_round_texts_are_used_from_the_epoch_after_next(tmp_path):
+    hook, runner = _hook(official=False), _runner(tmp_path, max_epochs=3)
+    hook.before_train(runner)
+    first = runner.model.installed[-1]
+    _step(hook, runner, [(6, 7), (7, 6)])
+    hook.after_train_epoch(runner)                  # end of epoch 1: round starts, in the background
+    hook._future.result(timeout=60)
+    assert runner.model.installed[-1] == first and hook.state.version == 0
+    runner.epoch = 1
+    hook.after_train_epoch(runner)                  # end of epoch 2: installed for epoch 3
+    assert hook.state.version == 1 and runner.model.installed[-1] != first
+    hook.after_train(runner)
+
+
+# ------------------------------------------------------------------ which counts a round sees
+@pytest.mark.parametrize('official', [True, False])
+def test_counts_a_round_sees_over_epochs(tmp_path, official):
+    hook, runner = _hook(official=official, interval=2), _runner(tmp_path, max_epochs=3)
+    hook.before_train(runner)
+    _step(hook, runner, [(1, 2)])                   # epoch 1
+    hook.after_train_epoch(runner)
+    runner.epoch = 1
+    _step(hook, runner, [(3, 4)])                   # epoch 2, then the round
+    hook.after_train_epoch(runner)
+    if hook._future is not None:
+        hook._future.result(timeout=60)
+    matrix = _round_matrix(tmp_path)
+    assert matrix[3, 4] == 1
+    assert matrix[1, 2] == (0 if official else 1)  # official: the last epoch only
+    hook.after_train(runner)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def _two_rank_worker(rank: int, port: int, work_dir: str, official: bool) -> None:
+    import torch.distributed as dist
+    torch.set_num_threads(1)
+    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
+                            world_size=2)
+    try:
+        hook, runner = _hook(official=official), _runner(work_dir, max_epochs=3)
+        hook.before_train(runner)
+        # rank 0 confuses 1 -> 2, rank 1 confuses 3 -> 4 (twice)
+        _step(hook, runner, [(1, 2)] if rank == 0 else [(3, 4), (3, 4)])
+        hook.after_train_epoch(runner)
+        if not official:
+            if rank == 0:
+                hook._future.result(timeout=60)
+            runner.epoch = 1
+            hook.after_train_epoch(runner)          # installs on both ranks
+        with open(os.path.join(work_dir, f'digest{rank}.json'), 'w') as f:
+            json.dump(dict(hook.state.digests(), installed=runner.model.installed[-1]), f)
+        hook.after_train(runner)
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize('official', [True, False])
+def test_two_ranks_counts_and_identical_texts(tmp_path, official):
+    """Official: the round sees rank 0's shard only; ours: the counts of both ranks summed.
+    Either way both ranks install the very same texts."""
+    import torch.multiprocessing as mp
+    mp.start_processes(_two_rank_worker, args=(_free_port(), str(tmp_path), official),
+                       nprocs=2, join=True, start_method='fork')
+    matrix = _round_matrix(tmp_path)
+    assert matrix[1, 2] == 1
+    assert matrix[3, 4] == (0 if official else 2)
+    digests = [json.loads((tmp_path / f'digest{r}.json').read_text()) for r in (0, 1)]
+    assert digests[0] == digests[1] and digests[0]['version'] == 1
