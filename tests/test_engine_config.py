@@ -64,7 +64,12 @@ def test_official_schema_translates(official_cfg):
     assert kw['default_hooks']['checkpoint']['backend_args'] == dict(backend='atomic_local')
     agent = [h for h in kw['custom_hooks'] if h['type'] == 'AgentHook'][0]
     assert agent['interval'] == 5 and agent['layout'] == 'nturgb+d'
-    assert agent['num_classes'] == 60 and agent['llm'] == dict(type='Offline')
+    # an official config (no agent section) means the official recipe
+    assert agent['num_classes'] == 60 and agent['llm'] == dict(
+        type='OpenAIChat', model='gpt-4o', api_key_env='OPENAI_API_KEY', temperature=None,
+        max_tokens=None)
+    assert agent['transcripts'] == agent['masks'] == agent['prompts'] == 'official'
+    assert agent['official'] is True and agent['label_map'] == 'ntu60'
     assert kw['randomness']['seed'] == 3
     assert kw['val_evaluator'][0]['metrics'] == ['top_k_accuracy']
 

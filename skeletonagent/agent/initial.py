@@ -115,8 +115,14 @@ def _work_dir_transcripts(backend_cfg: Any, class_names: Sequence[str], layout,
         finally:
             backend.close()
         if summary.failed:
-            failed = '; '.join(f'{i + 1:03d} {class_names[i]!r}: {why}'
-                               for i, why in sorted(summary.failed.items()))
+            reasons = set(summary.failed.values())
+            if len(reasons) == 1 and len(summary.failed) > 1:
+                # one cause for every failure (a server down, a key refused): say it once
+                failed = f'all with: {reasons.pop()}'
+            else:
+                failed = '; '.join(f'{i + 1:03d} {class_names[i]!r}: {why}'
+                                   for i, why in sorted(summary.failed.items())[:5])
+                failed += ' ...' if len(summary.failed) > 5 else ''
             raise RuntimeError(
                 f'agent: the initial dialogue failed for {len(summary.failed)} classes ({failed}). '
                 f'The {len(class_names) - len(summary.failed)} complete transcripts are kept in '

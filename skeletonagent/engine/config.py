@@ -155,19 +155,9 @@ def lr_scaling(cfg: Config) -> dict:
 
 
 def agent_settings(cfg: Config) -> Optional[dict]:
-    """The agent settings: ``cfg.agent`` or what the official head/backbone arguments imply."""
-    model = cfg.get('model') or {}
-    head = model.get('cls_head') or {}
-    backbone = model.get('backbone') or {}
-    if 'weight_2' not in head and 'agent' not in cfg:
-        return None  # not a SkeletonAgent model (e.g. a plain ST-GCN++ baseline)
-    agent = dict(cfg.get('agent') or {})
-    agent.setdefault('interval', head.get('interval_epoch', 5))
-    agent.setdefault('layout', head.get('joint_cfg', 'nturgb+d'))
-    agent.setdefault('modality', backbone.get('llm_modality', 'j'))
-    agent.setdefault('num_classes', head.get('num_classes'))
-    agent.setdefault('llm', dict(type='Offline'))
-    return agent
+    """The settings of the config's ``AgentHook`` (see :func:`skeletonagent.agent.settings.agent_settings`)."""
+    from ..agent.settings import agent_settings as settings_of
+    return settings_of(cfg)
 
 
 def _dist_backend() -> str:

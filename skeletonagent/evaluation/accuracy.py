@@ -48,12 +48,17 @@ class SkeletonAccuracy(BaseMetric):
 
     def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
         for sample in data_samples:
+            if 'feature' in sample:   # test_cfg feat_ext / score_ext: nothing to score
+                self.results.append((np.asarray(sample['feature']), None))
+                continue
             score = sample['pred_score']
             score = score.detach().cpu().numpy() if hasattr(score, 'detach') else np.asarray(score)
             label = sample.get('gt_label')
             self.results.append((score.astype(np.float32), -1 if label is None else int(label)))
 
     def compute_metrics(self, results: list) -> dict:
+        if results and results[0][1] is None:
+            return self._dump_features([r[0] for r in results])
         scores = np.stack([r[0] for r in results])
         labels = np.array([r[1] for r in results], dtype=np.int64)
         if self.out_file:
@@ -68,6 +73,19 @@ class SkeletonAccuracy(BaseMetric):
             out['mean1'] = mean_class_accuracy(scores, labels)
         self.last_confusion = confusion_matrix(scores.argmax(1), labels, scores.shape[1])
         return out
+
+    def _dump_features(self, features: list) -> dict:
+        """Feature extraction (``test_cfg.feat_ext`` / ``score_ext``): the per-sample arrays
+        go to ``out_file`` as PYSKL writes them (a pickled list, dataset order); no metric."""
+        from mmengine.logging import print_log
+        if self.out_file:
+            atomic_write_bytes(Path(self.out_file), pickle.dumps(list(features), protocol=4))
+            print_log(f'feature extraction: {len(features)} arrays of shape '
+                      f'{tuple(features[0].shape)} written to {self.out_file}', logger='current')
+        else:
+            print_log('feature extraction: no --out file given, the features are not kept',
+                      logger='current', level=30)
+        return {}
 
     def _dump(self, scores: np.ndarray, labels: np.ndarray) -> None:
         path = Path(self.out_file)

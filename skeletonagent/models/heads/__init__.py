@@ -1,5 +1,5 @@
 """Classification heads."""
 from .gcn_head import GCNHead
-from .simple_head import SimpleHead, top_k_accuracy
+from .simple_head import SimpleHead, SimpleHead_Semi, top_k_accuracy
 
-__all__ = ['GCNHead', 'SimpleHead', 'top_k_accuracy']
+__all__ = ['GCNHead', 'SimpleHead', 'SimpleHead_Semi', 'top_k_accuracy']

@@ -10,7 +10,7 @@ from skeletonagent.registry import MODELS
 from ..losses import AlignmentLoss, soft_cross_entropy
 from .base import PooledLinearHead
 
-__all__ = ['SimpleHead', 'top_k_accuracy']
+__all__ = ['SimpleHead', 'SimpleHead_Semi', 'top_k_accuracy']
 
 
 def top_k_accuracy(scores: torch.Tensor, labels: torch.Tensor, topk: tuple[int, ...] = (1, 5)) -> list[torch.Tensor]:
@@ -43,6 +43,9 @@ class SimpleHead(PooledLinearHead):
         init_std: std of the classifier's normal initialisation.
         mode: 'GCN' pools N×M×C×T×V features over M, T and V.
     """
+
+    #: Whether the head belongs to a model trained from fixed texts (see SimpleHead_Semi).
+    fixed_texts: bool = False
 
     def __init__(self, joint_cfg: str, num_classes: int, in_channels: int, work_dir: str | None = None,
                  interval_epoch: int = 5, weight_1: float = 0.2, weight_2: float = 0.5,
@@ -110,3 +113,13 @@ class SimpleHead(PooledLinearHead):
         losses['top1_acc'] = top1
         losses['top5_acc'] = top5
         return losses
+
+
+@MODELS.register_module()
+@MODELS.register_module(name='BaseHead_Semi')
+class SimpleHead_Semi(SimpleHead):  # noqa: N801 - the official name
+    """The official "semi" head (``SimpleHead_Semi``; ``BaseHead_Semi`` names the same): the
+    same head and losses, for a model that trains from fixed texts with no agent rounds (see
+    :class:`~skeletonagent.models.recognizers.RecognizerGCN_Semi`)."""
+
+    fixed_texts = True

@@ -3,8 +3,12 @@
 Training (``mode='loss'``) doubles the batch with the body-part skeleton mixup, runs the
 backbone once on both halves and returns the four weighted loss terms of the official model
 (classification, mixup, joint constraint, text alignment). The text encoder belongs to the
-recognizer but never to its ``state_dict``: it is built lazily by :meth:`init_text_encoder`
-(at training start), so building a model or loading a checkpoint needs no text weights.
+recognizer and is built lazily by :meth:`init_text_encoder` (at training start), so building a
+model or loading a checkpoint for testing needs no text weights. A frozen encoder never enters
+the ``state_dict`` (its weights are the pretrained ones); one trained with the model (the
+official recipe) does, under ``text_encoder.``, so that a resumed run continues with the text
+tower it had (the official checkpoints hold it too, under ``backbone.model_text_dict.``). A
+model without a built, trained encoder ignores those keys when loading.
 
 A backbone without the agent branches (``local_logits`` / ``global_embedding``, e.g. PYSKL's
 ``STGCN``) is trained as PYSKL's recognizer trains it: classification loss only, no mixup and no
@@ -24,7 +28,7 @@ from skeletonagent.registry import MODELS, TEXT_ENCODERS
 from ..text.cache import TextEmbeddingCache
 from .mixup import skeleton_part_mix, split_mixed_batch
 
-__all__ = ['RecognizerGCN', 'average_clip']
+__all__ = ['RecognizerGCN', 'RecognizerGCN_Semi', 'average_clip']
 
 #: official behaviour when no text encoder is configured: CLIP ViT-B/32, trained
 DEFAULT_TEXT_ENCODER = dict(type='CLIP', trainable=True)
@@ -58,13 +62,19 @@ class RecognizerGCN(BaseModel):
             backbone such as ``STGCN``).
         cls_head: head config (``SimpleHead``; ``GCNHead`` for a plain backbone).
         train_cfg: unused (kept for official configs).
-        test_cfg: ``average_clips`` ('prob' default, 'score' or None) and
-            ``max_testing_views`` (clips per backbone call; default 5 on CPU, all elsewhere).
+        test_cfg: ``average_clips`` ('prob' default, 'score' or None),
+            ``max_testing_views`` (clips per backbone call; default 5 on CPU, all elsewhere),
+            and PYSKL's feature extraction: ``feat_ext=True`` (backbone features) or
+            ``score_ext=True`` (per-position class scores), pooled over ``pool_opt`` (see
+            :meth:`extract_features`); test then dumps those instead of scoring.
         text_encoder: text encoder config (``TEXT_ENCODERS``); default
             ``dict(type='CLIP', trainable=True)``, the official behaviour.
         text_cache_dir: optional directory where frozen-encoder embedding tables are kept.
         data_preprocessor: mmengine data preprocessor (default moves tensors to the device).
     """
+
+    #: Whether the model trains from fixed texts (no agent rounds); see :class:`RecognizerGCN_Semi`.
+    fixed_texts: bool = False
 
     def __init__(self, backbone: dict, cls_head: dict, train_cfg: dict | None = None,
                  test_cfg: dict | None = None, text_encoder: dict | None = None,
@@ -218,6 +228,10 @@ class RecognizerGCN(BaseModel):
             if label is None:
                 raise ValueError("RecognizerGCN: mode='loss' needs labels")
             return self.loss(keypoint, label)
+        if mode == 'predict' and self.feature_extraction:
+            features = self.extract_features(keypoint)
+            labels = [None] * len(features) if label is None else [int(x) for x in label.reshape(-1).tolist()]
+            return [dict(feature=f, gt_label=g) for f, g in zip(features, labels)]
         if mode == 'predict':
             scores = self.predict_scores(keypoint).float().cpu()
             labels = [None] * len(scores) if label is None else [int(x) for x in label.reshape(-1).tolist()]
@@ -269,6 +283,53 @@ class RecognizerGCN(BaseModel):
         cls_score = torch.cat(scores).reshape(bs, nc, -1)
         return average_clip(cls_score, self.test_cfg.get('average_clips', 'prob'))
 
+    @property
+    def feature_extraction(self) -> bool:
+        """``test_cfg.feat_ext`` or ``test_cfg.score_ext``: test extracts instead of scoring."""
+        return bool(self.test_cfg.get('feat_ext', False) or self.test_cfg.get('score_ext', False))
+
+    def extract_features(self, keypoint: torch.Tensor) -> list[np.ndarray]:
+        """PYSKL's ``feat_ext`` / ``score_ext`` test outputs, one float16 array per sample.
+
+        The backbone features of a sample's clips (clips × M × C × T × V) are averaged over
+        the dimensions ``test_cfg.pool_opt`` names: any of ``n`` (clips), ``m`` (persons),
+        ``t`` (time), ``v`` (joints), kept as size 1; ``'all'`` (default) is ``'nmtv'``,
+        ``'none'`` pools nothing. ``score_ext`` then applies the classifier at every position
+        left: (1 × ...) × Class × T × V scores, with PYSKL's leading axis. PYSKL computes this
+        for a batch of one sample; here every sample of the batch is pooled on its own, which is
+        the same thing.
+
+        Raises:
+            ValueError: for a ``pool_opt`` with other letters.
+        """
+        pool_opt = self.test_cfg.get('pool_opt', 'all')
+        if not isinstance(pool_opt, str):
+            raise ValueError(f"test_cfg.pool_opt must be a string such as 'nmtv', got {pool_opt!r}")
+        dims = {'all': 'nmtv', 'none': ''}.get(pool_opt, pool_opt)
+        index = dict(n=0, m=1, t=3, v=4)
+        bad = [d for d in dims if d not in index]
+        if bad:
+            raise ValueError(f"test_cfg.pool_opt={pool_opt!r}: unknown dimension(s) {bad}; use "
+                             f"letters of 'nmtv' (clips, persons, time, joints), 'all' or 'none'")
+        if keypoint.dim() == 5:
+            keypoint = keypoint[:, None]
+        bs, nc = keypoint.shape[:2]
+        clips = keypoint.reshape((bs * nc,) + keypoint.shape[2:])
+        chunk = self._test_chunk(clips)
+        feat = torch.cat([self.extract_feat(part) for part in clips.split(chunk)])
+        out = []
+        for x in feat.reshape((bs, nc) + feat.shape[1:]):
+            for d in dims:
+                x = x.mean(index[d], keepdim=True)
+            if self.test_cfg.get('score_ext', False):
+                fc = self.cls_head.fc_cls
+                x = torch.einsum('nmctv,oc->nmotv', x, fc.weight)
+                if fc.bias is not None:
+                    x = x + fc.bias[..., None, None]
+                x = x[None]
+            out.append(x.detach().float().cpu().numpy().astype(np.float16))
+        return out
+
     def extract_feat(self, keypoint: torch.Tensor) -> torch.Tensor:
         """Backbone features N×M×C×T×V of keypoint N×M×T×V×C (agent branches skipped)."""
         if self.with_agent:
@@ -291,6 +352,16 @@ class RecognizerGCN(BaseModel):
         return get_layout(self.cls_head.joint_cfg).mix_parts
 
 
+@MODELS.register_module()
+class RecognizerGCN_Semi(RecognizerGCN):  # noqa: N801 - the official name
+    """The official "semi" version (``RecognizerGCN_Semi``): the same model, trained from the
+    fixed texts and masks it starts with (the official GPT-4o dialogues, no API needed) and
+    never asking the LLM again. The engine reads :attr:`fixed_texts` and runs no agent rounds
+    (``agent.interval=0``); everything else is :class:`RecognizerGCN`."""
+
+    fixed_texts = True
+
+
 # -- helpers ------------------------------------------------------------------------------------
 def _as_batch(keypoint: Any) -> torch.Tensor:
     if isinstance(keypoint, (list, tuple)):
@@ -309,20 +380,37 @@ def _as_labels(label: Any, device: torch.device) -> torch.Tensor | None:
     return label.reshape(-1).long().to(device)
 
 
+def _trained_encoder(module) -> bool:
+    encoder = getattr(module, 'text_encoder', None)
+    return encoder is not None and bool(getattr(encoder, 'trainable', False))
+
+
 def _drop_text_encoder_keys(module, state_dict, prefix, local_metadata) -> None:
+    """A frozen (pretrained) text encoder is not saved; a trained one is."""
+    if _trained_encoder(module):
+        return
     for key in [k for k in state_dict if k.startswith(prefix + TEXT_ENCODER_PREFIX)]:
         del state_dict[key]
 
 
 def _drop_foreign_text_keys(module, state_dict, prefix, local_metadata, strict, missing_keys,
                             unexpected_keys, error_msgs) -> None:
-    """Official checkpoints carry the CLIP text tower inside the backbone; it is not part of
-    this model (the text encoder lives outside the state_dict), so those keys are ignored."""
+    """Official checkpoints carry the CLIP text tower inside the backbone, in their own
+    module names: ignored (testing does not need it). Our ``text_encoder.`` weights are loaded
+    into a built, trained encoder and ignored otherwise (a test-time model has none)."""
+    keep_ours = _trained_encoder(module)
     for key in [k for k in state_dict
-                if k.startswith(prefix + OFFICIAL_TEXT_PREFIX) or k.startswith(prefix + TEXT_ENCODER_PREFIX)]:
+                if k.startswith(prefix + OFFICIAL_TEXT_PREFIX)
+                or (not keep_ours and k.startswith(prefix + TEXT_ENCODER_PREFIX))]:
         del state_dict[key]
 
 
 def _ignore_missing_text_encoder_keys(module, incompatible_keys) -> None:
+    """A checkpoint without text-encoder weights (a frozen encoder's, or an older one) leaves
+    a trained encoder at its pretrained weights; that is said once, not raised."""
     missing = incompatible_keys.missing_keys
+    dropped = [k for k in missing if k.startswith(TEXT_ENCODER_PREFIX)]
+    if dropped and _trained_encoder(module):
+        warnings.warn(f'RecognizerGCN: the checkpoint holds no weights of the trained text '
+                      f'encoder ({len(dropped)} tensors); it keeps its pretrained weights')
     missing[:] = [k for k in missing if not k.startswith(TEXT_ENCODER_PREFIX)]

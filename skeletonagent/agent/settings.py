@@ -1,0 +1,68 @@
+"""The agent settings of a config: ``cfg.agent`` completed by what the model config implies.
+
+A config of ours says what its agent does in ``agent=dict(...)``. A config of the official
+repository has no ``agent`` section: its head's arguments (``interval_epoch``,
+``joint_cfg``), its backbone's ``llm_modality`` and the model's type say it all, and it means
+the official recipe: the official GPT-4o dialogues, masks and prompts (imported with
+``tools/agent/import_official.py``), the official agent loop and follow-ups to gpt-4o with the
+API's default request settings. The official "semi" models (``RecognizerGCN_Semi`` /
+``SimpleHead_Semi``) train from those fixed texts and never ask again (``interval=0``).
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional
+
+__all__ = ['agent_settings', 'OFFICIAL_AGENT_DEFAULTS', 'OFFICIAL_LLM']
+
+#: The follow-up requests of the official code: gpt-4o, the API's own temperature and length.
+OFFICIAL_LLM = dict(type='OpenAIChat', model='gpt-4o', api_key_env='OPENAI_API_KEY',
+                    temperature=None, max_tokens=None)
+#: What an official config (no ``agent`` section) trains from.
+OFFICIAL_AGENT_DEFAULTS = dict(transcripts='official', masks='official', prompts='official',
+                               official=True)
+
+
+def _trains_from_fixed_texts(model: Mapping[str, Any]) -> bool:
+    """Whether the model config names one of the official semi classes (``fixed_texts``)."""
+    from skeletonagent.registry import MODELS
+    import skeletonagent.models  # noqa: F401 - registers the classes
+    for part in (model, model.get('cls_head') or {}):
+        name = part.get('type')
+        cls = MODELS.get(name) if isinstance(name, str) else None
+        if cls is not None and getattr(cls, 'fixed_texts', False):
+            return True
+    return False
+
+
+def agent_settings(cfg: Mapping[str, Any]) -> Optional[dict]:
+    """The settings of the ``AgentHook`` a config trains with, or None for a model without
+    the agent (e.g. a plain ST-GCN++ baseline).
+
+    ``cfg.agent`` keys win; missing ones come from the model config (``interval`` from
+    ``cls_head.interval_epoch``, ``layout`` from ``cls_head.joint_cfg``, ``modality`` from
+    ``backbone.llm_modality``, ``num_classes``, ``label_map`` from the number of classes); a
+    config without an ``agent`` section gets :data:`OFFICIAL_AGENT_DEFAULTS` and
+    :data:`OFFICIAL_LLM`; a semi model gets ``interval=0``.
+    """
+    from .label_maps import DEFAULT_LABEL_MAPS
+    model = cfg.get('model') or {}
+    head = model.get('cls_head') or {}
+    backbone = model.get('backbone') or {}
+    if 'weight_2' not in head and 'agent' not in cfg:
+        return None
+    official_config = 'agent' not in cfg
+    agent = dict(cfg.get('agent') or {})
+    if _trains_from_fixed_texts(model):
+        agent['interval'] = 0
+    agent.setdefault('interval', head.get('interval_epoch', 5))
+    agent.setdefault('layout', head.get('joint_cfg', 'nturgb+d'))
+    agent.setdefault('modality', backbone.get('llm_modality', 'j'))
+    agent.setdefault('num_classes', head.get('num_classes'))
+    if agent.get('num_classes') in DEFAULT_LABEL_MAPS:
+        agent.setdefault('label_map', DEFAULT_LABEL_MAPS[agent['num_classes']])
+    if official_config:
+        for key, value in OFFICIAL_AGENT_DEFAULTS.items():
+            agent.setdefault(key, value)
+        agent.setdefault('llm', dict(OFFICIAL_LLM))
+    agent.setdefault('llm', dict(type='Offline'))
+    return agent
