@@ -214,3 +214,21 @@ def test_bad_inputs(initial):
     with pytest.raises(RuntimeError, match='0 results for 1 chats'):
         run_round(Short(), state, transcripts, names, {0: [1]}, LAYOUT, 'j')
     assert Turn  # re-exported
+
+
+@pytest.mark.parametrize('official_history', [False, True])
+def test_follow_up_history_as_stored_or_as_the_official_code_reads_it(initial, official_history):
+    names, state, transcripts = initial
+    stored = [Turn('Q one?\n\n  Rules:  \n1. short  ', 'Head: still.  \n\nArm: up.  '),
+              *transcripts[6][1:NUM_INITIAL]]
+    chats_of = list(transcripts)
+    chats_of[6] = stored
+    backend = Scripted({names[6]: 'It nods.'})
+    run_round(backend, state, chats_of, names, {6: [7]}, LAYOUT, 'j',
+              official_history=official_history)
+    (chat,) = backend.calls[0]
+    first_q, first_a = chat[0]['content'], chat[1]['content']
+    if official_history:   # each line stripped, blank lines dropped (official update_description)
+        assert (first_q, first_a) == ('Q one?\nRules:\n1. short', 'Head: still.\nArm: up.')
+    else:
+        assert (first_q, first_a) == (stored[0].question, stored[0].answer)

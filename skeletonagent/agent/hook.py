@@ -344,6 +344,7 @@ class AgentHook(Hook):
                            prompts=self._prompts,
                            update_masks=self.update_masks, matrix=matrix,
                            max_words=max_words_of(self._settings),
+                           official_history=self.official,
                            row_index=self.agent_cfg.get('row_index', 'pair'))
         new_state = result.state
         report = write_round_report(result, work_dir / REPORT_SUBDIR, self.rounds_done + 1,

@@ -149,6 +149,12 @@ def _normalised(result: ChatResult) -> ChatResult:
                                detail=result.detail or f'reply {result.text!r}')
 
 
+def _as_official_reads(text: str) -> str:
+    """A stored question or answer as the official ``update_description`` reads it back:
+    each line stripped, blank lines dropped."""
+    return '\n'.join(line.strip() for line in text.split('\n') if line.strip())
+
+
 def _without_names(text: str, names: Sequence[str]) -> str:
     """``text`` with the class names removed, so that 'raise right hand' quoted in a reply
     about 'raise left hand' does not read as the right hand joint."""
@@ -163,7 +169,7 @@ def run_round(backend: LLMBackend, state: AgentState, transcripts: Sequence[Sequ
               update_masks: bool = False, max_words: int = DEFAULT_MAX_WORDS,
               matrix: Optional[np.ndarray] = None, row_index: str = 'pair',
               count_tokens: Optional[Callable[[str], int]] = None,
-              max_tokens: int = 77) -> RoundResult:
+              max_tokens: int = 77, official_history: bool = False) -> RoundResult:
     """Ask every class in ``similar`` one follow-up question and build the new state.
 
     All chats go out in a single ``backend.chat_results`` call (the backend batches or
@@ -184,6 +190,8 @@ def run_round(backend: LLMBackend, state: AgentState, transcripts: Sequence[Sequ
         max_words, count_tokens, max_tokens: description trimming (:func:`trim_words`).
         matrix: the confusion counts ``similar`` was chosen from, to report the counts.
         row_index: mask rows of bones ('pair' official, or 'joint'; see :func:`build_masks`).
+        official_history: replay the initial dialogue as the official code reads it back from
+            its file (every line stripped, blank lines dropped) rather than as stored.
 
     Raises:
         ValueError: when the sizes of the inputs disagree or ``similar`` names an unknown class.
@@ -205,6 +213,8 @@ def run_round(backend: LLMBackend, state: AgentState, transcripts: Sequence[Sequ
         others = [int(o) for o in similar[cls]]
         question = prompts.follow_up_question(class_names[cls], [class_names[o] for o in others])
         history = turns_to_messages(transcripts[cls][:num_initial])
+        if official_history:
+            history = [dict(m, content=_as_official_reads(m['content'])) for m in history]
         chats.append(history + [{'role': 'user', 'content': question}])
         confused = [(o, class_names[o], int(matrix[cls, o]) if matrix is not None else None)
                     for o in others]
