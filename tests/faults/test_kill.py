@@ -225,14 +225,17 @@ def _started_epochs(log: str) -> list[int]:
     return sorted({int(e) for e in re.findall(r'Epoch\(train\)\s*\[(\d+)\]\[', log)})
 
 
-def _check_lr(log: str, epochs: int) -> int:
-    """Every logged LR is the cosine schedule's at that step (none restarted)."""
+def _check_lr(log: str, epochs: int, nproc: int = 1) -> int:
+    """Every logged LR is the cosine schedule's at that step (none restarted), from the
+    config's lr scaled by the number of processes (auto_scale_lr: the demo's lr is for one
+    process's batch)."""
+    base = BASE_LR * nproc
     n = 0
     for e, j, per, lr in re.findall(r'Epoch\(train\)\s*\[(\d+)\]\[\s*(\d+)/(\d+)\]\s+lr: (\S+)',
                                     log):
         g = (int(e) - 1) * int(per) + int(j) - 1
-        expected = 0.5 * BASE_LR * (1 + math.cos(math.pi * g / (epochs * int(per))))
-        assert abs(float(lr) - expected) <= 1e-4 * BASE_LR, (e, j, lr, expected)
+        expected = 0.5 * base * (1 + math.cos(math.pi * g / (epochs * int(per))))
+        assert abs(float(lr) - expected) <= 1e-4 * base, (e, j, lr, expected)
         n += 1
     return n
 
@@ -334,7 +337,7 @@ def _kill_and_resume(nproc: int, trials: int, seed: int, tmp_path: Path, data: P
             lost = max(0, (in_flight - 1) - resumed['epoch'])
             tally.lost_epochs += lost
             tally.survived += int(lost == 0)
-        _check_lr(log, epochs)
+        _check_lr(log, epochs, nproc)
     # the run completed, agent versions never went back
     files = _epoch_files(work_dir)
     assert max(files) == epochs and os.readlink(work_dir / 'latest.pth') == f'epoch_{epochs}.pth'
