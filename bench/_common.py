@@ -67,13 +67,14 @@ def text_encoder_cfg(variant: str) -> tuple[dict, int, str]:
     raise ValueError(f'unknown variant {variant!r}')
 
 
-def build_ntu_model(variant: str = 'minilm', device: str = 'cpu', with_text: bool = True):
-    """The official NTU-60 joint recognizer with the text encoder of ``variant``."""
+def build_ntu_model(variant: str = 'minilm', device: str = 'cpu', with_text: bool = True, **backbone: Any):
+    """The official NTU-60 joint recognizer with the text encoder of ``variant``; ``backbone``
+    adds backbone arguments (``with_cp=True``)."""
     import skeletonagent.models  # noqa: F401  (registers the models)
     from skeletonagent.registry import MODELS
 
     enc_cfg, text_dim, text_key = text_encoder_cfg(variant)
-    cfg = dict(type='RecognizerGCN', backbone=dict(NTU_J_BACKBONE, text_dim=text_dim, text_key=text_key),
+    cfg = dict(type='RecognizerGCN', backbone=dict(NTU_J_BACKBONE, text_dim=text_dim, text_key=text_key, **backbone),
                cls_head=dict(NTU_J_HEAD), train_cfg=None, test_cfg=None, text_encoder=enc_cfg)
     model = MODELS.build(cfg).to(device)
     if with_text:
@@ -111,23 +112,93 @@ def sync(device: str) -> None:
 
 
 def timed(fn: Callable[[], Any], device: str) -> float:
+    return timed_cpu(fn, device)[0]
+
+
+def timed_cpu(fn: Callable[[], Any], device: str) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) of ``fn()``. With one thread the CPU time is
+    the work done whatever else runs on the machine (it stops while the process waits for a
+    core); with more, it also counts the threads' spin-waits."""
     sync(device)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     fn()
     sync(device)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
 def run_child(script: str, args: list[str], env: dict | None = None) -> dict:
-    """Run ``script --child args`` in a fresh interpreter (so peaks do not mix); return its JSON."""
-    proc = subprocess.run([sys.executable, script, '--child', *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})})
+    """Run ``script --child args`` in a fresh interpreter (so peaks do not mix); return its JSON,
+    with ``others``: what other processes ran meanwhile (:func:`other_cpu_use`)."""
+    before = cpu_snapshot()
+    proc = subprocess.Popen([sys.executable, script, '--child', *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+    stdout, stderr = proc.communicate()
     if proc.returncode != 0:
-        raise RuntimeError(f'{script} {" ".join(args)} failed:\n{proc.stdout}\n{proc.stderr}')
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('RESULT ')]
+        raise RuntimeError(f'{script} {" ".join(args)} failed:\n{stdout}\n{stderr}')
+    lines = [ln for ln in stdout.splitlines() if ln.startswith('RESULT ')]
     if not lines:
-        raise RuntimeError(f'{script} {" ".join(args)} printed no result:\n{proc.stdout}\n{proc.stderr}')
-    return json.loads(lines[-1][len('RESULT '):])
+        raise RuntimeError(f'{script} {" ".join(args)} printed no result:\n{stdout}\n{stderr}')
+    result = json.loads(lines[-1][len('RESULT '):])
+    result['others'] = other_cpu_use(before, cpu_snapshot(), exclude={os.getpid(), proc.pid})
+    return result
+
+
+# -- what else ran ---------------------------------------------------------------------------
+def cpu_snapshot() -> dict:
+    """Wall time, the machine's busy CPU time (/proc/stat), this process's finished children's
+    CPU time, and ``pid -> (command name, CPU seconds)`` of every running process (Linux)."""
+    hz = os.sysconf('SC_CLK_TCK')
+    busy = 0.0
+    try:
+        with open('/proc/stat') as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+        busy = (sum(fields) - fields[3] - fields[4]) / hz          # all but idle and iowait
+    except (OSError, ValueError, IndexError):
+        pass
+    procs = {}
+    for entry in os.listdir('/proc') if os.path.isdir('/proc') else []:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f'/proc/{entry}/stat') as f:
+                raw = f.read()
+        except OSError:
+            continue
+        name = raw[raw.index('(') + 1:raw.rindex(')')]
+        fields = raw[raw.rindex(')') + 2:].split()
+        procs[int(entry)] = (name, (int(fields[11]) + int(fields[12])) / hz)    # utime + stime
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return dict(wall=time.perf_counter(), busy=busy, children=children.ru_utime + children.ru_stime,
+                procs=procs)
+
+
+def other_cpu_use(before: dict, after: dict, exclude: set[int]) -> dict:
+    """Between two :func:`cpu_snapshot`: the cores other processes kept busy on average (the
+    machine's busy time less the benchmark's own child), and the three busiest commands still
+    running at the end (short-lived ones, e.g. test subprocesses, count in ``cores`` only)."""
+    seconds = max(after['wall'] - before['wall'], 1e-9)
+    own = after['children'] - before['children']
+    cores = max(after['busy'] - before['busy'] - own, 0.0) / seconds
+    by_name: dict[str, float] = {}
+    for pid, (name, t) in after['procs'].items():
+        if pid not in exclude:
+            used = t - before['procs'].get(pid, (name, 0.0))[1]
+            if used > 0:
+                by_name[name] = by_name.get(name, 0.0) + used
+    top = sorted(by_name.items(), key=lambda kv: -kv[1])[:3]
+    return dict(cores=round(cores, 2), top=[f'{name} {used / seconds:.2f}' for name, used in top])
+
+
+def machine_line() -> str:
+    """CPU model, cores and the load average (1/5/15 min)."""
+    model = 'unknown CPU'
+    try:
+        with open('/proc/cpuinfo') as f:
+            model = next((ln.split(':', 1)[1].strip() for ln in f if ln.startswith('model name')), model)
+    except OSError:
+        pass
+    load = ' '.join(f'{x:.2f}' for x in os.getloadavg()) if hasattr(os, 'getloadavg') else '?'
+    return f'{model}, {os.cpu_count()} cores, torch {torch.__version__}, load average {load}'
 
 
 def emit(result: dict) -> None:

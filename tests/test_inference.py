@@ -41,7 +41,7 @@ def demo(tmp_path_factory):
     config = root / 'fast.py'
     config.write_text(FAST_CONFIG.format(base=str(CONFIG)))
     torch.manual_seed(0)
-    model = init_recognizer(config)
+    model = init_recognizer(config, fuse=False)     # a fused model's state_dict lacks the BN entries
     ckpt = root / 'ckpt.pth'
     torch.save({'state_dict': model.state_dict(), 'meta': {}}, ckpt)
     model = init_recognizer(config, ckpt)

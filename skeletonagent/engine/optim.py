@@ -16,6 +16,7 @@ from typing import Iterator, Union
 
 import torch
 import torch.nn as nn
+from mmengine.logging import print_log
 from mmengine.optim import OptimWrapper
 
 from ..registry import OPTIM_WRAPPERS
@@ -47,6 +48,8 @@ class AutocastOptimWrapper(OptimWrapper):
                              'float16 needs AmpOptimWrapper on a GPU')
         self.cast_dtype = cast
         self.device_type = device_type
+        print_log(f'mixed precision: bfloat16 autocast on {device_type} (float32 weights, no loss scaling)',
+                  logger='current')
 
     @contextlib.contextmanager
     def optim_context(self, model: nn.Module) -> Iterator[None]:

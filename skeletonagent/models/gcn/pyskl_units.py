@@ -14,6 +14,8 @@ import torch
 import torch.nn as nn
 from mmcv.cnn import build_activation_layer, build_norm_layer
 
+from .units import fold_conv_bn
+
 __all__ = ['GraphConv', 'TemporalConvUnit', 'MultiScaleTCN', 'unit_gcn', 'unit_tcn', 'mstcn',
            'PYSKL_MS_CFG']
 
@@ -50,6 +52,10 @@ class TemporalConvUnit(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.drop(self.bn(self.conv(x)))
+
+    def fuse(self) -> None:
+        """Fold ``bn`` into ``conv`` (inference only)."""
+        self.conv, self.bn = fold_conv_bn(self.conv, self.bn)
 
 
 class GraphConv(nn.Module):
@@ -134,6 +140,14 @@ class GraphConv(nn.Module):
             y = y + (x if self.down is None else self.down(x))
         return self.act(y)
 
+    def fuse(self) -> None:
+        """Fold the batch norms that directly follow a convolution (inference only): ``bn``
+        when ``conv_pos='post'`` (with 'pre' the joint mixing sits between them) and ``down``'s."""
+        if self.conv_pos == 'post':
+            self.conv, self.bn = fold_conv_bn(self.conv, self.bn)
+        if self.down is not None:
+            self.down[0], self.down[1] = fold_conv_bn(self.down[0], self.down[1])
+
 
 class MultiScaleTCN(nn.Module):
     """Multi-scale temporal convolution (PYSKL ``mstcn``, the "++" of ST-GCN++).
@@ -192,6 +206,13 @@ class MultiScaleTCN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feat = torch.cat([branch(x) for branch in self.branches], dim=1)
         return self.drop(self.bn(self.transform(feat)))
+
+    def fuse(self) -> None:
+        """Fold the branch-entry BNs and ``bn`` into the convolutions before them (inference only)."""
+        for branch in self.branches:
+            if isinstance(branch, nn.Sequential):
+                branch[0], branch[1] = fold_conv_bn(branch[0], branch[1])
+        self.transform[2], self.bn = fold_conv_bn(self.transform[2], self.bn)
 
 
 # PYSKL's names

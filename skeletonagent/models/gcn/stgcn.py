@@ -27,6 +27,8 @@ import torch.nn as nn
 
 from skeletonagent.registry import MODELS
 from .pyskl_units import GraphConv, MultiScaleTCN, TemporalConvUnit
+from .checkpointing import checkpoint_block
+from .units import fuse_backbone, refuse_training_if_fused
 
 __all__ = ['STGCN', 'STGCNBlock']
 
@@ -41,8 +43,9 @@ class STGCNBlock(nn.Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, A: torch.Tensor, stride: int = 1,
-                 residual: bool = True, **kwargs: Any) -> None:
+                 residual: bool = True, with_cp: bool = False, **kwargs: Any) -> None:
         super().__init__()
+        self.with_cp = with_cp
         unknown = sorted(k for k in kwargs if not (k.startswith('gcn_') or k.startswith('tcn_')))
         if unknown:
             raise TypeError(f'STGCN: unexpected keyword arguments {unknown} (block arguments must '
@@ -70,13 +73,25 @@ class STGCNBlock(nn.Module):
             self.residual_mode = 'conv'
             self.residual = TemporalConvUnit(in_channels, out_channels, kernel_size=1, stride=stride)
 
-    def forward(self, x: torch.Tensor, A: torch.Tensor | None = None) -> torch.Tensor:
-        out = self.tcn(self.gcn(x, A))
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.tcn(self.gcn(x))
         if self.residual_mode == 'identity':
             out = out + x
         elif self.residual_mode == 'conv':
             out = out + self.residual(x)
         return self.relu(out)
+
+    def forward(self, x: torch.Tensor, A: torch.Tensor | None = None) -> torch.Tensor:
+        if self.with_cp and self.training:
+            return checkpoint_block(self, self._forward, x)
+        return self._forward(x)
+
+    def fuse(self) -> None:
+        """Fold conv + BN pairs for inference."""
+        self.gcn.fuse()
+        self.tcn.fuse()
+        if self.residual_mode == 'conv':
+            self.residual.fuse()
 
 
 def _stage_kwargs(kwargs: dict, num_stages: int) -> list[dict]:
@@ -106,6 +121,8 @@ class STGCN(nn.Module):
         inflate_stages: stages whose output channels are multiplied by ``ch_ratio``.
         down_stages: stages with temporal stride 2.
         pretrained: checkpoint path loaded (non-strictly) by :meth:`init_weights`.
+        with_cp: checkpoint every block in training (``torch.utils.checkpoint``; see
+            ``GCN_Block``): activation memory traded for a second forward in backward.
         **kwargs: ``gcn_*`` / ``tcn_*`` block arguments (see the module docstring).
 
     As in PYSKL, when ``in_channels == base_channels`` there is no first (input) block and
@@ -116,7 +133,7 @@ class STGCN(nn.Module):
                  data_bn_type: str = 'VC', ch_ratio: float = 2, num_person: int = 2,
                  num_stages: int = 10, inflate_stages: Sequence[int] = (5, 8),
                  down_stages: Sequence[int] = (5, 8), pretrained: str | None = None,
-                 **kwargs: Any) -> None:
+                 with_cp: bool = False, **kwargs: Any) -> None:
         super().__init__()
         from skeletonagent.skeleton import Graph  # topology lives in skeleton/
 
@@ -145,7 +162,7 @@ class STGCN(nn.Module):
         modules: list[nn.Module] = []
         if in_channels != base_channels:
             modules.append(STGCNBlock(in_channels, base_channels, A.clone(), 1, residual=False,
-                                      **stage_kwargs[0]))
+                                      with_cp=with_cp, **stage_kwargs[0]))
         inflate_times = 0
         channels = base_channels
         for i in range(2, num_stages + 1):
@@ -153,7 +170,8 @@ class STGCN(nn.Module):
             if i in self.inflate_stages:
                 inflate_times += 1
             out_channels = int(base_channels * ch_ratio ** inflate_times + EPS)
-            modules.append(STGCNBlock(channels, out_channels, A.clone(), stride, **stage_kwargs[i - 1]))
+            modules.append(STGCNBlock(channels, out_channels, A.clone(), stride, with_cp=with_cp,
+                                      **stage_kwargs[i - 1]))
             channels = out_channels
         self.gcn = nn.ModuleList(modules)
         self.num_stages = len(modules)
@@ -165,6 +183,15 @@ class STGCN(nn.Module):
         if isinstance(self.pretrained, str):
             from mmengine.runner import load_checkpoint
             load_checkpoint(self, self.pretrained, map_location='cpu', strict=False)
+
+    def fuse(self) -> 'STGCN':
+        """Fold the batch norms that follow a convolution into it, once, for inference (see
+        ``GCN_Module_LLM.fuse``). Returns ``self``."""
+        return fuse_backbone(self)
+
+    def train(self, mode: bool = True) -> 'STGCN':
+        refuse_training_if_fused(self, mode)
+        return super().train(mode)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: N×M×T×V×C → features N×M×C'×T'×V."""
