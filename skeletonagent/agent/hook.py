@@ -245,7 +245,8 @@ class AgentHook(Hook):
                 'next epoch' if self.official else
                 'background, counts of all ranks since the previous round, texts used from the '
                 'epoch after the next')
-        return f'{len(epochs)} rounds after epochs {shown} ({mode})'
+        count = f'{len(epochs)} round{"s" if len(epochs) > 1 else ""} after epoch{"s" if len(epochs) > 1 else ""}'
+        return f'{count} {shown} ({mode})'
 
     def before_train(self, runner) -> None:
         model = _unwrap(runner.model)
