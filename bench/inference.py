@@ -1,9 +1,12 @@
 """Inference of the official NTU-60 joint model: 8 samples × 10 clips of 100 frames, 2 persons.
 
 Runs the 80 clips as one batch and as eight batches of one sample, each mode in its own process
-(so memory peaks do not mix), under ``torch.inference_mode()``; prints clips/s and peak memory.
+(so memory peaks do not mix), under ``torch.inference_mode()``, with the model as built
+(``unfused``) and after ``fuse()`` (``fused``: conv + BN folded once, as ``init_recognizer`` and
+``tools/test.py`` run it); prints clips/s and peak memory.
 
 Usage: python bench/inference.py [--repeats 3] [--threads 2] [--device cpu|cuda] [--chunk N]
+       [--models unfused,fused]
 Official figures (same machine class, torch 2.13 CPU, 2 threads): one batch 22.6 s (3.5 clips/s,
 2.9 GB peak); eight batches of one 12.7 s (6.3 clips/s, 1.1 GB). Target: >= 12.6 clips/s.
 """
@@ -28,6 +31,9 @@ def child(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model = C.build_ntu_model('minilm', args.device, with_text=False).eval()
+    if args.fuse:
+        from skeletonagent.models.gcn import fuse_for_inference
+        fuse_for_inference(model)
     if args.chunk is not None:
         model.test_cfg['max_testing_views'] = args.chunk if args.chunk > 0 else None
     keypoint = torch.randn(8, 10, 2, 100, 25, 3, device=args.device)
@@ -44,8 +50,8 @@ def child(args: argparse.Namespace) -> None:
         C.timed(lambda: model(keypoint[:1], mode='predict'), args.device)   # warm-up (kernel selection)
         times = [C.timed(run, args.device) for _ in range(args.repeats)]
     best = min(times)
-    result = dict(mode=args.mode, seconds=best, clips_per_s=80 / best, times=[round(t, 2) for t in times],
-                  peak_gb=C.peak_rss_gb())
+    result = dict(mode=args.mode, fused=args.fuse, seconds=best, clips_per_s=80 / best,
+                  times=[round(t, 2) for t in times], peak_gb=C.peak_rss_gb())
     if args.device.startswith('cuda'):
         result['cuda_peak_gb'] = torch.cuda.max_memory_allocated() / 1e9
     C.emit(result)
@@ -58,7 +64,9 @@ def main() -> None:
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--chunk', type=int, default=None,
                         help='clips per backbone call (test_cfg.max_testing_views); 0 = all at once')
+    parser.add_argument('--models', default='unfused,fused', help='unfused and/or fused (comma-separated)')
     parser.add_argument('--mode', default=None, help=argparse.SUPPRESS)
+    parser.add_argument('--fuse', action='store_true', help=argparse.SUPPRESS)
     parser.add_argument('--child', action='store_true', help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -66,15 +74,21 @@ def main() -> None:
         return
     import _common as C
 
-    print(f'target: >= {TARGET_CLIPS_PER_S} clips/s for the better mode')
-    print(f'{"mode":22s} {"seconds":>8s} {"clips/s":>8s} {"x official":>10s} {"peak GB":>8s}  runs (s)')
+    print(C.machine_line())
+    print(f'threads: {args.threads}, device: {args.device}; target: >= {TARGET_CLIPS_PER_S} clips/s for the better mode '
+          '(official figures: another run, context only)')
+    print(f'{"mode":22s} {"model":8s} {"seconds":>8s} {"clips/s":>8s} {"x official":>10s} {"peak GB":>8s} '
+          f'{"others":>6s}  runs (s)')
     for mode, (official_rate, _) in OFFICIAL.items():
-        extra = ['--chunk', str(args.chunk)] if args.chunk is not None else []
-        res = C.run_child(__file__, ['--mode', mode, '--repeats', str(args.repeats), '--threads', str(args.threads),
-                                     '--device', args.device, *extra])
-        peak = res.get('cuda_peak_gb', res['peak_gb'])
-        print(f'{mode:22s} {res["seconds"]:8.2f} {res["clips_per_s"]:8.2f} {res["clips_per_s"] / official_rate:10.2f} '
-              f'{peak:8.2f}  {res["times"]}', flush=True)
+        for kind in args.models.split(','):
+            extra = ['--chunk', str(args.chunk)] if args.chunk is not None else []
+            extra += ['--fuse'] if kind == 'fused' else []
+            res = C.run_child(__file__, ['--mode', mode, '--repeats', str(args.repeats), '--threads', str(args.threads),
+                                         '--device', args.device, *extra])
+            peak = res.get('cuda_peak_gb', res['peak_gb'])
+            print(f'{mode:22s} {kind:8s} {res["seconds"]:8.2f} {res["clips_per_s"]:8.2f} '
+                  f'{res["clips_per_s"] / official_rate:10.2f} {peak:8.2f} {res["others"]["cores"]:6.2f}  '
+                  f'{res["times"]}', flush=True)
 
 
 if __name__ == '__main__':
