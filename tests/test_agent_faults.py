@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+from agent_fakes import FakeRecognizer, step_outputs
 from skeletonagent.agent import (INITIAL_ROUNDS, PromptSet, build_backend, build_initial_agent,
                                  run_round, write_round_report)
 from skeletonagent.agent.initial import TRANSCRIPT_SUBDIR
@@ -326,25 +327,6 @@ def test_server_down_for_the_whole_round(srv, make_backend, initial, tmp_path):
 
 
 # --------------------------------------------------------------------------- the live hook
-class _Head:
-    num_classes = 12
-
-
-class _Model:
-    """What AgentHook needs of the recognizer."""
-
-    def __init__(self):
-        self.cls_head = _Head()
-        self.installed = []
-        self.last_train_logits = self.last_train_labels = None
-
-    def set_agent_state(self, descriptions, masks, embeddings=None):
-        self.installed.append((list(descriptions), np.array(masks), embeddings))
-
-    def encode_descriptions(self, descriptions):
-        return torch.zeros(len(descriptions), 4)
-
-
 @pytest.mark.parametrize('background', [True, False])
 def test_agent_hook_round_with_a_failing_class(srv, initial, tmp_path, monkeypatch, background):
     """AgentHook's own round logic (no mmengine Runner): confusions counted from the
@@ -360,7 +342,7 @@ def test_agent_hook_round_with_a_failing_class(srv, initial, tmp_path, monkeypat
                      final_wait=10, label_map='demo',
                      llm=dict(type='OpenAIChat', model='fake-llm', base_url=srv.base_url,
                               api_key_env=KEY_ENV, timeout=5.0, max_retries=1))
-    model = _Model()
+    model = FakeRecognizer()
     runner = SimpleNamespace(model=model, work_dir=str(tmp_path), epoch=0, max_epochs=2,
                              logger=logging.getLogger('test_agent_faults'))
     hook.before_train(runner)
@@ -372,8 +354,7 @@ def test_agent_hook_round_with_a_failing_class(srv, initial, tmp_path, monkeypat
     labels = torch.tensor([6, 7, 6, 0])
     logits = torch.full((4, 12), -5.0)
     logits[torch.arange(4), torch.tensor([7, 6, 7, 0])] = 5.0
-    model.last_train_logits, model.last_train_labels = logits, labels
-    hook.after_train_iter(runner, 0)
+    hook.after_train_iter(runner, 0, outputs=step_outputs(logits, labels))
     hook.after_train_epoch(runner)                  # starts the round
     if background:
         hook._future.result(timeout=10)
@@ -408,7 +389,7 @@ def test_agent_hook_round_with_a_failing_class(srv, initial, tmp_path, monkeypat
     hook.before_save_checkpoint(runner, checkpoint)
     resumed = AgentHook(interval=1, layout=LAYOUT, modality=MODALITY, top_k=2, label_map='demo',
                         llm=dict(type='Offline'))
-    model2 = _Model()
+    model2 = FakeRecognizer()
     runner2 = SimpleNamespace(model=model2, work_dir=str(tmp_path), epoch=1, max_epochs=3,
                               logger=logging.getLogger('test_agent_faults'))
     resumed.after_load_checkpoint(runner2, checkpoint)

@@ -13,28 +13,15 @@ import numpy as np
 import pytest
 import torch
 
+from agent_fakes import FakeRecognizer, step_outputs
 from skeletonagent.agent.hook import REPORT_SUBDIR, AgentHook
 
 NUM_CLASSES = 12    # the demo label map
 
 
-class _Head:
-    num_classes = NUM_CLASSES
-
-
-class _Model:
-    """What AgentHook needs of the recognizer."""
-
-    def __init__(self):
-        self.cls_head = _Head()
-        self.installed = []
-        self.last_train_logits = self.last_train_labels = None
-
-    def set_agent_state(self, descriptions, masks, embeddings=None):
-        self.installed.append(list(descriptions))
-
-    def encode_descriptions(self, descriptions):
-        return None
+def _texts(model) -> list:
+    """The descriptions the model was given last."""
+    return model.installed[-1][0]
 
 
 def _hook(official: bool, interval: int = 1, **kw) -> AgentHook:
@@ -44,7 +31,8 @@ def _hook(official: bool, interval: int = 1, **kw) -> AgentHook:
 
 
 def _runner(tmp_path, max_epochs: int):
-    return SimpleNamespace(model=_Model(), work_dir=str(tmp_path), epoch=0, max_epochs=max_epochs,
+    return SimpleNamespace(model=FakeRecognizer(NUM_CLASSES, embedding_dim=None), work_dir=str(tmp_path),
+                           epoch=0, max_epochs=max_epochs,
                            logger=logging.getLogger('test_agent_schedule'))
 
 
@@ -53,8 +41,7 @@ def _step(hook, runner, pairs):
     labels = torch.tensor([p[0] for p in pairs])
     logits = torch.full((len(pairs), NUM_CLASSES), -5.0)
     logits[torch.arange(len(pairs)), torch.tensor([p[1] for p in pairs])] = 5.0
-    runner.model.last_train_logits, runner.model.last_train_labels = logits, labels
-    hook.after_train_iter(runner, 0)
+    hook.after_train_iter(runner, 0, outputs=step_outputs(logits, labels))
 
 
 def _round_matrix(tmp_path, index: int = 1) -> np.ndarray:
@@ -86,25 +73,25 @@ def test_schedule_is_described():
 def test_official_round_texts_are_used_from_the_next_epoch(tmp_path):
     hook, runner = _hook(official=True), _runner(tmp_path, max_epochs=3)
     hook.before_train(runner)
-    first = runner.model.installed[-1]
+    first = _texts(runner.model)
     _step(hook, runner, [(6, 7), (7, 6)])
     hook.after_train_epoch(runner)                  # end of epoch 1: round, installed at once
     assert hook.rounds_done == 1 and hook.state.version == 1
-    assert runner.model.installed[-1] != first      # epoch 2 trains with the new texts
+    assert _texts(runner.model) != first      # epoch 2 trains with the new texts
     hook.after_train(runner)
 
 
 def test_default_round_texts_are_used_from_the_epoch_after_next(tmp_path):
     hook, runner = _hook(official=False), _runner(tmp_path, max_epochs=3)
     hook.before_train(runner)
-    first = runner.model.installed[-1]
+    first = _texts(runner.model)
     _step(hook, runner, [(6, 7), (7, 6)])
     hook.after_train_epoch(runner)                  # end of epoch 1: round starts, in the background
     hook._future.result(timeout=60)
-    assert runner.model.installed[-1] == first and hook.state.version == 0
+    assert _texts(runner.model) == first and hook.state.version == 0
     runner.epoch = 1
     hook.after_train_epoch(runner)                  # end of epoch 2: installed for epoch 3
-    assert hook.state.version == 1 and runner.model.installed[-1] != first
+    assert hook.state.version == 1 and _texts(runner.model) != first
     hook.after_train(runner)
 
 
@@ -149,7 +136,7 @@ def _two_rank_worker(rank: int, port: int, work_dir: str, official: bool) -> Non
             runner.epoch = 1
             hook.after_train_epoch(runner)          # installs on both ranks
         with open(os.path.join(work_dir, f'digest{rank}.json'), 'w') as f:
-            json.dump(dict(hook.state.digests(), installed=runner.model.installed[-1]), f)
+            json.dump(dict(hook.state.digests(), installed=_texts(runner.model)), f)
         hook.after_train(runner)
     finally:
         dist.destroy_process_group()

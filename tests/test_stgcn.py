@@ -264,7 +264,7 @@ def test_ce_training_step_and_prediction():
     keypoint, label = torch.randn(4, 1, 2, 16, 25, 3), torch.tensor([0, 5, 59, 5])
     model.train()
     losses = model(keypoint, label, mode='loss')
-    assert set(losses) == {'loss_cls', 'top1_acc', 'top5_acc'}
+    assert set(losses) == {'loss_cls', 'top1_acc', 'top5_acc', 'predictions'}
     with torch.no_grad():   # the loss is the plain CE of the head on the backbone (no mixup)
         expected = F.cross_entropy(model.cls_head(model.backbone(keypoint[:, 0])), label)
     torch.testing.assert_close(losses['loss_cls'], expected, rtol=1e-3, atol=1e-4)
@@ -275,7 +275,11 @@ def test_ce_training_step_and_prediction():
     assert model.backbone.gcn[0].gcn.A.grad is not None and model.cls_head.fc_cls.weight.grad is not None
     opt.step()
     assert not torch.equal(before, model.backbone.gcn[0].gcn.A)
-    assert model.last_train_logits.shape == (4, 60) and model.last_train_labels.tolist() == label.tolist()
+    # the step's clean predictions reach the hooks through parse_losses, not as a logged item
+    _, log_vars = model.parse_losses(losses)
+    assert 'predictions' not in log_vars and set(log_vars) == {'loss', 'loss_cls', 'top1_acc', 'top5_acc'}
+    assert log_vars.predictions.logits.shape == (4, 60) and not log_vars.predictions.logits.requires_grad
+    assert log_vars.predictions.labels.tolist() == label.tolist()
     model.eval()
     with torch.no_grad():
         preds = model(torch.randn(2, 3, 2, 16, 25, 3), torch.tensor([1, 2]), mode='predict')

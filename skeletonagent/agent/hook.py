@@ -1,7 +1,8 @@
 """The agent's only contact with mmengine: a hook that runs the agent loop during training.
 
-Per training step the hook adds the step's clean (non-mixup) logits to a confusion counter
-on the device (no host sync). Every ``interval`` epochs it sums the counters of all ranks,
+Per training step the hook adds the step's clean (non-mixup) logits, which the recognizer
+hands on with the step's outputs (``outputs.predictions``), to a confusion counter on the
+device (no host sync). Every ``interval`` epochs it sums the counters of all ranks,
 picks each class's most confused classes, and rank 0 starts a round in a background thread:
 follow-up questions to the LLM, replies turned into descriptions (and, optionally, masks), a
 report written. Training goes on meanwhile. At each later epoch boundary
@@ -283,14 +284,14 @@ class AgentHook(Hook):
 
     # -- per step -------------------------------------------------------------------------------
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        """Count the step's confusions from ``outputs.predictions`` (the recognizer's
+        :class:`~skeletonagent.models.recognizers.recognizer_gcn.TrainPredictions`, handed on
+        by its ``parse_losses``)."""
         if self._counter is None:
             return
-        model = _unwrap(runner.model)
-        logits = getattr(model, 'last_train_logits', None)
-        labels = getattr(model, 'last_train_labels', None)
-        if logits is not None and labels is not None:
-            self._counter.update(logits, labels)
-            model.last_train_logits = model.last_train_labels = None
+        predictions = getattr(outputs, 'predictions', None)
+        if predictions is not None:
+            self._counter.update(predictions.logits, predictions.labels)
         if self._future is not None and not self._future.done():
             self.steps_during_round += 1
 

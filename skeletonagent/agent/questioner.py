@@ -11,7 +11,7 @@ What is counted (the official ``BaseHead.update_statistics``, run on every train
 
 Correct predictions and the diagonal ``(i, i)`` are never counted. The prediction is the
 arg-max of the logits (the first maximum on ties). Only the clean half of a training batch
-is passed in (``recognizer.last_train_logits`` / ``last_train_labels``); the mixup half
+is passed in (the step's ``outputs.predictions``, see ``AgentHook.after_train_iter``); the mixup half
 has soft labels, as in the official head, which sees ``cls_score`` after ``mix_chunk``.
 
 In a distributed run every rank counts its own batches. The official code only ever uses

@@ -17,7 +17,7 @@ text encoder.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -28,7 +28,8 @@ from skeletonagent.registry import MODELS, TEXT_ENCODERS
 from ..text.cache import TextEmbeddingCache
 from .mixup import skeleton_part_mix, split_mixed_batch
 
-__all__ = ['RecognizerGCN', 'RecognizerGCN_Semi', 'average_clip']
+__all__ = ['RecognizerGCN', 'RecognizerGCN_Semi', 'average_clip', 'TrainPredictions',
+           'StepLogVars', 'PREDICTIONS_KEY']
 
 #: official behaviour when no text encoder is configured: CLIP ViT-B/32, trained
 DEFAULT_TEXT_ENCODER = dict(type='CLIP', trainable=True)
@@ -37,6 +38,26 @@ TEXT_ENCODER_PREFIX = 'text_encoder.'
 OFFICIAL_TEXT_PREFIX = 'backbone.model_text_dict.'
 #: clips per backbone call when testing on CPU (see RecognizerGCN._test_chunk)
 DEFAULT_CPU_TEST_CHUNK = 5
+
+
+#: Key of :class:`TrainPredictions` in the dict ``loss()`` returns (never logged, never summed).
+PREDICTIONS_KEY = 'predictions'
+
+
+class TrainPredictions(NamedTuple):
+    """What a training step predicted on its clean (non-mixup) samples: the logits (N×Class,
+    detached) and the labels (N). The agent's Questioner counts confusions from these."""
+
+    logits: torch.Tensor
+    labels: torch.Tensor
+
+
+class StepLogVars(dict):
+    """mmengine's log variables of one training step (what ``train_step`` returns and hooks
+    receive as ``outputs``), with the step's :class:`TrainPredictions` as the attribute
+    ``predictions`` rather than an item, so loggers never see it."""
+
+    predictions: 'TrainPredictions | None' = None
 
 
 def average_clip(cls_score: torch.Tensor, mode: str | None = 'prob') -> torch.Tensor:
@@ -102,8 +123,6 @@ class RecognizerGCN(BaseModel):
         self.text_cache = TextEmbeddingCache(text_cache_dir)
         self.descriptions: list[str] | None = None
         self._class_embeddings: torch.Tensor | None = None
-        self.last_train_logits: torch.Tensor | None = None
-        self.last_train_labels: torch.Tensor | None = None
         self.register_state_dict_post_hook(_drop_text_encoder_keys)
         self.register_load_state_dict_pre_hook(_drop_foreign_text_keys)
         self.register_load_state_dict_post_hook(_ignore_missing_text_encoder_keys)
@@ -240,8 +259,9 @@ class RecognizerGCN(BaseModel):
             return self.predict_scores(keypoint)
         raise ValueError(f"RecognizerGCN: unknown mode {mode!r} (use 'loss', 'predict' or 'tensor')")
 
-    def loss(self, keypoint: torch.Tensor, label: torch.Tensor) -> dict[str, torch.Tensor]:
-        """keypoint N×1×M×T×V×C, label N → dict of weighted losses and accuracies."""
+    def loss(self, keypoint: torch.Tensor, label: torch.Tensor) -> dict[str, Any]:
+        """keypoint N×1×M×T×V×C, label N → dict of weighted losses and accuracies, and the
+        step's clean predictions under :data:`PREDICTIONS_KEY` (see :meth:`parse_losses`)."""
         if keypoint.dim() != 6 or keypoint.shape[1] != 1:
             raise ValueError(f'RecognizerGCN: training expects keypoint N×1×M×T×V×C, got {tuple(keypoint.shape)}')
         keypoint = keypoint[:, 0]
@@ -251,8 +271,7 @@ class RecognizerGCN(BaseModel):
         if not self.with_agent:
             cls_score = self.cls_head(self.extract_feat(keypoint))
             losses = self.cls_head.loss(cls_score, label)
-            self.last_train_logits = cls_score.detach()
-            self.last_train_labels = label.detach()
+            losses[PREDICTIONS_KEY] = TrainPredictions(cls_score.detach(), label.detach())
             return losses
         self._check_text_ready()   # fail before the (long) forward pass
         # random draws in the official order: mixup first, then anything the text encoder does
@@ -266,9 +285,20 @@ class RecognizerGCN(BaseModel):
         losses = self.cls_head.loss(cls_score, label, mix_score=mix_score, mix_label=mix_label,
                                     local_logits=local, global_embedding=glob, text_embedding=text_emb,
                                     logit_scale=self.backbone.logit_scale)
-        self.last_train_logits = cls_score.detach()
-        self.last_train_labels = label.detach()
+        losses[PREDICTIONS_KEY] = TrainPredictions(cls_score.detach(), label.detach())
         return losses
+
+    def parse_losses(self, losses: dict) -> tuple[torch.Tensor, StepLogVars]:
+        """mmengine's ``parse_losses`` (the sum of the ``loss*`` terms, and what to log), with
+        the step's :class:`TrainPredictions` taken out of the losses and handed on as
+        ``log_vars.predictions``: that is how hooks (the agent's confusion counting) receive
+        them, through ``after_train_iter(outputs=...)``, with or without the DDP wrapper."""
+        losses = dict(losses)
+        predictions = losses.pop(PREDICTIONS_KEY, None)
+        loss, log_vars = super().parse_losses(losses)
+        out = StepLogVars(log_vars)
+        out.predictions = predictions
+        return loss, out
 
     def predict_scores(self, keypoint: torch.Tensor) -> torch.Tensor:
         """keypoint N×clips×M×T×V×C (or N×M×T×V×C) → clip-averaged scores (N×Class)."""
