@@ -145,3 +145,20 @@ def test_prompt_templates_render_identify_and_override():
         PromptSet.from_cfg(dict(sumary='x'))
     with pytest.raises(KeyError, match="uses field 'bogus'"):
         PromptSet.from_cfg(dict(describe='{bogus}')).initial_questions('x', NTU)
+
+
+@pytest.mark.parametrize('action,similar,expected', [
+    # one class moving another arm, one moving the same arm: both named for what is true of them
+    ('raise left hand', ['raise right hand', 'wave left hand'],
+     "Unlike 'raise right hand', which relies on the right arm, 'raise left hand' is driven by the "
+     "left arm; it shares the left arm with 'wave left hand', from which the path and timing of the "
+     "left shoulder, left elbow and left wrist tell it apart."),
+    ('nod head', ['shake head'],
+     "'nod head' moves the same head as 'shake head', so it is told apart by the path and timing "
+     "of the neck and head rather than by which body parts move."),
+])
+def test_follow_up_reply_is_a_true_sentence(action, similar, expected):
+    from skeletonagent.agent import PromptSet
+    backend = Offline(layout='nturgb+d')
+    question = PromptSet().follow_up_question(action, similar)
+    assert backend.chat([{'role': 'user', 'content': question}]) == expected

@@ -190,22 +190,33 @@ class Offline(LLMBackend):
                 f"the rest of the body comparatively still, marks '{action}'.")
 
     def _answer_follow_up(self, action: str, similar: Sequence[str]) -> str:
+        """One sentence: what the classes that move other body parts rely on, what this one is
+        driven by, and, for the classes that move the same parts, that the path and timing of
+        its key joints tell it apart."""
         guess = self._guess(action)
-        own_parts = set(guess.parts)
-        other_parts: set[str] = set()
-        for name in similar:
-            other_parts |= set(self._guess(name).parts)
-        others = _join_words([f"'{n}'" for n in similar]) or 'similar actions'
-        only_here = [part_label(p) for p in guess.parts if p not in other_parts]
-        only_there = [part_label(p) for p in self.layout.body_parts if p in other_parts
-                      and p not in own_parts]
-        if only_here:
-            verb = 'relies' if len(similar) == 1 else 'rely'
-            contrast = f', which {verb} on the {_join_words(only_there)}' if only_there else ''
-            return (f"Unlike {others}{contrast}, '{action}' is driven by the "
-                    f"{_join_words(only_here)}, especially the "
-                    f"{self._joint_names(self._listed_joints(guess), 3)}.")
-        return (f"'{action}' moves the same {self._parts_phrase(guess)} as {others}, so it "
-                f"is told apart by the path and timing of the "
-                f"{self._joint_names(self._listed_joints(guess), 3)} rather than by which "
-                f"body parts move.")
+        own = set(guess.parts)
+        joints = self._joint_names(self._listed_joints(guess), 3)
+        if not similar:
+            return f"'{action}' is recognised by the path and timing of the {joints}."
+        parts_of = {name: set(self._guess(name).parts) for name in similar}
+        share = [n for n in similar if own & parts_of[n]]
+        differ = [n for n in similar if n not in share]
+        quoted = lambda names: _join_words([f"'{n}'" for n in names])  # noqa: E731
+        labels = lambda parts: _join_words([part_label(p) for p in self.layout.body_parts  # noqa: E731
+                                            if p in parts])
+        sentence = ''
+        if differ:
+            theirs = set().union(*(parts_of[n] for n in differ)) - own
+            verb = 'relies' if len(differ) == 1 else 'rely'
+            contrast = f', which {verb} on the {labels(theirs)}' if theirs else ''
+            sentence = (f"Unlike {quoted(differ)}{contrast}, '{action}' is driven by the "
+                        f"{self._parts_phrase(guess)}")
+            if not share:
+                return f'{sentence}, especially the {joints}.'
+        shared = own & set().union(*(parts_of[n] for n in share))
+        if sentence:
+            return (f'{sentence}; it shares the {labels(shared)} with {quoted(share)}, from '
+                    f'which the path and timing of the {joints} tell it apart.')
+        return (f"'{action}' moves the same {labels(shared)} as {quoted(share)}, so it is told "
+                f"apart by the path and timing of the {joints} rather than by which body "
+                f"parts move.")
