@@ -314,3 +314,49 @@ def test_layout_and_graph_pickle_and_copy():
         assert copy.deepcopy(layout) is layout and copy.copy(layout) is layout
     graph = pickle.loads(pickle.dumps(Graph('uav', 'spatial')))
     np.testing.assert_array_equal(graph.A, Graph('uav', 'spatial').A)
+
+
+# ----------------------------------------------------------------------------- geometry
+def test_infer_layout_from_joint_count():
+    from skeletonagent.skeleton import infer_layout
+    assert [infer_layout(v) for v in (25, 18, 17, 20, 21)] == [
+        'nturgb+d', 'openpose', 'coco', 'coco_new', 'handmp']
+    with pytest.raises(ValueError, match='no skeleton layout has 7 joints; known: .*25'):
+        infer_layout(7)
+
+
+def test_rest_pose_by_joint_name():
+    from skeletonagent.skeleton import REST_POSES, rest_pose
+    pose = rest_pose('nturgb+d')
+    ntu = get_layout('nturgb+d')
+    assert pose.shape == (25, 3)
+    assert tuple(pose[ntu.index('right elbow')]) == (-0.22, 1.12, -0.04)   # mirrored left
+    assert set(REST_POSES['nturgb+d']) == set(ntu.joint_names)
+    with pytest.raises(KeyError, match="no rest pose for layout 'coco'"):
+        rest_pose('coco')
+    with pytest.raises(TypeError):
+        REST_POSES['nturgb+d']['head'] = (0, 0, 0)     # shared geometry is read-only
+
+
+def test_layout_tree_from_the_pelvis():
+    from skeletonagent.skeleton import layout_tree
+    ntu = get_layout('nturgb+d')
+    tree = layout_tree(ntu, root='pelvis')
+    assert tree.root == 0 and tree.parent[0] == -1 and tree.depth[0] == 0
+    assert tree.parent[ntu.index('left elbow')] == ntu.index('left shoulder')
+    # pelvis -> middle of the spine -> spine -> left shoulder -> left elbow
+    assert tree.depth[ntu.index('left elbow')] == 4
+    assert {ntu.joint_names[j] for j in tree.subtree(ntu.index('left elbow'))} == {
+        'left elbow', 'left wrist', 'left hand', 'tip of the left hand', 'left thumb'}
+    assert tree.subtree(0) == tuple(range(25))
+    assert layout_tree(ntu).root == ntu.center
+
+
+def test_layout_tree_leaves_other_components_unattached():
+    """The official uav graph has two components: joints off the root's have no parent."""
+    from skeletonagent.skeleton import layout_tree
+    uav = get_layout('uav')
+    tree = layout_tree(uav)
+    unattached = [j for j in range(uav.num_joints) if j != tree.root and tree.parent[j] == -1]
+    assert unattached and _components(uav.num_joints, uav.inward) == 2
+    assert all(j not in tree.subtree(tree.root) for j in unattached)

@@ -134,13 +134,6 @@ def test_draw_critical_joints_on_every_layout(tmp_path, name):
     assert _red_pixels(empty) == 0
 
 
-def test_tree_layout_for_unknown_joint_names():
-    for layout in LAYOUTS.values():
-        pose = vis._tree_pose(layout)
-        assert len(np.unique(pose, axis=0)) == layout.num_joints
-        assert pose[layout.center, 1] == 0          # the centre is a root at the top
-
-
 def test_bad_inputs(tmp_path):
     kp, _ = _sequence('coco', 2)
     with pytest.raises(ValueError, match="layout 'nturgb\\+d' has 25"):

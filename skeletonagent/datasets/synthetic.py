@@ -13,26 +13,26 @@ camera height and tilt, position, sensor noise, and a second (idle) person in so
 Coordinates are metres in Kinect camera space (y up, z away from the camera), like NTU after
 PYSKL's preprocessing. Everything is vectorised over frames and deterministic under ``seed``.
 
-Joint indices come from :func:`skeletonagent.skeleton.get_layout`; the rest pose below is
-keyed by joint *name*.
+Joint indices come from :func:`skeletonagent.skeleton.get_layout`; the rest pose and the
+kinematic tree from :mod:`skeletonagent.skeleton.geometry`; rotations are scipy's
+:class:`~scipy.spatial.transform.Rotation`.
 """
 from __future__ import annotations
 
 import os
 import pickle
-from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
-from skeletonagent.skeleton import get_layout
-
+from ..skeleton import get_layout, layout_tree, rest_pose
 from ..utils.fileio import atomic_write_bytes
 from .errors import DataError
 from .pose_dataset import load_annotation_file
 
-__all__ = ['DEMO_CLASSES', 'DEMO_LAYOUT', 'DEMO_DATA_VERSION', 'REST_POSES',
+__all__ = ['DEMO_CLASSES', 'DEMO_LAYOUT', 'DEMO_DATA_VERSION', 'DEMO_ANN_FILE',
            'make_demo_annotations', 'ensure_demo_data']
 
 #: Layout of the demo skeletons.
@@ -40,6 +40,10 @@ DEMO_LAYOUT = 'nturgb+d'
 
 #: Bumped whenever the generated data changes, so stale demo files get regenerated.
 DEMO_DATA_VERSION = 2
+
+#: Where the demo configs read the demo data, relative to the working directory: the only
+#: place :class:`~skeletonagent.datasets.demo.DemoPoseDataset` generates a missing file.
+DEMO_ANN_FILE = 'data/demo/demo_3danno.pkl'
 
 #: Demo action names; label ``i`` is ``DEMO_CLASSES[i]``.
 DEMO_CLASSES: tuple[str, ...] = (
@@ -50,49 +54,13 @@ DEMO_CLASSES: tuple[str, ...] = (
 _SPLIT_IDS = {'train': 0, 'val': 1, 'test': 2}
 
 
-def _mirror_left(left_side: Mapping[str, tuple[float, float, float]]) -> dict:
-    """Complete a rest pose given its centre and left joints (x is the subject's left)."""
-    pose = dict(left_side)
-    for name, (x, y, z) in left_side.items():
-        if 'left' in name:
-            pose[name.replace('left', 'right')] = (-x, y, z)
-    return pose
-
-
-#: Standing rest poses by layout, keyed by joint name: metres in the body frame (x to the
-#: subject's left, y up, z forward, feet on the floor at y = 0), for a 1.75 m adult.
-REST_POSES: dict[str, dict[str, tuple[float, float, float]]] = {
-    'nturgb+d': _mirror_left({
-        'base of the spine': (0.0, 0.98, -0.02),
-        'middle of the spine': (0.0, 1.22, -0.03),
-        'spine': (0.0, 1.43, -0.03),
-        'neck': (0.0, 1.50, -0.01),
-        'head': (0.0, 1.64, 0.05),
-        'left shoulder': (0.18, 1.40, -0.03),
-        'left elbow': (0.22, 1.12, -0.04),
-        'left wrist': (0.24, 0.88, -0.01),
-        'left hand': (0.245, 0.81, 0.0),
-        'tip of the left hand': (0.25, 0.73, 0.01),
-        'left thumb': (0.22, 0.81, 0.04),
-        'left hip': (0.09, 0.95, -0.02),
-        'left knee': (0.10, 0.52, 0.0),
-        'left ankle': (0.10, 0.09, -0.03),
-        'left foot': (0.11, 0.03, 0.08),
-    }),
-}
-
-
 # ------------------------------------------------------------------ small maths helpers
-def _rot(axis: str, angle: np.ndarray) -> np.ndarray:
-    """Rotation matrices (T, 3, 3) about body axis 'x' | 'y' | 'z' by ``angle`` (T,) radians."""
-    c, s = np.cos(angle), np.sin(angle)
-    one, zero = np.ones_like(angle), np.zeros_like(angle)
-    rows = {
-        'x': ((one, zero, zero), (zero, c, -s), (zero, s, c)),
-        'y': ((c, zero, s), (zero, one, zero), (-s, zero, c)),
-        'z': ((c, -s, zero), (s, c, zero), (zero, zero, one)),
-    }[axis]
-    return np.stack([np.stack(row, axis=-1) for row in rows], axis=-2)
+def _rot(axis: str, angle: np.ndarray | float) -> Rotation:
+    """Rotations about body axis 'x' | 'y' | 'z' by ``angle`` radians (one per frame).
+
+    ``a * b`` composes (``b`` first), as the matrix product ``A @ B`` would.
+    """
+    return Rotation.from_euler(axis, np.asarray(angle)[..., None])
 
 
 def _smoothstep(x: np.ndarray) -> np.ndarray:
@@ -120,52 +88,21 @@ class _Rig:
     """A layout's rest pose and kinematic tree, re-rooted at the pelvis."""
 
     def __init__(self, layout_name: str) -> None:
-        layout = get_layout(layout_name)
-        if layout.name not in REST_POSES:
-            raise KeyError(f'no synthetic rest pose for layout {layout.name!r} '
-                           f'(have: {", ".join(REST_POSES)})')
-        template = REST_POSES[layout.name]
-        missing = [name for name in layout.joint_names if name not in template]
-        if missing:
-            raise KeyError(f'rest pose for {layout.name!r} lacks joints {missing}')
-        self.layout = layout
-        self.rest = np.array([template[name] for name in layout.joint_names], dtype=np.float64)
-        num_joints = layout.num_joints
-        neighbours: list[list[int]] = [[] for _ in range(num_joints)]
-        for child, parent in layout.inward:
-            neighbours[child].append(parent)
-            neighbours[parent].append(child)
-        root = layout.index('pelvis')
-        parent_of = [-1] * num_joints
-        depth = [0] * num_joints
-        seen, queue = {root}, deque([root])
-        while queue:
-            joint = queue.popleft()
-            for other in neighbours[joint]:
-                if other not in seen:
-                    seen.add(other)
-                    parent_of[other], depth[other] = joint, depth[joint] + 1
-                    queue.append(other)
-        self.depth = depth
-        self._subtrees: dict[int, np.ndarray] = {}
-        for joint in range(num_joints):
-            members, ancestor = [], None
-            for other in range(num_joints):
-                ancestor = other
-                while ancestor != -1 and ancestor != joint:
-                    ancestor = parent_of[ancestor]
-                if ancestor == joint:
-                    members.append(other)
-            self._subtrees[joint] = np.array(members)
+        self.layout = get_layout(layout_name)
+        self.rest = rest_pose(self.layout)
+        tree = layout_tree(self.layout, root='pelvis')
+        self.depth = tree.depth
+        self._subtrees = {joint: np.array(tree.subtree(joint))
+                          for joint in range(self.layout.num_joints)}
         self.feet = np.array([self.idx(n) for n in
                               ('left ankle', 'left foot', 'right ankle', 'right foot')])
 
     def idx(self, name: str) -> int:
         return self.layout.index(name)
 
-    def pose(self, rest: np.ndarray, rotations: Mapping[str, np.ndarray]) -> np.ndarray:
+    def pose(self, rest: np.ndarray, rotations: Mapping[str, Rotation]) -> np.ndarray:
         """Positions (T, V, 3): ``rest`` (V, 3) with each joint's sub-tree turned about it."""
-        num_frames = next(iter(rotations.values())).shape[0] if rotations else 1
+        num_frames = len(next(iter(rotations.values()))) if rotations else 1
         points = np.broadcast_to(rest, (num_frames, *rest.shape)).copy()
         order = sorted(rotations, key=lambda name: -self.depth[self.idx(name)])
         for name in order:
@@ -173,13 +110,13 @@ class _Rig:
             members = self._subtrees[joint]
             pivot = points[:, joint:joint + 1]
             points[:, members] = pivot + np.einsum(
-                'tij,tvj->tvi', rotations[name], points[:, members] - pivot)
+                'tij,tvj->tvi', rotations[name].as_matrix(), points[:, members] - pivot)
         return points
 
 
-def _compose(rotations: dict[str, np.ndarray], name: str, rotation: np.ndarray) -> None:
+def _compose(rotations: dict[str, Rotation], name: str, rotation: Rotation) -> None:
     """Add ``rotation`` on top of what ``name`` already turns by (applied after it)."""
-    rotations[name] = rotation @ rotations[name] if name in rotations else rotation
+    rotations[name] = rotation * rotations[name] if name in rotations else rotation
 
 
 # ------------------------------------------------------------------ the actions
@@ -187,7 +124,7 @@ def _compose(rotations: dict[str, np.ndarray], name: str, rotation: np.ndarray) 
 # rotations plus a vertical lift (T,) in metres. Body axes: x subject's left, y up,
 # z forward; rotating about x by -a swings a hanging limb forward, about z by +a swings a
 # left limb outwards (side = +1) and about y turns towards the subject's left.
-Motion = tuple[dict[str, np.ndarray], np.ndarray]
+Motion = tuple[dict[str, Rotation], np.ndarray]
 
 
 def _raise_hand(side: int, s: np.ndarray, rng: np.random.Generator) -> Motion:
@@ -197,7 +134,7 @@ def _raise_hand(side: int, s: np.ndarray, rng: np.random.Generator) -> Motion:
     abduct = _deg(rng.uniform(0, 20)) * env
     elbow = _deg(rng.uniform(5, 25)) * env
     return {f'{arm} elbow': _rot('x', -elbow),
-            f'{arm} shoulder': _rot('x', -flex) @ _rot('z', side * abduct)}, np.zeros_like(s)
+            f'{arm} shoulder': _rot('x', -flex) * _rot('z', side * abduct)}, np.zeros_like(s)
 
 
 def _wave_hand(side: int, s: np.ndarray, rng: np.random.Generator) -> Motion:
@@ -211,7 +148,7 @@ def _wave_hand(side: int, s: np.ndarray, rng: np.random.Generator) -> Motion:
     wrist = rng.uniform(0.0, 0.5) * swing                      # the hand flicks along
     return {f'{arm} wrist': _rot('z', side * wrist),
             f'{arm} elbow': _rot('z', side * forearm_up),
-            f'{arm} shoulder': _rot('x', -flex) @ _rot('z', side * abduct)}, np.zeros_like(s)
+            f'{arm} shoulder': _rot('x', -flex) * _rot('z', side * abduct)}, np.zeros_like(s)
 
 
 def _kick_leg(side: int, s: np.ndarray, rng: np.random.Generator) -> Motion:
@@ -249,13 +186,13 @@ def _shake_head(s: np.ndarray, rng: np.random.Generator) -> Motion:
     # A slight tilt towards the side the face turns to (the head joint sits close to the
     # neck's vertical axis, so a pure turn would hardly move it), and the shoulders turn a
     # little along with the head while the arms keep hanging.
-    rotations = {'neck': _rot('y', yaw) @ _rot('z', -0.35 * yaw), 'spine': _rot('y', 0.3 * yaw)}
+    rotations = {'neck': _rot('y', yaw) * _rot('z', -0.35 * yaw), 'spine': _rot('y', 0.3 * yaw)}
     for arm in ('left', 'right'):
         rotations[f'{arm} shoulder'] = _rot('y', -0.3 * yaw)
     return rotations, np.zeros_like(s)
 
 
-def _leg_bend(rotations: dict[str, np.ndarray], bend: np.ndarray) -> None:
+def _leg_bend(rotations: dict[str, Rotation], bend: np.ndarray) -> None:
     """Both legs: thighs forward by ``bend``, knees by twice that, feet kept flat."""
     for leg in ('left', 'right'):
         _compose(rotations, f'{leg} ankle', _rot('x', -bend))
@@ -265,7 +202,7 @@ def _leg_bend(rotations: dict[str, np.ndarray], bend: np.ndarray) -> None:
 
 def _squat_down(s: np.ndarray, rng: np.random.Generator) -> Motion:
     bend = _deg(rng.uniform(60, 95)) * _hold(s, rng.uniform(0.25, 0.4))
-    rotations: dict[str, np.ndarray] = {}
+    rotations: dict[str, Rotation] = {}
     _leg_bend(rotations, bend)
     rotations['middle of the spine'] = _rot('x', 0.35 * bend)
     arms_forward = rng.uniform(0.0, 1.0)
@@ -284,7 +221,7 @@ def _jump_up(s: np.ndarray, rng: np.random.Generator) -> Motion:
     airborne = (s > take_off) & (s < take_off + flight)
     lift = np.where(airborne, np.sin(np.pi * (s - take_off) / flight), 0.0)
     lift *= rng.uniform(0.15, 0.35)
-    rotations: dict[str, np.ndarray] = {}
+    rotations: dict[str, Rotation] = {}
     _leg_bend(rotations, bend)
     rotations['middle of the spine'] = _rot('x', 0.3 * bend)
     arm_swing = (_deg(rng.uniform(60, 150)) * _pulse(s, take_off + flight / 2, flight)
@@ -303,7 +240,7 @@ def _clap_hands(s: np.ndarray, rng: np.random.Generator) -> Motion:
     rotations = {}
     for arm, side in (('left', 1), ('right', -1)):
         rotations[f'{arm} elbow'] = _rot('x', -elbow)
-        rotations[f'{arm} shoulder'] = _rot('y', -side * adduct) @ _rot('x', -flex)
+        rotations[f'{arm} shoulder'] = _rot('y', -side * adduct) * _rot('x', -flex)
     return rotations, np.zeros_like(s)
 
 
@@ -333,15 +270,15 @@ assert tuple(_MOTIONS) == DEMO_CLASSES
 
 
 # ------------------------------------------------------------------ one person, one clip
-def _idle_rotations(num_frames: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def _idle_rotations(num_frames: int, rng: np.random.Generator) -> dict[str, Rotation]:
     """Slow, small arm sway every person shows whatever else they do."""
     u = np.linspace(0.0, 1.0, num_frames)
     rotations = {}
     for arm in ('left', 'right'):
         sway = _deg(rng.uniform(1, 5)) * np.sin(
             2 * np.pi * rng.uniform(0.3, 1.2) * u + rng.uniform(0, 2 * np.pi))
-        rotations[f'{arm} shoulder'] = _rot('x', sway) @ _rot('z', _deg(rng.uniform(-4, 4))
-                                                              * np.ones_like(u))
+        lean = _deg(rng.uniform(-4, 4)) * np.ones_like(u)
+        rotations[f'{arm} shoulder'] = _rot('x', sway) * _rot('z', lean)
     return rotations
 
 
@@ -373,7 +310,7 @@ def _person(rig: _Rig, action: str | None, num_frames: int,
 def _place(points: np.ndarray, *, yaw: float, position: np.ndarray,
            camera: np.ndarray) -> np.ndarray:
     """Body frame → camera frame: face the camera (turned by ``yaw``), move, view."""
-    turn = _rot('y', np.array([np.pi + yaw]))[0]
+    turn = _rot('y', np.pi + yaw).as_matrix()
     return (points @ turn.T + position) @ camera.T
 
 
@@ -381,7 +318,7 @@ def _make_sample(rig: _Rig, label: int, rng: np.random.Generator,
                  second_person_prob: float) -> np.ndarray:
     num_frames = int(rng.integers(30, 81))
     floor_y = rng.uniform(-1.05, -0.7)                         # camera height above floor
-    camera = _rot('x', np.array([_deg(rng.uniform(-6, 6))]))[0]
+    camera = _rot('x', _deg(rng.uniform(-6, 6))).as_matrix()
     main_position = np.array([rng.uniform(-0.5, 0.5), floor_y, rng.uniform(2.3, 3.6)])
     people = [_place(_person(rig, DEMO_CLASSES[label], num_frames, rng),
                      yaw=_deg(rng.uniform(-30, 30)), position=main_position, camera=camera)]

@@ -20,12 +20,13 @@ import math
 import os
 import shutil
 import subprocess
-from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Optional, Union
 
 import numpy as np
+
+from ..skeleton import REST_POSES, infer_layout
 
 __all__ = ['infer_layout', 'critical_joints_from_mask', 'canonical_pose', 'is_3d',
            'draw_skeleton_sequence', 'render_frames', 'draw_critical_joints',
@@ -38,8 +39,6 @@ PERSON_COLOURS = ('#1f77b4', '#2ca02c', '#9467bd', '#ff7f0e', '#17becf', '#8c564
                   '#e377c2', '#7f7f7f', '#bcbd22')
 #: Colour of critical joints.
 CRITICAL_COLOUR = '#e41a1c'
-#: Layout guessed from the number of joints (17 is ambiguous: coco and uav; coco wins).
-LAYOUT_BY_JOINTS = {25: 'nturgb+d', 18: 'openpose', 17: 'coco', 20: 'coco_new', 21: 'handmp'}
 #: The oblique view of 3D skeletons (degrees).
 AZIMUTH, ELEVATION = 30.0, 15.0
 SUFFIXES = ('.png', '.gif', '.mp4')
@@ -49,21 +48,6 @@ SUFFIXES = ('.png', '.gif', '.mp4')
 def _layout(layout: Any):
     from ..skeleton import get_layout
     return get_layout(layout)
-
-
-def infer_layout(num_joints: int) -> str:
-    """The layout name for V joints (25 → 'nturgb+d', 18 → 'openpose', 17 → 'coco' (pass
-    'uav' explicitly for UAV-Human), 20 → 'coco_new', 21 → 'handmp').
-
-    Raises:
-        ValueError: naming V and the known joint counts.
-    """
-    from ..skeleton import LAYOUTS
-    name = LAYOUT_BY_JOINTS.get(int(num_joints))
-    if name is None or name not in LAYOUTS:
-        known = ', '.join(f'{lay.num_joints} ({n})' for n, lay in sorted(LAYOUTS.items()))
-        raise ValueError(f'no skeleton layout has {num_joints} joints; known: {known}')
-    return name
 
 
 def critical_joints_from_mask(masks: Any, class_index: Optional[int] = None) -> list[int]:
@@ -444,7 +428,6 @@ _FACE = {
 
 
 def _named_positions() -> dict[str, tuple[float, float]]:
-    from ..datasets.synthetic import REST_POSES
     table = {name: (x, y) for name, (x, y, _) in REST_POSES['nturgb+d'].items()}
     table.update({k: v for k, v in _FACE.items() if k not in table})
     return table
@@ -470,59 +453,15 @@ def _hand_pose(layout) -> Optional[np.ndarray]:
     return pose
 
 
-def _tree_pose(layout) -> np.ndarray:
-    """A tidy tree drawing of the layout's graph from its centre (any layout): depth goes
-    down, leaves spread left to right; unconnected components sit side by side."""
-    v = layout.num_joints
-    adj: list[list[int]] = [[] for _ in range(v)]
-    for a, b in layout.inward:
-        adj[a].append(b)
-        adj[b].append(a)
-    pose = np.zeros((v, 2))
-    seen = np.zeros(v, dtype=bool)
-    next_x = 0.0
-    for root in [layout.center] + list(range(v)):
-        if seen[root]:
-            continue
-        children: dict[int, list[int]] = {root: []}
-        depth = {root: 0}
-        order = [root]
-        seen[root] = True
-        queue = deque([root])
-        while queue:
-            node = queue.popleft()
-            for nb in sorted(adj[node]):
-                if not seen[nb]:
-                    seen[nb] = True
-                    depth[nb] = depth[node] + 1
-                    children[node].append(nb)
-                    children[nb] = []
-                    order.append(nb)
-                    queue.append(nb)
-        xs: dict[int, float] = {}
-        leaf_x = next_x
-        stack = [root]                          # depth-first, to number the leaves
-        while stack:
-            node = stack.pop()
-            if not children[node]:
-                xs[node] = leaf_x
-                leaf_x += 1.0
-            stack.extend(reversed(children[node]))
-        for node in reversed(order):           # parents above the middle of their children
-            if children[node]:
-                xs[node] = float(np.mean([xs[c] for c in children[node]]))
-        for node in order:
-            pose[node] = (xs[node], -depth[node])
-        next_x = leaf_x + 1.0
-    return pose
-
-
 def canonical_pose(layout: Any) -> np.ndarray:
     """V×2 coordinates (y up) of a neutral pose of ``layout``, for drawing joint selections.
 
     Body layouts whose joints all have known names (NTU, OpenPose, COCO, coco_new, UAV) get
-    a standing front view built from the demo's NTU rest pose; MediaPipe hands a spread
-    hand; any other layout a tree drawing of its graph.
+    a standing front view built from the NTU rest pose
+    (:data:`skeletonagent.skeleton.REST_POSES`); MediaPipe hands a spread hand.
+
+    Raises:
+        ValueError: for a layout with neither (naming its unplaced joints).
     """
     layout = _layout(layout)
     table = _named_positions()
@@ -531,7 +470,9 @@ def canonical_pose(layout: Any) -> np.ndarray:
     hand = _hand_pose(layout)
     if hand is not None:
         return hand
-    return _tree_pose(layout)
+    unplaced = [name for name in layout.joint_names if name not in table]
+    raise ValueError(f'no drawing pose for layout {layout.name!r}: joints {unplaced} have no '
+                     'position (skeletonagent.skeleton.REST_POSES)')
 
 
 def draw_critical_joints(layout: Any, joints: Iterable[int], out_png: PathLike, *,
