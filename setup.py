@@ -27,6 +27,8 @@ setup(
     license='MIT',
     python_requires='>=3.9',
     packages=find_packages(include=['skeletonagent', 'skeletonagent.*']),
+    # Files the library reads at run time (importlib.resources): they must be in the wheel.
+    package_data={'skeletonagent.data': ['label_map/*.txt', 'ntu_missing/*.txt']},
     include_package_data=True,
     install_requires=read_requirements('requirements.txt'),
     extras_require={'tests': ['pytest>=7', 'pytest-timeout']},

@@ -99,10 +99,8 @@ def test_label_map_errors(tmp_path, label_map):
 
 
 def test_demo_label_map(tmp_path):
-    demo = REPO / 'tools' / 'data' / 'label_map' / 'demo.txt'
-    if not demo.is_file():
-        pytest.skip('tools/data/label_map/demo.txt is not there yet')
-    names = [n.strip() for n in demo.read_text().splitlines() if n.strip()]
+    from skeletonagent.datasets.label_map import load_label_map
+    names = load_label_map('demo')
     state = build_initial_state(dict(label_map='demo'), len(names), 'nturgb+d', 'k', tmp_path)
     assert state.masks.shape == (len(names), 25, 25)
     assert len(list((tmp_path / 'agent' / 'transcripts').iterdir())) == len(names)

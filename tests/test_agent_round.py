@@ -9,7 +9,7 @@ from skeletonagent.agent import (INITIAL_ROUNDS, AgentState, LLMBackend, Offline
                                  run_round, save_transcripts, transcript_filename,
                                  write_round_report)
 from skeletonagent.agent.initial import TRANSCRIPT_SUBDIR
-from skeletonagent.agent.label_maps import load_label_map
+from skeletonagent.datasets.label_map import load_label_map
 from skeletonagent.agent.llm import ChatResult
 
 LAYOUT = 'nturgb+d'

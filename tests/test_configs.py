@@ -263,7 +263,7 @@ def test_translates_onto_mmengine(ds, stream):
 
 @pytest.mark.parametrize('ds', list(OFFICIAL))
 def test_label_map_matches_classes(ds):
-    from skeletonagent.agent.label_maps import DEFAULT_LABEL_MAPS, load_label_map
+    from skeletonagent.datasets.label_map import DEFAULT_LABEL_MAPS, load_label_map
     off = OFFICIAL[ds]
     names = load_label_map(off['label_map'], num_classes=off['classes'])
     assert all(name == name.strip() and name for name in names)

@@ -19,7 +19,7 @@ from skeletonagent.datasets.prep import (SkeletonFileError, check_annotation_fil
                                          ntu_splits, parse_skeleton_text, prepare_ntu,
                                          prepare_uav, read_missing_list, select_bodies)
 from skeletonagent.datasets.prep.check import main as check_main
-from skeletonagent.datasets.prep.ntu import default_missing_file
+from skeletonagent.datasets.prep.ntu import default_missing_file, missing_list_file
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -123,7 +123,8 @@ def _expected_two() -> np.ndarray:
 # ---------------------------------------------------------------------------- NTU
 def test_shipped_missing_lists():
     ntu120 = read_missing_list(default_missing_file())
-    ntu60 = read_missing_list(default_missing_file().with_name('ntu60_missing.txt'))
+    ntu60 = read_missing_list(missing_list_file('ntu60'))
+    assert 'skeletonagent/data/ntu_missing' in str(default_missing_file()).replace('\\', '/')
     assert len(ntu120) == 535 and len(ntu60) == 302 and ntu60 <= ntu120
     assert NAME_MISSING in ntu60
     assert all(int(name[1:4]) <= 17 for name in ntu60)

@@ -63,7 +63,7 @@ def resolve_class_names(agent_cfg: Mapping[str, Any], num_classes: int) -> list[
         ValueError: when no label map is given and ``num_classes`` has no default, or the
             map holds another number of classes.
     """
-    from .label_maps import DEFAULT_LABEL_MAPS, load_label_map
+    from ..datasets.label_map import DEFAULT_LABEL_MAPS, load_label_map
     label_map = agent_cfg.get('label_map')
     if label_map is None:
         if num_classes not in DEFAULT_LABEL_MAPS:

@@ -44,7 +44,7 @@ def agent_settings(cfg: Mapping[str, Any]) -> Optional[dict]:
     config without an ``agent`` section gets :data:`OFFICIAL_AGENT_DEFAULTS` and
     :data:`OFFICIAL_LLM`; a semi model gets ``interval=0``.
     """
-    from .label_maps import DEFAULT_LABEL_MAPS
+    from ..datasets.label_map import DEFAULT_LABEL_MAPS
     model = cfg.get('model') or {}
     head = model.get('cls_head') or {}
     backbone = model.get('backbone') or {}

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from skeletonagent.agent import build_masks, critical_joints_from_transcript, read_transcript_dir
-from skeletonagent.agent.label_maps import load_label_map
+from skeletonagent.datasets.label_map import load_label_map
 from skeletonagent.skeleton import get_layout
 
 

@@ -2,7 +2,7 @@
 """Write the synthetic demo dataset (PYSKL pickle, NTU 25-joint 3D skeletons).
 
     python tools/data/make_demo_data.py --out data/demo/demo_3danno.pkl
-    python tools/data/make_demo_data.py --label-map tools/data/label_map/demo.txt
+    python tools/data/make_demo_data.py --label-map skeletonagent/data/label_map/demo.txt
 """
 import argparse
 from pathlib import Path

@@ -6,7 +6,7 @@
 
 PYSKL's conventions (two most active bodies, its denoising, float keypoints (M, T, 25, 3));
 official X-Sub / X-View (NTU60) and X-Sub / X-Set (NTU120) splits; the dataset authors'
-missing-skeleton samples excluded (tools/data/ntu_missing/). Resumable: per-sample results
+missing-skeleton samples excluded (skeletonagent/data/ntu_missing/). Resumable: per-sample results
 are cached in --work-dir, so rerunning after an interruption skips finished samples.
 Unreadable raw files are skipped with a warning naming file and line, listed at the end and
 in WORK_DIR/failed.txt (--strict stops at the first one); the exit status is then 2.

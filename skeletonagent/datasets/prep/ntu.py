@@ -29,8 +29,8 @@ most active body instead. Samples in which no body is ever seen are skipped and 
 
 Splits: X-Sub trains on the official 53 (NTU120; the 20 of them below 41 for NTU60)
 subjects; X-View trains on cameras 2 and 3; X-Set trains on even setups. The dataset
-authors' lists of samples with missing skeletons (302 NTU60, 535 NTU120, shipped in
-``tools/data/ntu_missing/``) are excluded.
+authors' lists of samples with missing skeletons (302 NTU60, 535 NTU120, package data in
+``skeletonagent/data/ntu_missing/``) are excluded.
 
 Raw files that cannot be read are skipped with a warning that names the file and line, and
 listed at the end (and in ``failed.txt`` in the work folder); ``strict=True`` stops at the
@@ -52,11 +52,12 @@ from typing import Any
 
 import numpy as np
 
+from ...data import Traversable, package_data
 from ...utils.fileio import atomic_write_bytes, atomic_write_text
 
 __all__ = [
     'SkeletonFileError', 'parse_skeleton_text', 'read_missing_list', 'default_missing_file',
-    'ntu_name_fields', 'ntu_sample', 'select_bodies', 'ntu_splits', 'prepare_ntu',
+    'missing_list_file', 'ntu_name_fields', 'ntu_sample', 'select_bodies', 'ntu_splits', 'prepare_ntu',
     'run_samples', 'RunResult', 'NTU_XSUB_TRAIN_SUBJECTS', 'NTU60_XVIEW_TRAIN_CAMERAS',
 ]
 
@@ -342,23 +343,29 @@ def ntu_splits(names: Sequence[str], dataset: str) -> dict[str, list[str]]:
     return split
 
 
-def default_missing_file() -> Path:
-    """The shipped NTU120 list (a superset of NTU60's) in ``tools/data/ntu_missing/``."""
-    return Path(__file__).resolve().parents[3] / 'tools' / 'data' / 'ntu_missing' / \
-        'ntu120_missing.txt'
+def missing_list_file(dataset: str = 'ntu120') -> Traversable:
+    """The shipped missing-skeleton list of ``dataset`` ('ntu60' or 'ntu120'; package data)."""
+    if dataset not in ('ntu60', 'ntu120'):
+        raise ValueError(f"dataset must be 'ntu60' or 'ntu120', got {dataset!r}")
+    return package_data('ntu_missing', f'{dataset}_missing.txt')
 
 
-def read_missing_list(path: str | os.PathLike) -> set[str]:
+def default_missing_file() -> Traversable:
+    """The shipped NTU120 list (a superset of NTU60's)."""
+    return missing_list_file('ntu120')
+
+
+def read_missing_list(path: str | os.PathLike | Traversable) -> set[str]:
     """Sample names in a missing-skeleton list: one per line; ``#`` comments and lines that
     are not sample names (the official files' two-line header) are ignored."""
+    source = Path(path) if isinstance(path, (str, os.PathLike)) else path
     names = set()
-    with open(path, encoding='utf-8') as f:
-        for line in f:
-            token = line.split('#', 1)[0].strip()
-            if token.endswith('.skeleton'):
-                token = token[:-len('.skeleton')]
-            if _NTU_NAME.match(token):
-                names.add(token)
+    for line in source.read_text(encoding='utf-8').splitlines():
+        token = line.split('#', 1)[0].strip()
+        if token.endswith('.skeleton'):
+            token = token[:-len('.skeleton')]
+        if _NTU_NAME.match(token):
+            names.add(token)
     return names
 
 
