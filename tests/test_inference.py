@@ -12,6 +12,7 @@ from skeletonagent.apis import (inference_recognizer, init_recognizer, input_spe
                                 load_annotation_sample, load_keypoint_input)
 from skeletonagent.apis.inference import _prepare
 from skeletonagent.datasets.label_map import load_label_map
+from skeletonagent.engine.checkpoint import CheckpointMismatchError
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / 'configs' / 'demo' / 'j.py'
@@ -158,7 +159,7 @@ def test_checkpoint_that_does_not_fit_is_refused(demo, tmp_path):
     state.pop(next(iter(state)))
     bad = tmp_path / 'bad.pth'
     torch.save({'state_dict': state}, bad)
-    with pytest.raises(RuntimeError, match='does not fit'):
+    with pytest.raises(CheckpointMismatchError, match='does not fit'):
         init_recognizer(CONFIG, bad)
     with pytest.raises(FileNotFoundError):
         init_recognizer(CONFIG, tmp_path / 'missing.pth')

@@ -104,23 +104,6 @@ def class_names_from_config(cfg: Config, num_classes: int,
     return [f'class {i}' for i in range(num_classes)]
 
 
-def _load_weights(model: torch.nn.Module, checkpoint: Union[str, os.PathLike],
-                  config_name: str) -> dict:
-    from ..engine.checkpoint import load_checkpoint_file
-    ckpt = load_checkpoint_file(checkpoint, map_location='cpu')
-    state = ckpt.get('state_dict', ckpt)
-    if not isinstance(state, Mapping) or not all(torch.is_tensor(v) for v in state.values()):
-        raise RuntimeError(f'checkpoint {checkpoint} has no state_dict of tensors')
-    if state and all(k.startswith('module.') for k in state):   # saved from a DDP wrapper
-        state = {k[len('module.'):]: v for k, v in state.items()}
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise RuntimeError(f'checkpoint {checkpoint} does not fit the model of config '
-                           f'{config_name}: {exc}') from exc
-    return ckpt
-
-
 def init_recognizer(config: ConfigArg, checkpoint: Optional[Union[str, os.PathLike]] = None,
                     device: Union[str, torch.device] = 'cpu', fuse: bool = True) -> torch.nn.Module:
     """Build the recognizer of ``config`` for inference, with ``checkpoint``'s weights.
@@ -128,8 +111,9 @@ def init_recognizer(config: ConfigArg, checkpoint: Optional[Union[str, os.PathLi
     Args:
         config: a config path or an mmengine ``Config`` (PYSKL or mmengine schema).
         checkpoint: a checkpoint written by training (``{'state_dict': ..., 'meta': ...}``)
-            or a bare state dict; loaded with ``weights_only=True``. ``None`` keeps the
-            random initialisation (for tests and smoke runs).
+            or a bare state dict; loaded with ``weights_only=True``, refused when it was
+            trained for another stream or dataset than ``config`` (as ``tools/test.py``
+            does). ``None`` keeps the random initialisation (for tests and smoke runs).
         device: where the model runs ('cpu', 'cuda', 'cuda:0'...).
         fuse: fold the batch norms into the convolutions before them, once (the backbone's
             ``fuse()``): same outputs, faster; the folded model's state_dict lacks the BN
@@ -142,14 +126,17 @@ def init_recognizer(config: ConfigArg, checkpoint: Optional[Union[str, os.PathLi
 
     Raises:
         FileNotFoundError: the config or checkpoint does not exist.
-        RuntimeError: the checkpoint is unreadable or does not fit the config's model.
+        CheckpointError (a ValueError): the checkpoint is unreadable, not a checkpoint, or
+            does not fit the config (``CheckpointMismatchError``: another stream or dataset,
+            other weights).
     """
     cfg = _config(config)
     from ..engine.runner import build_model
     model = build_model(cfg, for_training=False)
     meta: dict = {}
     if checkpoint is not None:
-        ckpt = _load_weights(model, checkpoint, getattr(cfg, 'filename', None) or 'given')
+        from ..engine.checkpoint import load_model_weights
+        ckpt = load_model_weights(model, checkpoint, cfg=cfg)   # the loader tools/test.py uses
         meta = dict(ckpt.get('meta') or {})
     model.cfg = cfg
     model.checkpoint_meta = meta

@@ -1,30 +1,63 @@
-"""Checkpoint files: atomic writes, weights_only loading, the ``latest.pth`` link.
+"""Checkpoint files: plain contents, atomic writes, one loader, the ``latest.pth`` link.
 
-* Writes go to a temporary file in the same directory, are fsync'ed, then renamed over the
-  target (``os.replace`` is atomic on POSIX), so a killed run never leaves a half-written
-  checkpoint and the previous one stays valid. mmengine writes checkpoints through a file
-  backend; we register ``atomic_local`` and point its hooks at it.
-* torch >= 2.6 loads with ``weights_only=True`` by default. mmengine's checkpoints carry a few
-  non-tensor objects (its ``HistoryBuffer`` log scalars, numpy scalars and arrays); they are
-  allow-listed here by name, nothing else is.
+* **Plain contents.** A checkpoint holds tensors, numbers, strings, lists, tuples, sets and
+  dicts only, so any loader reads it with ``torch.load(path, weights_only=True)`` in a fresh
+  interpreter, without importing this package. mmengine puts its log-scalar
+  ``HistoryBuffer`` objects into the message hub's state; :class:`PlainCheckpointHook` (which
+  :func:`~skeletonagent.engine.runner.build_runner` registers) writes them as plain dicts
+  before every save and turns them back into buffers when a checkpoint is loaded, so
+  ``--resume`` restores the message hub, the optimizer, the LR schedulers and the random
+  state as before.
+* **Atomic writes.** A write goes to a temporary file in the same directory, is fsync'ed,
+  then renamed over the target (``os.replace`` is atomic on POSIX), so a killed run never
+  leaves a half-written checkpoint. mmengine writes checkpoints through a file backend; we
+  register ``atomic_local`` and point its hooks at it.
+* **One loader.** :func:`load_checkpoint_file` reads a file (``weights_only=True``) with one
+  clear :class:`CheckpointError` per way a file can be wrong; :func:`check_checkpoint_config`
+  refuses a checkpoint of another stream or dataset; :func:`load_model_weights` loads the
+  weights strictly. Training, ``tools/test.py``, ``tools/infer.py`` and
+  :func:`skeletonagent.apis.init_recognizer` go through them.
+* Checkpoints written by others (PYSKL, mmcv, the official code) may hold numpy scalars and
+  arrays, and ours written before the plain format held a ``rebuild_history_buffer`` call:
+  :data:`FOREIGN_GLOBALS` names what reading them needs. :func:`load_checkpoint_file` allows
+  them only for the duration of its own ``torch.load``; :func:`register_checkpoint_globals`
+  allows them for mmengine's loader, called once when a runner is built (nothing is
+  registered at import time).
 """
 from __future__ import annotations
 
-import copyreg
 import hashlib
+import logging
 import os
+import pickle
 import re
+import zipfile
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
 import torch
 from mmengine.fileio import LocalBackend, register_backend
-from mmengine.logging import HistoryBuffer
+from mmengine.hooks import Hook
+from mmengine.logging import HistoryBuffer, print_log
+from mmengine.runner.checkpoint import find_latest_checkpoint
 
+from ..registry import HOOKS
 from ..utils.fileio import TEMP_SUFFIX, atomic_write_bytes
 
+__all__ = ['ATOMIC_BACKEND_ARGS', 'AtomicLocalBackend', 'CheckpointError',
+           'CheckpointMismatchError', 'FOREIGN_GLOBALS', 'LATEST_LINK', 'PlainCheckpointHook',
+           'atomic_write_bytes', 'check_checkpoint_config', 'checkpoint_state_dict',
+           'find_resume_checkpoint', 'load_checkpoint_file', 'load_model_weights',
+           'plain_checkpoint', 'register_checkpoint_globals', 'remove_stale_temp_files',
+           'state_digest', 'update_latest_link']
+
+PathLike = Union[str, Path]
+
 LATEST_LINK = 'latest.pth'
+#: How many keys of each kind a mismatch message lists (the counts are always given).
+SHOWN_KEYS = 5
 
 
 @register_backend('atomic_local', force=True)
@@ -42,26 +75,115 @@ class AtomicLocalBackend(LocalBackend):
 ATOMIC_BACKEND_ARGS = dict(backend='atomic_local')
 
 
-def rebuild_history_buffer(max_length: int, log_history: np.ndarray,
-                           count_history: np.ndarray) -> HistoryBuffer:
-    """Rebuild one of mmengine's log-scalar buffers from plain arrays (see below)."""
-    return HistoryBuffer(list(log_history), list(count_history), max_length)
+# --------------------------------------------------------------------------- errors
+class CheckpointError(ValueError):
+    """A file that cannot be used as a checkpoint: truncated, not a checkpoint at all, holding
+    objects ``weights_only`` refuses, or not fitting the model. The message's first line says
+    what is wrong and names the file; further lines, if any, give details."""
 
 
-def _reduce_history_buffer(buf: HistoryBuffer):
-    # mmengine pickles a HistoryBuffer with its dict of statistics *methods*, which
-    # weights_only loading rightly refuses (it needs ``getattr``). We pickle it as data.
-    return rebuild_history_buffer, (buf.max_length, np.asarray(buf._log_history),
-                                    np.asarray(buf._count_history))
+class CheckpointMismatchError(CheckpointError):
+    """A checkpoint whose weights or training settings do not fit the model built from the
+    config; the message counts the missing / unexpected keys and shape mismatches and lists
+    the first few of each (all are in :attr:`missing_keys`, :attr:`unexpected_keys` and
+    :attr:`shape_mismatches`)."""
+
+    def __init__(self, message: str, missing: list[str] | None = None,
+                 unexpected: list[str] | None = None,
+                 shapes: list[tuple[str, tuple, tuple]] | None = None) -> None:
+        super().__init__(message)
+        self.missing_keys = list(missing or [])
+        self.unexpected_keys = list(unexpected or [])
+        self.shape_mismatches = list(shapes or [])
 
 
-copyreg.pickle(HistoryBuffer, _reduce_history_buffer)
+# --------------------------------------------------------------------------- plain contents
+_HISTORY_FIELDS = frozenset({'log_history', 'count_history', 'max_length'})
 
 
-def _safe_globals() -> list:
-    """The non-tensor types an mmengine checkpoint holds, allow-listed by name."""
-    items: list[Any] = [rebuild_history_buffer, np.ndarray, np.dtype]
-    # numpy array reconstruction helpers (moved between numpy 1.x and 2.x)
+def _plain_history(buf: HistoryBuffer) -> dict:
+    return dict(log_history=np.asarray(buf._log_history).tolist(),
+                count_history=np.asarray(buf._count_history).tolist(),
+                max_length=int(buf.max_length))
+
+
+def plain_checkpoint(value: Any, where: str = 'checkpoint') -> Any:
+    """``value`` with every object ``weights_only`` loading refuses replaced by plain data:
+    mmengine's ``HistoryBuffer`` → ``dict(log_history, count_history, max_length)``, numpy
+    arrays → tensors (object arrays → lists), numpy scalars → Python numbers, mapping and
+    sequence subclasses → dict / list / tuple, paths → strings. Anything else that is not plain
+    is kept and logged as a warning naming its key (``weights_only`` loaders would refuse it)."""
+    if isinstance(value, np.generic):   # before the builtins: np.float64 is a float
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, complex, str, bytes,
+                                           torch.Tensor, torch.dtype, torch.device,
+                                           torch.Size)):
+        return value
+    if isinstance(value, HistoryBuffer):
+        return _plain_history(value)
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind in 'biufc':
+            return torch.from_numpy(np.ascontiguousarray(value))
+        return plain_checkpoint(value.tolist(), where)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, dict):
+        out = OrderedDict() if isinstance(value, OrderedDict) else {}
+        for key, sub in value.items():
+            out[plain_checkpoint(key, where)] = plain_checkpoint(sub, f'{where}[{key!r}]')
+        return out
+    if isinstance(value, (list, tuple)) or type(value).__name__ == 'deque':
+        items = [plain_checkpoint(v, f'{where}[{i}]') for i, v in enumerate(value)]
+        return tuple(items) if isinstance(value, tuple) else items
+    if isinstance(value, (set, frozenset)):
+        return type(value)(plain_checkpoint(v, where) for v in value)
+    print_log(f'{where} holds a {type(value).__module__}.{type(value).__qualname__}: '
+              'torch.load(weights_only=True) will refuse this checkpoint', logger='current',
+              level=logging.WARNING)
+    return value
+
+
+def _restore_message_hub(state: Any) -> None:
+    """Turn the plain log scalars of a message hub state back into ``HistoryBuffer``s (what
+    ``MessageHub.load_state_dict`` expects), in place."""
+    scalars = state.get('log_scalars') if isinstance(state, dict) else None
+    if not isinstance(scalars, dict):
+        return
+    for key, value in scalars.items():
+        if isinstance(value, dict) and set(value) == _HISTORY_FIELDS:
+            scalars[key] = HistoryBuffer(list(value['log_history']),
+                                         list(value['count_history']), int(value['max_length']))
+
+
+@HOOKS.register_module()
+class PlainCheckpointHook(Hook):
+    """Checkpoints of plain data (see the module docstring).
+
+    Runs last before a save (after the hooks that add entries: agent state, random state)
+    and converts the whole checkpoint with :func:`plain_checkpoint`; after a load it rebuilds
+    the message hub's log-scalar buffers for mmengine's resume.
+    """
+
+    priority = 'LOWEST'
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        plain = plain_checkpoint({k: v for k, v in checkpoint.items() if k != 'state_dict'})
+        checkpoint.update(plain)
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        _restore_message_hub(checkpoint.get('message_hub'))
+
+
+# --------------------------------------------------------------------------- reading
+def rebuild_history_buffer(max_length: int, log_history: Any, count_history: Any) -> dict:
+    """Reads checkpoints written before the plain format, which pickled each of mmengine's
+    log-scalar buffers as a call of this function: returns the plain form."""
+    return dict(log_history=np.asarray(log_history).tolist(),
+                count_history=np.asarray(count_history).tolist(), max_length=int(max_length))
+
+
+def _numpy_globals() -> list:
+    items: list[Any] = [np.ndarray, np.dtype]
     for modname in ('numpy._core.multiarray', 'numpy.core.multiarray'):
         try:
             mod = __import__(modname, fromlist=['_reconstruct', 'scalar'])
@@ -69,48 +191,97 @@ def _safe_globals() -> list:
             continue
         items += [mod._reconstruct, mod.scalar]
         break
-    # the dtype classes numpy 2 pickles (np.dtypes.Float64DType, ...)
-    dtypes = getattr(np, 'dtypes', None)
+    dtypes = getattr(np, 'dtypes', None)   # numpy 2 pickles dtype classes (Float64DType, ...)
     if dtypes is not None:
         items += [getattr(dtypes, n) for n in dir(dtypes) if n.endswith('DType')]
     return items
 
 
-def allow_checkpoint_globals() -> None:
-    """Register the allow-list with torch (idempotent)."""
-    torch.serialization.add_safe_globals(_safe_globals())
+#: What ``weights_only`` loading needs for checkpoints not written in the plain format:
+#: numpy scalars and arrays (PYSKL, mmcv, the official code) and our earlier log buffers.
+FOREIGN_GLOBALS: list = _numpy_globals() + [rebuild_history_buffer]
 
 
-allow_checkpoint_globals()
+def register_checkpoint_globals() -> None:
+    """Allow :data:`FOREIGN_GLOBALS` for every ``torch.load(weights_only=True)`` of this
+    process (mmengine's ``--resume`` / ``load_from`` of such a file). Called when a runner is
+    built; idempotent."""
+    torch.serialization.add_safe_globals(FOREIGN_GLOBALS)
 
 
-def load_checkpoint_file(path: Union[str, Path], map_location: Any = 'cpu') -> dict:
-    """Load a checkpoint under ``weights_only=True`` with a clear error for bad files."""
+#: The pickled magic number that starts torch's legacy (pre-1.6, non-zip) format.
+_LEGACY_MAGIC = pickle.dumps(0x1950a86a20f9469cfc6c, protocol=2)[:12]
+
+
+def _not_a_checkpoint(path: Path, head: bytes) -> CheckpointError | None:
+    """A :class:`CheckpointError` when ``path`` is plainly not a torch file, else None."""
+    if not head:
+        what = 'it is empty'
+    elif head.startswith(b'PK\x03\x04'):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError):
+            return None             # a cut archive: torch.load says truncated or corrupt
+        if any(n.endswith('/data.pkl') or n == 'data.pkl' for n in names):
+            return None
+        what = 'it is a zip archive without the data.pkl torch.save writes'
+    elif head.startswith(_LEGACY_MAGIC):
+        return None
+    elif head.startswith(b'\x93NUMPY'):
+        what = 'it is a numpy .npy array'
+    elif head[:1] == b'\x80':
+        what = ('it is a plain Python pickle (an annotation, prediction or score file?), '
+                'not written by torch.save')
+    elif all(32 <= c < 127 or c in (9, 10, 13) for c in head[:64]):
+        what = 'it is a text file'
+    else:
+        what = 'its format is unknown'
+    return CheckpointError(f'{path} is not a PyTorch checkpoint: {what}; give a .pth file '
+                           'written by training (work_dir/latest.pth, epoch_N.pth, best_*.pth)')
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first sentence of an exception's message (torch's run over several lines)."""
+    text = str(exc).strip()
+    return text.splitlines()[0].split('. ')[0].strip().rstrip('.') if text else \
+        type(exc).__name__
+
+
+def load_checkpoint_file(path: PathLike, map_location: Any = 'cpu') -> dict:
+    """Read a checkpoint with ``torch.load(weights_only=True)``; returns its dict.
+
+    Raises:
+        FileNotFoundError: no such file.
+        CheckpointError: the file is empty, not a torch file (a pickle, an array, text...),
+            truncated or corrupt, holds objects other than plain data (the first one is
+            named; they are never unpickled), or holds something other than a dict.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f'checkpoint not found: {path}')
+    with open(path, 'rb') as f:
+        head = f.read(64)
+    refused = _not_a_checkpoint(path, head)
+    if refused is not None:
+        raise refused
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except (EOFError, RuntimeError) as exc:
-        raise RuntimeError(f'checkpoint {path} is truncated or corrupt: {exc}') from exc
-    except Exception as exc:  # pickle.UnpicklingError for refused globals
-        raise RuntimeError(
-            f'checkpoint {path} could not be loaded with weights_only=True '
-            f'(it holds an object that is not allow-listed): {exc}') from exc
+        with torch.serialization.safe_globals(FOREIGN_GLOBALS):
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r'GLOBAL ([\w.]+)', str(exc))
+        what = f'a reference to {found.group(1)}' if found else 'an object that is not plain data'
+        raise CheckpointError(
+            f'checkpoint {path} holds {what}, which torch.load(weights_only=True) refuses: '
+            'only tensors, numbers, strings and containers of them are read (unpickling '
+            'other objects could run code); it was not loaded') from None
+    except (EOFError, RuntimeError, OSError, KeyError, ValueError) as exc:
+        raise CheckpointError(f'checkpoint {path} is truncated or corrupt: '
+                              f'{_first_line(exc)}') from None
     if not isinstance(ckpt, dict):
-        raise RuntimeError(f'checkpoint {path} holds a {type(ckpt).__name__}, not a dict')
+        raise CheckpointError(f'checkpoint {path} holds a {type(ckpt).__name__}, not a dict of '
+                              'weights (a state_dict or a training checkpoint)')
     return ckpt
-
-
-class CheckpointMismatchError(RuntimeError):
-    """A checkpoint whose weights do not fit the model built from the config; the message lists
-    the missing and unexpected keys (and any shape mismatches)."""
-
-    def __init__(self, message: str, missing: list[str] | None = None,
-                 unexpected: list[str] | None = None) -> None:
-        super().__init__(message)
-        self.missing_keys = list(missing or [])
-        self.unexpected_keys = list(unexpected or [])
 
 
 def checkpoint_state_dict(ckpt: dict) -> dict:
@@ -118,54 +289,86 @@ def checkpoint_state_dict(ckpt: dict) -> dict:
     official SkeletonAgent files) or the dict itself (a bare ``model.state_dict()``), with a
     ``module.`` prefix left by a distributed wrapper removed."""
     state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
-    if not isinstance(state, dict):
-        raise RuntimeError(f'checkpoint holds no state_dict (got {type(state).__name__})')
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise CheckpointError('the checkpoint holds no state_dict of tensors')
     if state and all(k.startswith('module.') for k in state):
         state = {k[len('module.'):]: v for k, v in state.items()}
     return state
 
 
-def _key_list(title: str, keys: list[str], limit: int = 60) -> str:
-    shown = '\n'.join(f'    {k}' for k in keys[:limit])
-    more = f'\n    ... and {len(keys) - limit} more' if len(keys) > limit else ''
-    return f'  {title} ({len(keys)}):\n{shown}{more}'
+def _listed(title: str, lines: list[str]) -> str:
+    shown = ''.join(f'\n    {line}' for line in lines[:SHOWN_KEYS])
+    more = f'\n    ... and {len(lines) - SHOWN_KEYS} more' if len(lines) > SHOWN_KEYS else ''
+    return f'  {title}:{shown}{more}'
 
 
-def load_model_weights(model: torch.nn.Module, checkpoint: Union[str, Path, dict],
-                       map_location: Any = 'cpu', name: Union[str, Path, None] = None) -> dict:
-    """Load a checkpoint (path or loaded dict) into ``model``, strictly.
+def _count(n: int, word: str) -> str:
+    return f'{n} {word}' + ('' if n == 1 else 'es' if word.endswith('h') else 's')
 
-    The model's own ``load_state_dict`` hooks apply first (the recognizer ignores text-encoder
-    weights, e.g. an official checkpoint's ``backbone.model_text_dict.*``). Any other
-    difference raises :class:`CheckpointMismatchError` naming every missing key (in the model,
-    not in the file) and unexpected key (in the file, not in the model), and any shape
-    mismatch. ``name`` names a checkpoint given as a dict in the messages. Returns the
-    loaded checkpoint dict.
+
+def load_model_weights(model: torch.nn.Module, checkpoint: Union[PathLike, dict],
+                       map_location: Any = 'cpu', name: Union[PathLike, None] = None,
+                       cfg: Any = None) -> dict:
+    """Load a checkpoint (path or loaded dict) into ``model``, strictly; returns the
+    checkpoint dict.
+
+    With ``cfg`` (the config the model was built from), a checkpoint trained for another
+    stream or dataset is refused first (:func:`check_checkpoint_config`). The model's own
+    ``load_state_dict`` hooks apply (the recognizer ignores text-encoder weights, e.g. an
+    official checkpoint's ``backbone.model_text_dict.*``). Any other difference raises
+    :class:`CheckpointMismatchError`: weights whose shapes differ, keys of the model missing
+    from the file, keys of the file unknown to the model, counted on the first line and the
+    first few of each listed. ``name`` names a checkpoint given as a dict in the messages.
+    The model's weights are undefined after such an error.
     """
     source = str(name if name is not None else
                  (checkpoint if not isinstance(checkpoint, dict) else '(given as a dict)'))
-    ckpt = checkpoint if isinstance(checkpoint, dict) else load_checkpoint_file(checkpoint, map_location)
-    state = checkpoint_state_dict(ckpt)
-    model_name = type(model).__name__
+    ckpt = checkpoint if isinstance(checkpoint, dict) else load_checkpoint_file(checkpoint,
+                                                                              map_location)
+    if cfg is not None:
+        check_checkpoint_config(ckpt, cfg, source)
+    try:
+        state = checkpoint_state_dict(ckpt)
+    except CheckpointError:
+        raise CheckpointError(f'checkpoint {source} holds no state_dict of tensors') from None
+    own = model.state_dict()
+    shapes = [(k, tuple(v.shape), tuple(own[k].shape)) for k, v in state.items()
+              if k in own and tuple(v.shape) != tuple(own[k].shape)]
+    if shapes:   # torch raises on these even when not strict; drop them to count the rest
+        state = {k: v for k, v in state.items() if k not in {s[0] for s in shapes}}
     try:
         result = model.load_state_dict(state, strict=False)
-    except RuntimeError as exc:   # shape mismatches are raised even when not strict
+    except RuntimeError as exc:   # a mismatch only the model's own load hooks revealed
+        found = re.findall(r'size mismatch for ([^:]+):', str(exc))
         raise CheckpointMismatchError(
-            f'checkpoint {source} does not fit the model ({model_name} built from the config): '
-            f'{exc}') from exc
-    missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
-    if missing or unexpected:
-        parts = [f'checkpoint {source} does not fit the model ({model_name} built from the '
-                 'config); is it a checkpoint of this config (backbone, stream, number of classes)?']
+            f'checkpoint {source} does not fit the model ({type(model).__name__} built from '
+            f'the config): {_count(len(found), "size mismatch")}'
+            + (f'\n{_listed("size mismatches", found)}' if found else
+               f'\n  {_first_line(exc)}'), [], [], [(k, (), ()) for k in found]) from None
+    mismatched = {s[0] for s in shapes}
+    missing = [k for k in result.missing_keys if k not in mismatched]
+    unexpected = list(result.unexpected_keys)
+    if shapes or missing or unexpected:
+        counts = [f'{_count(n, w)}' for n, w in ((len(shapes), 'size mismatch'),
+                                                 (len(missing), 'missing key'),
+                                                 (len(unexpected), 'unexpected key')) if n]
+        parts = [f'checkpoint {source} does not fit the model ({type(model).__name__} built '
+                 f'from the config): {", ".join(counts)}; is it a checkpoint of this config '
+                 '(backbone, stream, number of classes)?']
+        if shapes:
+            parts.append(_listed('size mismatches (checkpoint shape, model shape)',
+                                 [f'{k}: {list(a)} vs {list(b)}' for k, a, b in shapes]))
         if missing:
-            parts.append(_key_list('missing keys: in the model, not in the checkpoint', missing))
+            parts.append(_listed('missing keys: in the model, not in the checkpoint', missing))
         if unexpected:
-            parts.append(_key_list('unexpected keys: in the checkpoint, not in the model', unexpected))
-        raise CheckpointMismatchError('\n'.join(parts), missing, unexpected)
+            parts.append(_listed('unexpected keys: in the checkpoint, not in the model',
+                                 unexpected))
+        raise CheckpointMismatchError('\n'.join(parts), missing, unexpected, shapes)
     return ckpt
 
 
-def update_latest_link(work_dir: Union[str, Path], checkpoint: Union[str, Path]) -> Path:
+# --------------------------------------------------------------------------- work dir files
+def update_latest_link(work_dir: PathLike, checkpoint: PathLike) -> Path:
     """Point ``work_dir/latest.pth`` at ``checkpoint`` (atomically, relative symlink)."""
     work_dir = Path(work_dir)
     link = work_dir / LATEST_LINK
@@ -181,31 +384,29 @@ def update_latest_link(work_dir: Union[str, Path], checkpoint: Union[str, Path])
 _PERIODIC = re.compile(r'^(epoch|iter)_(\d+)\.pth$')
 
 
-def find_resume_checkpoint(work_dir: Union[str, Path]) -> Path | None:
+def find_resume_checkpoint(work_dir: PathLike) -> Path | None:
     """The checkpoint ``--resume auto`` continues from, or None: the last complete one.
 
     Candidates are ``work_dir/latest.pth`` (PYSKL's convention), mmengine's
-    ``last_checkpoint`` record and the periodic ``epoch_N.pth`` / ``iter_N.pth`` files;
-    the most recently written one wins. Checkpoints are written to a temporary name and
-    renamed, so every one of these names holds a complete file; a run killed after saving
-    a checkpoint but before moving the link (or writing the record) still resumes from
-    that checkpoint. A link or record pointing at a missing file is ignored.
+    ``last_checkpoint`` record (read by mmengine's ``find_latest_checkpoint``) and the periodic
+    ``epoch_N.pth`` / ``iter_N.pth`` files; the most recently written one wins. Checkpoints
+    are written to a temporary name and renamed, so every one of these names holds a
+    complete file; a run killed after saving a checkpoint but before moving the link (or
+    writing the record) still resumes from that checkpoint. A link or record pointing at a
+    missing file is ignored.
     """
     work_dir = Path(work_dir)
     candidates: list[Path] = []
     link = work_dir / LATEST_LINK
     if link.exists():
         candidates.append(link.resolve())
-    record = work_dir / 'last_checkpoint'
-    try:
-        text = record.read_text().strip() if record.is_file() else ''
-    except OSError:
-        text = ''
-    if text:
-        target = Path(text)
-        if not target.is_absolute():
-            target = work_dir / target
-        if target.is_file():
+    if (work_dir / 'last_checkpoint').is_file():
+        try:
+            text = find_latest_checkpoint(str(work_dir)) or ''
+        except (OSError, UnicodeDecodeError):
+            text = ''
+        target = work_dir / text if text else None   # an absolute record stays absolute
+        if target is not None and target.is_file():
             candidates.append(target.resolve())
     if work_dir.is_dir():
         candidates += [p.resolve() for p in work_dir.iterdir()
@@ -217,7 +418,7 @@ def find_resume_checkpoint(work_dir: Union[str, Path]) -> Path | None:
     return max(candidates, key=newest) if candidates else None
 
 
-def remove_stale_temp_files(work_dir: Union[str, Path]) -> list[Path]:
+def remove_stale_temp_files(work_dir: PathLike) -> list[Path]:
     """Delete the temporary files a killed run's atomic writes left under ``work_dir``
     (``.<name>.<random>.tmp``: half-written checkpoints, transcripts, links). Call it only
     before anything writes there (rank 0, at the start of a resumed run). Returns them."""
@@ -321,7 +522,7 @@ def _identity(cfg: Any) -> dict:
     return found
 
 
-def check_checkpoint_config(ckpt: dict, cfg: Any, source: Union[str, Path] = '') -> None:
+def check_checkpoint_config(ckpt: dict, cfg: Any, source: PathLike = '') -> None:
     """Raise :class:`CheckpointMismatchError` when the config ``ckpt`` was trained with (its
     ``meta['cfg']``) differs from ``cfg`` in the stream or dataset settings (model types,
     ``llm_modality``, ``num_classes``, layout, the pipeline's feature transforms), naming the
@@ -346,6 +547,8 @@ def check_checkpoint_config(ckpt: dict, cfg: Any, source: Union[str, Path] = '')
             if k in mine and k in theirs and norm(mine[k]) != norm(theirs[k])]
     if diff:
         lines = '\n'.join(f'    {k}: checkpoint {theirs[k]!r}, config {mine[k]!r}' for k in diff)
+        what = dict.fromkeys(k.split(' ', 1)[1].strip('()') if ' ' in k else k.rsplit('.', 1)[-1]
+                             for k in diff)
         raise CheckpointMismatchError(
-            f'checkpoint {source} was trained with another stream or dataset than the config '
-            f'(mismatched keys):\n{lines}', [], [])
+            f'checkpoint {source} was trained for another stream or dataset than the config '
+            f'(differing: {", ".join(what)}); give the checkpoint of this config:\n{lines}')

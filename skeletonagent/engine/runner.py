@@ -11,7 +11,8 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
-from .checkpoint import (find_resume_checkpoint, load_checkpoint_file, load_model_weights,
+from .checkpoint import (PlainCheckpointHook, find_resume_checkpoint, load_checkpoint_file,
+                         load_model_weights, register_checkpoint_globals,
                          remove_stale_temp_files)
 from .config import RunOptions, to_runner_kwargs
 from ..registry import explain_unknown_types
@@ -89,7 +90,10 @@ def build_runner(cfg: Config, opts: RunOptions, mode: str = 'train') -> Runner:
         # mmengine reads the wrapper settings from the config it is given
         kwargs['cfg'].model_wrapper_cfg = dict(type='SkeletonDDP', broadcast_buffers=False,
                                                find_unused_parameters=False)
-    return Runner(model=model, **kwargs)
+    register_checkpoint_globals()  # mmengine's loader reads PYSKL / official checkpoints
+    runner = Runner(model=model, **kwargs)
+    runner.register_hook(PlainCheckpointHook())  # checkpoints any weights_only loader reads
+    return runner
 
 
 def _set_out_file(runner: Runner, out_file: Optional[str]) -> None:

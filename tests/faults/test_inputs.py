@@ -21,7 +21,8 @@ import torch
 
 from skeletonagent.datasets import PoseDataset
 from skeletonagent.datasets.errors import DataError
-from skeletonagent.engine.checkpoint import CheckpointMismatchError, load_checkpoint_file
+from skeletonagent.engine.checkpoint import (CheckpointError, CheckpointMismatchError,
+                                             load_checkpoint_file)
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / 'configs' / 'demo' / 'j.py'
@@ -263,9 +264,12 @@ def test_checkpoint_of_another_stream_is_refused(data, tmp_path):
     ckpt = _checkpoint(tmp_path)
     argv = [str(CONFIG), str(ckpt), '--cfg-options', f'work_dir={tmp_path}', *_data_options(path),
             'model.backbone.llm_modality=b', 'data.test.pipeline.1.feats=[b]']
-    with pytest.raises(CheckpointMismatchError) as info:
+    with pytest.raises((CheckpointMismatchError, SystemExit)) as info:
         _tool('test').main(argv)
     message = str(info.value)
+    assert message.removeprefix('error: ').splitlines()[0] == (
+        f'checkpoint {ckpt} was trained for another stream or dataset than the config '
+        '(differing: feature transforms, llm_modality); give the checkpoint of this config:')
     assert "model.backbone.llm_modality: checkpoint 'j', config 'b'" in message, message
     assert 'feature transforms' in message, message
     # --resume PATH (and --resume auto finding it) refuses it before building anything
@@ -278,12 +282,38 @@ def test_checkpoint_of_another_stream_is_refused(data, tmp_path):
     check_checkpoint_config(torch.load(ckpt, weights_only=True), load_config(CONFIG), ckpt)
 
 
+def test_infer_and_the_api_refuse_what_tools_test_refuses(data, tmp_path):
+    """One check: a bone-stream checkpoint given with the joint config is refused by
+    tools/test.py, tools/infer.py and init_recognizer alike, with the same message."""
+    path, content = data
+    ckpt = _checkpoint(tmp_path, **{'model.backbone.llm_modality': 'b',
+                                    'data.test.pipeline.1.feats': ['b']})
+    sample = tmp_path / 'sample.npy'
+    np.save(sample, content['annotations'][0]['keypoint'])
+    messages = []
+    argv = [str(CONFIG), str(ckpt), '--cfg-options', f'work_dir={tmp_path}', *_data_options(path)]
+    with pytest.raises((CheckpointMismatchError, SystemExit)) as info:
+        _tool('test').main(argv)
+    messages.append(str(info.value).removeprefix('error: '))
+    with pytest.raises(SystemExit) as info:
+        _tool('infer').main([str(CONFIG), str(ckpt), str(sample)])
+    messages.append(str(info.value.code).removeprefix('error: '))
+    from skeletonagent.apis import init_recognizer
+    with pytest.raises(CheckpointMismatchError) as info:
+        init_recognizer(CONFIG, ckpt)
+    messages.append(str(info.value))
+    assert messages[0].splitlines()[0] == (
+        f'checkpoint {ckpt} was trained for another stream or dataset than the config '
+        '(differing: feature transforms, llm_modality); give the checkpoint of this config:')
+    assert messages[0] == messages[1] == messages[2]
+
+
 def test_checkpoint_of_another_dataset_names_the_keys(data, tmp_path):
     path, _ = data
     ckpt = _checkpoint(tmp_path)
     argv = [str(CONFIG), str(ckpt), '--cfg-options', f'work_dir={tmp_path}', *_data_options(path),
             'num_classes=10', 'model.backbone.num_classes=10', 'model.cls_head.num_classes=10']
-    with pytest.raises(CheckpointMismatchError) as info:
+    with pytest.raises((CheckpointMismatchError, SystemExit)) as info:
         _tool('test').main(argv)
     assert 'model.cls_head.num_classes: checkpoint 12, config 10' in str(info.value)
     # a checkpoint without a dumped config (official, PYSKL): the weights' keys are named
@@ -304,10 +334,11 @@ def test_truncated_checkpoint_is_refused_with_a_clear_message(data, tmp_path):
     raw = ckpt.read_bytes()
     bad = tmp_path / 'truncated.pth'
     bad.write_bytes(raw[: len(raw) * 2 // 3])
-    with pytest.raises(RuntimeError, match=f'checkpoint {bad} is truncated or corrupt'):
+    with pytest.raises(CheckpointError, match=f'checkpoint {bad} is truncated or corrupt'):
         load_checkpoint_file(bad)
     argv = [str(CONFIG), str(bad), '--cfg-options', f'work_dir={tmp_path}', *_data_options(path)]
-    with pytest.raises(RuntimeError, match=f'checkpoint {bad} is truncated or corrupt'):
+    with pytest.raises((CheckpointError, SystemExit),
+                       match=f'checkpoint {bad} is truncated or corrupt'):
         _tool('test').main(argv)
 
 
@@ -333,11 +364,12 @@ def test_checkpoint_with_arbitrary_pickled_object_is_refused(kind, data, tmp_pat
     evil = _Payload(marker) if kind == 'code' else _Custom()
     ckpt = tmp_path / 'evil.pth'
     torch.save({'state_dict': {'w': torch.zeros(2)}, 'meta': {'x': evil}}, ckpt)
-    with pytest.raises(RuntimeError, match='weights_only=True'):
+    refused = 'which torch.load\\(weights_only=True\\) refuses'
+    with pytest.raises(CheckpointError, match=refused):
         load_checkpoint_file(ckpt)
     with pytest.raises(Exception, match='[Ww]eights only load failed|Unsupported global'):
         _load_checkpoint(str(ckpt), map_location='cpu')     # mmengine: --resume / load_from
     argv = [str(CONFIG), str(ckpt), '--cfg-options', f'work_dir={tmp_path}', *_data_options(path)]
-    with pytest.raises(RuntimeError, match='not allow-listed'):
+    with pytest.raises((CheckpointError, SystemExit), match=refused):
         _tool('test').main(argv)
     assert not marker.exists()
