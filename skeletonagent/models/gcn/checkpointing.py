@@ -42,4 +42,8 @@ def checkpoint_block(module: nn.Module, fn: Callable[..., torch.Tensor], *args: 
     for dropout); ``module`` holds the batch norms ``fn`` runs."""
     if not torch.is_grad_enabled():
         return fn(*args)
+    if torch.compiler.is_compiling():
+        # compiled, the recomputation is part of the backward graph, which replays no buffer
+        # update (and torch.compile accepts no context_fn but selective-checkpoint modes)
+        return checkpoint(fn, *args, use_reentrant=False)
     return checkpoint(fn, *args, use_reentrant=False, context_fn=partial(_contexts, module))
