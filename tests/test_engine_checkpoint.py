@@ -30,6 +30,19 @@ def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ['a.pth']
 
 
+@pytest.mark.parametrize('umask, mode', [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_atomic_write_follows_the_umask(tmp_path, umask, mode):
+    """Checkpoints, predictions and transcripts get the permissions ``open()`` would give
+    (0666 less the umask), like the logs: collaborators on a shared server can read them."""
+    old = os.umask(umask)
+    try:
+        atomic_write_bytes(tmp_path / 'a.pth', b'one')
+        atomic_write_bytes(tmp_path / 'a.pth', b'two')          # replacing: same mode
+    finally:
+        os.umask(old)
+    assert (tmp_path / 'a.pth').stat().st_mode & 0o777 == mode
+
+
 def test_failed_write_keeps_previous_file(tmp_path, monkeypatch):
     target = tmp_path / 'a.pth'
     atomic_write_bytes(target, b'good')
@@ -237,6 +250,10 @@ def test_training_checkpoints_load_anywhere_and_resume_restores_the_log_buffers(
         return int(entries), int(epoch)
     two, epoch = fresh_load('latest.pth')
     assert epoch == 2 and two > 0 and two % 2 == 0          # the same iterations each epoch
+    # checkpoints, predictions and logs alike follow the umask (here the test's)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in
+             [work_dir / 'epoch_2.pth', *work_dir.glob('*/*.log'), work_dir / 'run_info.json']}
+    assert len(set(modes.values())) == 1, modes
     _train(work_dir, data, 3, '--resume', 'auto')
     three, epoch = fresh_load('latest.pth')
     assert epoch == 3 and three == two // 2 * 3

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import errno
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Union
 
@@ -35,7 +35,7 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix=TEMP_SUFFIX, dir=path.parent)
+        fd, tmp = _create_temp(path)
     except OSError as exc:
         raise OSError(exc.errno, write_error_message(path, exc)) from exc
     try:
@@ -52,6 +52,23 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _create_temp(path: Path) -> tuple[int, str]:
+    """Open a new ``.<name>.<random>.tmp`` beside ``path`` for writing.
+
+    Unlike ``tempfile.mkstemp`` (always 0600), the file is created with mode 0666 less the
+    user's umask, as ``open()`` creates files, so checkpoints, predictions and transcripts get
+    the same permissions as logs and collaborators on a shared machine can read them.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_CLOEXEC', 0)
+    for _ in range(100):
+        tmp = str(path.parent / f'.{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}')
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, f'no free temporary name beside {path}')
 
 
 def _fsync_dir(directory: Path) -> None:
