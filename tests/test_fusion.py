@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from skeletonagent.evaluation.fusion import (FusionError, fuse, load_scores, main,
-                                             run_ensemble, search_weights, split_labels)
+                                             run_ensemble, search_weights, split_labels,
+                                             stream_names)
 
 ROOT = Path(__file__).resolve().parents[1]
 C = 8                                       # classes in the score files
@@ -146,6 +147,24 @@ def test_six_streams_by_folder_name_and_out_file(tmp_path):
     want = six.astype(np.float32)
     np.testing.assert_allclose(np.stack(fused), want, rtol=1e-6)
     assert f'written to {out_file}' in lines[-1]
+
+
+def test_files_in_one_folder_are_named_by_their_stems(tmp_path, capsys):
+    """``--preds out/j.pkl out/b.pkl``: one folder, so the streams are the file names, and
+    the paper's 2s fusion is recognised."""
+    ann = _ann(tmp_path)
+    out = tmp_path / 'out'
+    out.mkdir()
+    for name, scores in (('j', _stream_a(LABELS)), ('b', _stream_b(LABELS))):
+        (out / f'{name}.pkl').write_bytes(pickle.dumps([np.float32(s) for s in scores]))
+    assert main(['--ann', str(ann), '--split', 'xsub_val', '--preds', str(out / 'j.pkl'),
+                 str(out / 'b.pkl')]) == 0
+    rows = _rows(capsys.readouterr().out.splitlines())
+    assert rows['2s'][:2] == ('j+b', '1,1')
+    assert stream_names(['w/j/best_pred.pkl', 'w/b/best_pred.pkl']) == ['j', 'b']
+    assert stream_names(['w/j/best_pred.pkl', 'w/j/last_pred.pkl']) == ['best_pred', 'last_pred']
+    with pytest.raises(FusionError, match="both stream 'x'"):   # neither tells them apart
+        stream_names(['a/x.pkl', 'b/x.pkl', 'b/y.pkl'])
 
 
 def test_sample_count_mismatch_names_the_file(tmp_path, capsys):

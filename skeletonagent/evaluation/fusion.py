@@ -99,14 +99,17 @@ def split_labels(ann_file: str | os.PathLike, split: str | None) -> np.ndarray:
 
 
 def stream_names(paths: Sequence[str], names: Sequence[str] | None = None) -> list[str]:
-    """Each file's stream: ``names`` when given, else its parent folder's name
-    (``work_dirs/ntu60_xsub/j/best_pred.pkl`` → ``j``)."""
+    """Each file's stream: ``names`` when given; else the parent folders' names when they
+    all differ (``work_dirs/ntu60_xsub/{j,b}/best_pred.pkl`` → ``j``, ``b``); else the file
+    names without suffix (``out/{j,b}.pkl`` → ``j``, ``b``)."""
     if names is not None:
         names = list(names)
         if len(names) != len(paths):
             raise FusionError(f'{len(names)} --names for {len(paths)} prediction files')
     else:
         names = [osp.basename(osp.dirname(osp.abspath(p))) for p in paths]
+        if len(set(names)) < len(names):
+            names = [osp.splitext(osp.basename(p))[0] for p in paths]
     seen: dict[str, str] = {}
     for name, path in zip(names, paths):
         if name in seen:
@@ -325,7 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--preds', nargs='+', required=True,
                    help='prediction pickles (tools/test.py --out, best_pred.pkl)')
     p.add_argument('--names', nargs='+', default=None,
-                   help=f'stream of each file (default: its folder name; {"/".join(STREAMS)})')
+                   help='stream of each file (default: the folder names when they differ, else '
+                        f'the file names without suffix; {"/".join(STREAMS)})')
     p.add_argument('--weights', nargs='+', type=float, default=None,
                    help='weight of each file (default: 1 each)')
     p.add_argument('--out', default=None, help='write the fused scores here (PYSKL format)')
