@@ -18,10 +18,11 @@ import pytest
 import torch
 
 from skeletonagent.datasets import PoseDataset
-from skeletonagent.datasets import memcache
-from skeletonagent.datasets.memcache import (MemcachedError, MemcachedReader, MemcachedServer,
-                                             fill_from_kpfiles, memcached_session,
-                                             probe_memcached, sentinel_key)
+from skeletonagent.datasets.memcache import (MemcachedError, MemcachedReader, make_client,
+                                             probe_memcached)
+from skeletonagent.engine import memcached_server
+from skeletonagent.engine.memcached_server import (MemcachedServer, fill_from_kpfiles,
+                                                   memcached_session, sentinel_key)
 from skeletonagent.datasets.pipelines import Compose
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -197,7 +198,7 @@ def test_reader_is_fork_and_pickle_safe_and_unreachable_server_is_named():
 @needs_memcached
 def test_refused_value_raises_instead_of_vanishing(server, tmp_path):
     big = np.zeros(2 * 2**20, dtype=np.uint8)            # 2 MiB > -I 1m
-    client = memcache._make_client(('localhost', server.port))
+    client = make_client(('localhost', server.port))
     from pymemcache.exceptions import MemcacheServerError
     with pytest.raises(MemcacheServerError, match='too large'):
         client.set('big', big)
@@ -271,7 +272,7 @@ def test_other_local_ranks_wait_for_the_sentinel(server, k400, monkeypatch):
     def rank0():
         time.sleep(0.5)
         fill_from_kpfiles(('localhost', server.port), kpfiles, progress=False)
-        memcache._make_client(('localhost', server.port)).set(key, dict(kpfiles=2))
+        make_client(('localhost', server.port)).set(key, dict(kpfiles=2))
 
     thread = threading.Thread(target=rank0)
     thread.start()
@@ -291,7 +292,7 @@ def test_other_local_ranks_wait_for_the_sentinel(server, k400, monkeypatch):
 
 def test_missing_binary_stops_with_install_instructions(k400, monkeypatch):
     ann_file, _, _ = k400
-    monkeypatch.setattr(memcache, 'MEMCACHED_BINARY', '/nonexistent/bin/memcached')
+    monkeypatch.setattr(memcached_server, 'MEMCACHED_BINARY', '/nonexistent/bin/memcached')
     port = _free_port()
     with pytest.raises(MemcachedError) as info:
         with memcached_session(_cfg(ann_file, port), progress=False):
@@ -311,6 +312,18 @@ def test_missing_binary_stops_with_install_instructions(k400, monkeypatch):
     spec.loader.exec_module(tool)
     with pytest.raises(SystemExit, match='error: cannot start memcached.*apt-get install'):
         tool.main([str(config), '--work-dir', str(ann_file.parent / 'work')])
+
+
+def test_runner_test_serves_memcached_itself(k400, monkeypatch, tmp_path):
+    """The runner's test entry point (not the tool) starts the server: without the binary
+    it stops there, before anything reads the (here missing) checkpoint."""
+    from skeletonagent.engine import RunOptions
+    from skeletonagent.engine.runner import test as run_test
+    ann_file, _, _ = k400
+    monkeypatch.setattr(memcached_server, 'MEMCACHED_BINARY', '/nonexistent/bin/memcached')
+    with pytest.raises(MemcachedError, match="'/nonexistent/bin/memcached' was not found"):
+        run_test(_cfg(ann_file, _free_port()), str(tmp_path / 'missing.pth'), RunOptions(),
+                 None)
 
 
 def test_port_taken_by_another_service(k400):
@@ -341,6 +354,6 @@ def test_server_that_exits_at_start_is_reported(tmp_path, monkeypatch):
     fake = tmp_path / 'memcached'
     fake.write_text('#!/bin/sh\necho "failed to listen on TCP port: Address in use" >&2\nexit 71\n')
     fake.chmod(0o755)
-    monkeypatch.setattr(memcache, 'MEMCACHED_BINARY', str(fake))
+    monkeypatch.setattr(memcached_server, 'MEMCACHED_BINARY', str(fake))
     with pytest.raises(MemcachedError, match='exited with status 71.*Address in use'):
         MemcachedServer.start('127.0.0.1', _free_port(), timeout=5)

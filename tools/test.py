@@ -8,7 +8,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mmengine.config import DictAction  # noqa: E402
 
-from skeletonagent.datasets.memcache import MemcachedError, memcached_session  # noqa: E402
+from skeletonagent.datasets.memcache import MemcachedError  # noqa: E402
 from skeletonagent.engine import RunOptions, init_distributed, load_config  # noqa: E402
 from skeletonagent.engine.runner import test  # noqa: E402
 
@@ -36,8 +36,7 @@ def main(argv=None):
     cfg.evaluation['metrics'] = args.eval
     launcher = init_distributed()
     try:
-        with memcached_session(cfg):  # memcached=True: start/fill/stop the server
-            test(cfg, args.checkpoint, RunOptions(launcher=launcher), args.out)
+        test(cfg, args.checkpoint, RunOptions(launcher=launcher), args.out)
     except MemcachedError as exc:
         raise SystemExit(f'error: {exc}') from exc
 

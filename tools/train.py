@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mmengine.config import DictAction  # noqa: E402
 
 from skeletonagent.agent.sources import AgentSourceMissing  # noqa: E402
-from skeletonagent.datasets.memcache import MemcachedError, memcached_session  # noqa: E402
+from skeletonagent.datasets.memcache import MemcachedError  # noqa: E402
 from skeletonagent.engine import RunOptions, init_distributed, load_config  # noqa: E402
 from skeletonagent.engine.runner import check_agent_sources, train  # noqa: E402
 
@@ -45,8 +45,7 @@ def main(argv=None):
                       resume=args.resume, amp=args.amp, compile=args.compile, launcher=launcher)
     try:
         check_agent_sources(cfg)   # before memcached, data and model: missing imports stop here
-        with memcached_session(cfg):  # memcached=True: start/fill/stop the server
-            train(cfg, opts, test_last=args.test_last, test_best=args.test_best)
+        train(cfg, opts, test_last=args.test_last, test_best=args.test_best)
     except (MemcachedError, AgentSourceMissing) as exc:
         raise SystemExit(f'error: {exc}') from exc
 
