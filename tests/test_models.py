@@ -388,12 +388,13 @@ def test_shapes_losses_and_predictions_per_dataset(layout, num_classes, backbone
     keypoint = torch.randn(4, 1, 2, 16, joints, in_channels)
     label = torch.tensor([0, 1, num_classes - 1, 1])
     losses = model(keypoint, label, mode='loss')
+    predictions = losses.pop('predictions')
     assert set(losses) == {'loss_cls', 'loss_mix', 'loss_constraint', 'loss_align', 'top1_acc', 'top5_acc'}
     assert all(torch.isfinite(v) and v.dim() == 0 for v in losses.values())
     sum(v for k, v in losses.items() if 'loss' in k).backward()
     assert model.backbone.gcn[0].gcn.pre[0].weight.grad is not None
-    assert model.last_train_logits.shape == (4, num_classes) and not model.last_train_logits.requires_grad
-    assert model.last_train_labels.tolist() == label.tolist()
+    assert predictions.logits.shape == (4, num_classes) and not predictions.logits.requires_grad
+    assert predictions.labels.tolist() == label.tolist()
     model.eval()
     with torch.no_grad():
         preds = model(torch.randn(3, 2, 2, 16, joints, in_channels), torch.tensor([2, 0, 1]), mode='predict')
