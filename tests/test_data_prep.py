@@ -429,6 +429,29 @@ def test_check_broken_pickles(tmp_path, capsys, breaker):
     assert words in err
 
 
+def test_check_joint_count_against_a_layout_or_a_config(tmp_path, capsys):
+    """The 17-joint (COCO) file passes for coco and for the Kinetics config (its pipeline
+    starts from COCO's 17 joints) and fails for the NTU layout and the demo config (25)."""
+    path = _dump(tmp_path / 'coco17.pkl', _good_data())
+    assert check_main([str(path), '--layout', 'nturgb+d']) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"ERROR: file {path}, sample 'v0', field 'keypoint': has 17 joints")
+    assert "layout 'nturgb+d' needs 25" in err
+    demo = ROOT / 'configs' / 'demo' / 'j.py'
+    assert check_main([str(path), '--config', str(demo)]) == 1
+    assert (f"GenSkeFeat(dataset='nturgb+d') in the pipeline of {demo} needs 25"
+            in capsys.readouterr().err)
+
+    assert check_main([str(path), '--layout', 'coco']) == 0
+    assert "17 in 4 samples (checked: layout 'coco' needs 17)" in capsys.readouterr().out
+    assert check_main([str(path), '--config', str(ROOT / 'configs' / 'k400' / 'j.py')]) == 0
+    assert 'checked: ' in capsys.readouterr().out
+    assert check_main([str(path), '--layout', 'kinect']) == 1
+    assert "unknown skeleton layout 'kinect'" in capsys.readouterr().err
+    assert check_main([str(path), '--config', str(tmp_path / 'none.py')]) == 1
+    assert 'cannot read config' in capsys.readouterr().err
+
+
 def test_check_top_level_errors(tmp_path, capsys):
     assert check_main([str(tmp_path / 'absent.pkl')]) == 1
     assert 'not found' in capsys.readouterr().err

@@ -92,9 +92,14 @@ def test_lazy_init_and_idempotent_full_init(tmp_path):
     dataset = PoseDataset(path, [], split='train', lazy_init=True)
     assert dataset.video_infos == [] and 'not loaded' in repr(dataset)
     dataset.full_init()
-    infos = dataset.video_infos
+    buffer = dataset.data_bytes
     dataset.full_init()
-    assert dataset.video_infos is infos and len(dataset) == 3
+    assert dataset.data_bytes is buffer and len(dataset) == 3
+    unserialized = PoseDataset(path, [], split='train', lazy_init=True, serialize_data=False)
+    unserialized.full_init()
+    infos = unserialized.video_infos
+    unserialized.full_init()
+    assert unserialized.video_infos is infos and len(unserialized) == 3
 
 
 def test_unsupported_arguments(tmp_path):
@@ -144,9 +149,31 @@ def test_zero_valid_ratio_keeps_every_sample_and_every_box(tmp_path, valid_ratio
 
 
 # ----------------------------------------------------------------------------- samples
+def test_serialized_annotations_are_one_buffer_and_each_access_a_fresh_copy(tmp_path):
+    """serialize_data (the default): the annotations live in one numpy byte buffer, not in
+    per-sample dicts; a transform that writes into the array it was handed cannot change
+    what the next access (or another worker) gets."""
+    data = _data()
+    dataset = PoseDataset(_write(tmp_path, data), [], split='train')
+    assert dataset.data_list == [] and dataset.data_bytes.dtype == np.uint8
+    assert len(dataset.data_address) == 3 == len(dataset)
+    first = dataset.get_data_info(1)
+    np.testing.assert_array_equal(first['keypoint'], data['annotations'][1]['keypoint'])
+    first['keypoint'][:] = 0                                    # an in-place transform
+    again = dataset.get_data_info(-2)                          # the same sample
+    assert again['keypoint'] is not first['keypoint']
+    np.testing.assert_array_equal(again['keypoint'], data['annotations'][1]['keypoint'])
+    assert set(dataset.video_infos[1]) == {'frame_dir', 'label', 'total_frames', 'keypoint'}
+    assert [info['frame_dir'] for info in dataset.video_infos] == ['a0', 'a1', 'a2']
+    with pytest.raises(IndexError):
+        dataset.get_data_info(3)
+    with pytest.raises(NotImplementedError, match='split='):
+        dataset.get_subset([0])
+
+
 def test_getitem_passes_a_shallow_copy(tmp_path):
     dataset = PoseDataset(_write(tmp_path, _data()), [], split='train', test_mode=True,
-                          start_index=0)
+                          start_index=0, serialize_data=False)
     stored = dataset.video_infos[1]
     stored_keypoint = stored['keypoint']
     before = stored_keypoint.copy()
@@ -170,7 +197,7 @@ def test_getitem_passes_a_shallow_copy(tmp_path):
 
 
 def test_the_array_handed_over_is_the_stored_one(tmp_path):
-    dataset = PoseDataset(_write(tmp_path, _data()), [], split='val')
+    dataset = PoseDataset(_write(tmp_path, _data()), [], split='val', serialize_data=False)
     seen = {}
     dataset.pipeline.transforms.append(lambda results: seen.setdefault('kp', results['keypoint']))
     dataset[0]
@@ -366,3 +393,52 @@ def test_validation_is_fast_on_a_large_file(tmp_path):
         validate_annotation(ann, file='big.pkl', index=i, num_classes=60)
     elapsed = time.perf_counter() - start
     assert elapsed < 5.0, f'validating 20k samples took {elapsed:.2f}s'
+
+
+# ----------------------------------------------------------------------------- joints
+_NTU_PIPELINE = [dict(type='PreNormalize3D', align_spine=False),
+                 dict(type='GenSkeFeat', feats=['j']),             # layout nturgb+d (default)
+                 dict(type='UniformSampleDecode', clip_len=4)]
+
+
+def test_joint_count_is_checked_at_load_against_the_pipeline(tmp_path):
+    """A 17-joint file under an NTU (25-joint) pipeline fails when the dataset is built,
+    naming file, sample and field, not later inside a DataLoader worker."""
+    anns = [_ann('n0', 0), _ann('c0', 1, num_joints=17), _ann('n1', 0)]
+    path = _write(tmp_path, dict(split=dict(train=['n0', 'c0', 'n1']), annotations=anns))
+    with pytest.raises(DataError) as info:
+        PoseDataset(path, _NTU_PIPELINE, split='train')
+    message = str(info.value)
+    assert message.startswith(f"file {path}, sample 'c0', field 'keypoint': has 17 joints")
+    assert "GenSkeFeat(dataset='nturgb+d') in the pipeline needs 25" in message
+    # built through the registry as the engine does, the same error
+    with pytest.raises(DataError, match="sample 'c0'.*needs 25"):
+        DATASETS.build(dict(type='PoseDataset', ann_file=path, pipeline=_NTU_PIPELINE))
+    # a pipeline that fixes no layout leaves V alone; an explicit layout checks it
+    assert len(PoseDataset(path, [dict(type='UniformSampleDecode', clip_len=4)])) == 3
+    with pytest.raises(DataError, match="sample 'n0'.*has 25 joints.*layout 'coco' needs 17"):
+        PoseDataset(path, [], layout='coco')
+
+
+def test_layout_argument_must_agree_with_the_pipeline(tmp_path):
+    path = _write(tmp_path, [_ann('c0', 0, num_joints=17), _ann('c1', 1, num_joints=17)])
+    assert PoseDataset(path, [], layout='coco').joints == (17, "layout 'coco'")
+    with pytest.raises(ValueError, match="layout 'coco' has 17 joints but "
+                                         r"GenSkeFeat\(dataset='nturgb\+d'\) in the pipeline"):
+        PoseDataset(path, _NTU_PIPELINE, layout='coco')
+    with pytest.raises(KeyError, match='kinect'):
+        PoseDataset(path, [], layout='kinect')
+
+
+def test_kinetics_pipeline_expects_the_17_coco_joints_it_derives_from(tmp_path):
+    """Kinetics_Transform turns COCO's 17 joints into coco_new's 20: the file holds 17."""
+    pipeline = [dict(type='PoseDecode'), dict(type='Kinetics_Transform'),
+                dict(type='GenSkeFeat', dataset='coco_new', feats=['j'])]
+    kinetics = [_ann('k0', 0, num_joints=17, channels=2), _ann('k1', 1, num_joints=17,
+                                                               channels=2)]
+    dataset = PoseDataset(_write(tmp_path, kinetics, 'k.pkl'), pipeline)
+    assert dataset.joints == (17, "Kinetics_Transform(dataset='coco_new') in the pipeline")
+    assert dataset[0]['keypoint'].shape[2] == 20
+    with pytest.raises(DataError, match="has 20 joints.*Kinetics_Transform"):
+        PoseDataset(_write(tmp_path, [_ann('k0', 0, num_joints=20, channels=2)], 'k20.pkl'),
+                    pipeline)

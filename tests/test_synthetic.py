@@ -315,3 +315,27 @@ def test_demo_dataset_keeps_a_smaller_current_demo_file(tmp_path, monkeypatch):
     monkeypatch.setattr(synthetic, 'DEMO_DATA_VERSION', synthetic.DEMO_DATA_VERSION + 1)
     DemoPoseDataset(str(path), pipeline=[], split='train')
     assert pickle.loads(path.read_bytes())['meta']['version'] == synthetic.DEMO_DATA_VERSION
+
+
+def test_demo_dataset_generates_only_at_the_demo_path(tmp_path, monkeypatch):
+    """A mistyped ann_file in the demo config is an error naming it and data/README.md;
+    nothing is written there. The demo's own path (data/demo/demo_3danno.pkl under the
+    working directory) is generated on first use."""
+    from skeletonagent.datasets.demo import DemoPoseDataset, is_demo_path
+    from skeletonagent.registry import DATASETS
+    monkeypatch.chdir(tmp_path)
+    small = dict(num_train_per_class=1, num_val_per_class=1, num_test_per_class=1)
+    for typo in ('data/demo/demo_3danno.pk', 'data/dmeo/demo_3danno.pkl', 'demo_3danno.pkl'):
+        with pytest.raises(DataError) as info:
+            DATASETS.build(dict(type='DemoPoseDataset', ann_file=typo, pipeline=[],
+                                split='train', demo_cfg=small))
+        message = str(info.value)
+        assert message.startswith(f'file {tmp_path / typo}: annotation file not found')
+        assert synthetic.DEMO_ANN_FILE in message and 'data/README.md' in message
+    assert list(tmp_path.iterdir()) == []                 # no folder, no file written
+    assert not is_demo_path('data/demo/demo_3danno.pk') and is_demo_path(
+        tmp_path / 'x' / 'data' / 'demo' / 'demo_3danno.pkl')
+
+    dataset = DemoPoseDataset(synthetic.DEMO_ANN_FILE, [], split='train', demo_cfg=small)
+    assert len(dataset) == 12 and (tmp_path / synthetic.DEMO_ANN_FILE).is_file()
+    assert sorted(p.name for p in (tmp_path / 'data' / 'demo').iterdir()) == ['demo_3danno.pkl']

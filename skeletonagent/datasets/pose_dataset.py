@@ -14,6 +14,7 @@ list names the classes (the synthetic demo file has one).
 """
 from __future__ import annotations
 
+import gc
 import os
 import os.path as osp
 import pickle
@@ -23,19 +24,23 @@ from typing import Any
 
 import numpy as np
 import torch
+from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
-from torch.utils.data import Dataset
 
 from ..registry import DATASETS
+from ..skeleton import Layout, get_layout
 from .errors import DataError
 from .pipelines import Compose
 
-__all__ = ['PoseDataset', 'load_annotation_file', 'validate_annotation']
+__all__ = ['PoseDataset', 'load_annotation_file', 'validate_annotation', 'expected_joints']
 
 #: Fields every sample must have (the identifier may be ``filename`` instead).
 REQUIRED_FIELDS = ('label', 'total_frames', 'keypoint')
 #: Box thresholds Kinetics pickles carry ``valid`` frame counts for.
 BOX_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
+#: Where a missing annotation file error sends the user.
+DATA_README = ('data/README.md in the SkeletonAgent repository says where each dataset '
+               'comes from and how to prepare it')
 
 
 def load_annotation_file(path: str | os.PathLike) -> Any:
@@ -44,7 +49,7 @@ def load_annotation_file(path: str | os.PathLike) -> Any:
         with open(path, 'rb') as f:
             return pickle.load(f)
     except FileNotFoundError:
-        raise DataError('annotation file not found', file=path) from None
+        raise DataError(f'annotation file not found ({DATA_README})', file=path) from None
     except IsADirectoryError:
         raise DataError('annotation file is a directory, not a pickle', file=path) from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
@@ -70,11 +75,13 @@ def _check_label(label: Any, num_classes: int | None, multi_class: bool, fail) -
 
 def validate_annotation(ann: Any, *, file: str, index: int, num_classes: int | None = None,
                         multi_class: bool = False, need_keypoint: bool = True,
-                        identifier: str = 'frame_dir') -> None:
+                        identifier: str = 'frame_dir',
+                        joints: tuple[int, str] | None = None) -> None:
     """Check one annotation dict; raise :class:`DataError` naming file, sample and field.
 
-    Every check is O(1) numpy work per sample (finiteness is one reduction over the array),
-    so a 56k-sample NTU file is checked in about a second.
+    ``joints`` is ``(V, who expects it)``, e.g. ``(25, "layout 'nturgb+d'")``: the keypoints
+    must have V joints. Every check is O(1) numpy work per sample (finiteness is one
+    reduction over the array), so a 56k-sample NTU file is checked in about a second.
     """
     if not isinstance(ann, Mapping):
         raise DataError(f'annotation #{index} must be a dict, got {type(ann).__name__}',
@@ -114,6 +121,9 @@ def validate_annotation(ann: Any, *, file: str, index: int, num_classes: int | N
     if keypoint.shape[1] != total_frames:
         fail('total_frames', f'total_frames={total_frames} but keypoint has '
                              f'T={keypoint.shape[1]} frames (shape {keypoint.shape})')
+    if joints is not None and keypoint.shape[2] != joints[0]:
+        fail('keypoint', f'has {keypoint.shape[2]} joints (shape {keypoint.shape}) but '
+                         f'{joints[1]} needs {joints[0]}')
     # One float64 sum is NaN/inf iff some entry is (barring overflow, which the exact
     # check below sorts out): cheaper than materialising an isfinite mask per sample.
     if keypoint.dtype.kind == 'f' and not np.isfinite(keypoint.sum(dtype=np.float64)):
@@ -138,18 +148,63 @@ def validate_annotation(ann: Any, *, file: str, index: int, num_classes: int | N
                 fail(name, f'must be (height, width) with positive sizes, got {shape!r}')
 
 
+def expected_joints(layout: str | Layout | None = None,
+                    pipeline: Compose | None = None) -> tuple[int, str] | None:
+    """How many joints the stored keypoints must have, and who says so.
+
+    ``layout`` (the file's layout, when given) and the pipeline's first layout-dependent
+    transform (:meth:`Compose.required_joints`) must agree; either alone decides; ``None``
+    when neither fixes V.
+
+    Raises:
+        ValueError: when the layout and the pipeline disagree (naming both).
+    """
+    from_pipeline = pipeline.required_joints() if pipeline is not None else None
+    if layout is None:
+        return from_pipeline
+    layout = get_layout(layout)
+    given = (layout.num_joints, f'layout {layout.name!r}')
+    if from_pipeline is not None and from_pipeline[0] != given[0]:
+        raise ValueError(f'{given[1]} has {given[0]} joints but {from_pipeline[1]} needs '
+                         f'{from_pipeline[0]}')
+    return given
+
+
+class _SerializedInfos(Sequence):
+    """A read-only list view of a serialized dataset's annotations: each item is unpickled
+    on access (a fresh dict; nothing is kept)."""
+
+    def __init__(self, dataset: PoseDataset) -> None:
+        self._dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self._dataset.data_address)
+
+    def __getitem__(self, idx):
+        if isinstance(idx, slice):
+            return [self[i] for i in range(len(self))[idx]]
+        return self._dataset._stored_info(idx)
+
+
 @DATASETS.register_module()
-class PoseDataset(Dataset):
+class PoseDataset(BaseDataset):
     """Skeleton action dataset read from a PYSKL annotation pickle.
 
-    The constructor takes PYSKL's ``PoseDataset`` / ``BaseDataset`` arguments. Every kept
-    sample is checked on load (see :func:`validate_annotation`); a malformed file raises
-    :class:`DataError` naming the file, the sample and the field.
+    An mmengine :class:`~mmengine.dataset.BaseDataset`. The constructor takes PYSKL's
+    ``PoseDataset`` / ``BaseDataset`` arguments. Every kept sample is checked on load (see
+    :func:`validate_annotation`), including its number of joints against the layout the
+    pipeline (or ``layout``) expects; a malformed file raises :class:`DataError` naming the
+    file, the sample and the field.
 
-    ``dataset[i]`` hands the pipeline a *shallow* copy of the stored annotation (the arrays
-    are shared, never copied: transforms build new arrays rather than write into these) with
-    ``start_index``, ``modality`` and ``test_mode`` added, and returns what the pipeline
-    returns (``dict(keypoint=Tensor nc×M×T×V×C, label=int)`` for the usual pipelines).
+    With ``serialize_data=True`` (the default) the checked annotations are pickled into one
+    numpy byte buffer once loaded (mmengine's scheme), so DataLoader workers share the
+    parent's pages instead of each touching, and so copying, tens of thousands of Python
+    dicts (``bench/worker_memory.py`` measures it). ``dataset[i]`` unpickles sample ``i``
+    (a fresh dict and fresh arrays), adds ``start_index``, ``modality`` and ``test_mode``
+    and returns what the pipeline returns (``dict(keypoint=Tensor nc×M×T×V×C, label=int)``
+    for the usual pipelines). With ``serialize_data=False`` the annotations stay a list of
+    dicts and the pipeline gets a *shallow* copy (the stored arrays themselves: transforms
+    build new arrays rather than write into them).
 
     Args:
         ann_file: the pickle; a relative path resolves against the current directory.
@@ -178,6 +233,10 @@ class PoseDataset(Dataset):
             :func:`~skeletonagent.datasets.label_map.load_label_map`). Default: the file's
             top-level ``classes`` list when it has one.
         lazy_init: defer loading to :meth:`full_init` (mmengine's convention).
+        layout: the layout of the file's keypoints (a :mod:`skeletonagent.skeleton` name);
+            default: the one the pipeline's first layout-dependent transform uses. Samples
+            with another number of joints are refused at load time.
+        serialize_data: keep the annotations as one serialized buffer (see above).
     """
 
     def __init__(self,
@@ -197,8 +256,9 @@ class PoseDataset(Dataset):
                  modality: str = 'Pose',
                  classes: str | Sequence[str] | None = None,
                  lazy_init: bool = False,
+                 layout: str | None = None,
+                 serialize_data: bool = True,
                  **kwargs: Any) -> None:
-        super().__init__()
         if kwargs:
             raise TypeError(f'PoseDataset got unexpected argument(s): {", ".join(sorted(kwargs))}')
         if multi_class and num_classes is None:
@@ -209,8 +269,10 @@ class PoseDataset(Dataset):
             raise ValueError(f'box_thr must be one of {BOX_THRESHOLDS}, got {box_thr!r}')
         if valid_ratio is not None and not 0.0 <= float(valid_ratio) <= 1.0:
             raise ValueError(f'valid_ratio must lie in [0, 1], got {valid_ratio!r}')
-
-        self.ann_file = osp.abspath(osp.expanduser(os.fspath(ann_file)))
+        # mmengine's data_prefix is a dict of path prefixes; PYSKL's (kept below) is a string.
+        super().__init__(ann_file=osp.abspath(osp.expanduser(os.fspath(ann_file))),
+                         data_prefix={}, serialize_data=serialize_data, pipeline=[],
+                         test_mode=test_mode, lazy_init=True)
         self.split = split
         self.valid_ratio = valid_ratio
         self.box_thr = box_thr
@@ -222,7 +284,6 @@ class PoseDataset(Dataset):
             self._mc_reader = MemcachedReader(mc_cfg)  # connects on first use, per process
             self.mc_cfg = self._mc_reader.mc_cfg
         self.data_prefix = data_prefix
-        self.test_mode = test_mode
         self.multi_class = multi_class
         self.start_index = start_index
         self.modality = modality
@@ -230,23 +291,38 @@ class PoseDataset(Dataset):
         self._given_classes = classes
         self._class_prob_arg = class_prob
         self.pipeline = Compose(list(pipeline or []))
+        self.layout = layout
+        self.joints = expected_joints(layout, self.pipeline)
 
-        self.video_infos: list[dict] = []
         self.identifier = 'frame_dir'        # or 'filename', as the file's samples have it
         self.num_classes: int | None = num_classes
         self.classes: tuple[str, ...] | None = None
         self.class_prob: dict[int, float] | None = None
-        self._fully_initialized = False
+        self._labels: np.ndarray = np.zeros(0, dtype=np.int64)
+        self._frame_dirs: list = []
         if not lazy_init:
             self.full_init()
 
     # ------------------------------------------------------------------ loading
     def full_init(self) -> None:
-        """Load and check the annotations (once; later calls do nothing)."""
+        """Load, check and (``serialize_data``) serialize the annotations, once."""
         if self._fully_initialized:
             return
-        data = load_annotation_file(self.ann_file)
-        annotations, file_classes = self._select_split(data)
+        self.data_list = self.load_data_list()
+        self._frame_dirs = [ann[self.identifier] for ann in self.data_list]
+        self._labels = self._collect_labels(self.data_list)
+        if self.num_classes is None:          # (multi_class needs num_classes)
+            self.num_classes = int(self._labels.max()) + 1 if len(self._labels) else 0
+        self.class_prob = self._resolve_class_prob(self._class_prob_arg)
+        if self.serialize_data:
+            self.data_bytes, self.data_address = self._serialize_data()
+        self._fully_initialized = True
+        print_log(f'PoseDataset: {len(self)} samples from {self.ann_file}'
+                  + (f' (split {self.split!r})' if self.split else ''), logger='current')
+
+    def load_data_list(self) -> list[dict]:
+        """The file's annotations of ``split``, checked, valid-ratio filtered, prefixed."""
+        annotations, file_classes = self._select_split(load_annotation_file(self.ann_file))
         classes = self._resolve_classes(file_classes)
         num_classes = self._given_num_classes
         if num_classes is None and classes is not None:
@@ -259,7 +335,7 @@ class PoseDataset(Dataset):
         for index, ann in enumerate(annotations):
             validate_annotation(ann, file=self.ann_file, index=index, num_classes=num_classes,
                                 multi_class=self.multi_class, identifier=identifier,
-                                need_keypoint=not self.memcached)
+                                need_keypoint=not self.memcached, joints=self.joints)
 
         annotations = self._apply_valid_ratio(annotations, identifier)
         if self.memcached:  # PYSKL: the keypoints live in memcached under the frame_dir
@@ -268,17 +344,33 @@ class PoseDataset(Dataset):
         if self.data_prefix:
             for ann in annotations:
                 ann[identifier] = osp.join(self.data_prefix, ann[identifier])
-
-        self.video_infos = annotations
         self.identifier = identifier
-        if num_classes is None:
-            num_classes = int(self._flat_labels().max()) + 1 if annotations else 0
         self.num_classes = num_classes
         self.classes = classes
-        self.class_prob = self._resolve_class_prob(self._class_prob_arg)
-        self._fully_initialized = True
-        print_log(f'PoseDataset: {len(annotations)} samples from {self.ann_file}'
-                  + (f' (split {self.split!r})' if self.split else ''), logger='current')
+        return annotations
+
+    def _serialize_data(self) -> tuple[np.ndarray, np.ndarray]:
+        """mmengine's serialization, releasing each annotation once pickled (so loading
+        holds about twice the annotations at its peak, not three times)."""
+        chunks = []
+        for i, ann in enumerate(self.data_list):
+            chunks.append(np.frombuffer(pickle.dumps(ann, protocol=pickle.HIGHEST_PROTOCOL),
+                                        dtype=np.uint8))
+            self.data_list[i] = None
+        address = np.cumsum([len(chunk) for chunk in chunks], dtype=np.int64)
+        data = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.uint8)
+        self.data_list = []
+        gc.collect()
+        return data, address
+
+    def _collect_labels(self, annotations: list[dict]) -> np.ndarray:
+        if self.multi_class:
+            out = np.empty(len(annotations), dtype=object)
+            out[:] = [list(ann['label']) if isinstance(ann['label'], (list, tuple))
+                      else [ann['label']] for ann in annotations]
+            return out
+        return np.fromiter((ann['label'] for ann in annotations), dtype=np.int64,
+                           count=len(annotations))
 
     def _select_split(self, data: Any) -> tuple[list, Any]:
         file = self.ann_file
@@ -404,31 +496,26 @@ class PoseDataset(Dataset):
             raise ValueError(f'class_prob multipliers must be >= 0, got {probs}')
         return probs
 
-    def _flat_labels(self) -> np.ndarray:
-        labels = []
-        for ann in self.video_infos:
-            label = ann['label']
-            labels.extend(label if isinstance(label, (list, tuple)) else [label])
-        return np.asarray(labels, dtype=np.int64)
-
     # ------------------------------------------------------------------ access
     @property
     def labels(self) -> np.ndarray:
         """Every sample's label, int64 (N,); for multi-class data an object array of lists."""
         self.full_init()
-        if self.multi_class:
-            out = np.empty(len(self.video_infos), dtype=object)
-            out[:] = [list(ann['label']) if isinstance(ann['label'], (list, tuple))
-                      else [ann['label']] for ann in self.video_infos]
-            return out
-        return np.fromiter((ann['label'] for ann in self.video_infos), dtype=np.int64,
-                           count=len(self.video_infos))
+        return self._labels.copy()
 
     @property
     def frame_dirs(self) -> list[str]:
         """Every sample's identifier (``frame_dir``), in dataset order."""
         self.full_init()
-        return [ann[self.identifier] for ann in self.video_infos]
+        return list(self._frame_dirs)
+
+    @property
+    def video_infos(self) -> Sequence[dict]:
+        """The stored annotations (PYSKL's name): the list itself without serialization,
+        else a read-only view that unpickles each item on access."""
+        if not self._fully_initialized:
+            return []
+        return _SerializedInfos(self) if self.serialize_data else self.data_list
 
     @property
     def metainfo(self) -> dict:
@@ -436,10 +523,19 @@ class PoseDataset(Dataset):
         self.full_init()
         return dict(classes=self.classes, num_classes=self.num_classes)
 
+    def _stored_info(self, idx: int) -> dict:
+        """Annotation ``idx`` as stored: unpickled afresh, or the stored dict itself."""
+        idx = range(len(self))[idx]          # negative indices; IndexError past the end
+        if not self.serialize_data:
+            return self.data_list[idx]
+        start = int(self.data_address[idx - 1]) if idx > 0 else 0
+        return pickle.loads(memoryview(self.data_bytes[start:int(self.data_address[idx])]))
+
     def get_data_info(self, idx: int) -> dict:
-        """The annotation ``dataset[idx]`` starts from: a shallow copy plus the run flags."""
+        """The annotation ``dataset[idx]`` starts from, plus the run flags (a copy: new
+        arrays when serialized, the stored arrays otherwise)."""
         self.full_init()
-        results = dict(self.video_infos[idx])
+        results = dict(self._stored_info(idx))
         if self._mc_reader is not None and 'key' in results:
             results.update(self._mc_reader.fetch_pack(results.pop('key'),
                                                       sample=results.get(self.identifier)))
@@ -452,15 +548,22 @@ class PoseDataset(Dataset):
             results['label'] = onehot
         return results
 
+    def get_subset(self, indices: Any) -> PoseDataset:
+        raise NotImplementedError('PoseDataset keeps per-sample labels beside the data; '
+                                  'select samples with split= instead of get_subset')
+
+    get_subset_ = get_subset
+
     def __len__(self) -> int:
         self.full_init()
-        return len(self.video_infos)
+        return len(self.data_address) if self.serialize_data else len(self.data_list)
 
     def __getitem__(self, idx: int) -> Any:
+        """The pipeline's output for sample ``idx`` (errors name transform and sample)."""
         return self.pipeline(self.get_data_info(idx))
 
     def __repr__(self) -> str:
-        state = (f'{len(self.video_infos)} samples, {self.num_classes} classes'
+        state = (f'{len(self)} samples, {self.num_classes} classes'
                  if self._fully_initialized else 'not loaded yet')
         return (f'{type(self).__name__}(ann_file={self.ann_file!r}, split={self.split!r}, '
                 f'{state})')

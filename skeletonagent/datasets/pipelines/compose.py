@@ -56,6 +56,29 @@ class Compose:
                 return None
         return data
 
+    def required_joints(self) -> tuple[int, str] | None:
+        """How many joints the stored keypoints must have for this pipeline, and the
+        transform that says so (``None`` when no transform fixes it).
+
+        Layout-dependent transforms carry ``input_joints`` (the V they take). The first one
+        decides: the transforms before it keep V (every built-in one does;
+        ``Kinetics_Transform``, which adds joints, states the V it takes). The dataset checks
+        it at load time, so a file of the wrong layout fails there, naming file and sample,
+        rather than later inside a DataLoader worker.
+        """
+        for transform in self.transforms:
+            if isinstance(transform, Compose):
+                found = transform.required_joints()
+                if found is not None:
+                    return found
+                continue
+            joints = getattr(transform, 'input_joints', None)
+            if joints is not None:
+                dataset = getattr(transform, 'dataset', None)
+                name = type(transform).__name__ + (f'(dataset={dataset!r})' if dataset else '')
+                return int(joints), f'{name} in the pipeline'
+        return None
+
     def __len__(self) -> int:
         return len(self.transforms)
 

@@ -52,6 +52,7 @@ class _PairFeature(BaseTransform):
         self.dataset = dataset
         self.target = target
         self.layout = get_layout(dataset)
+        self.input_joints = self.layout.num_joints
         pairs = sorted(getattr(self.layout, self.pairs_attr))
         self.pairs = tuple(pairs)
         self._first, self._second = _pair_arrays(pairs)
@@ -157,6 +158,7 @@ class GenSkeFeat(BaseTransform):
         self.feats = list(feats)
         self.axis = axis
         self.layout = get_layout(dataset)
+        self.input_joints = self.layout.num_joints
         self._bone = _pair_arrays(sorted(self.layout.bone_pairs))
         self._kbone = _pair_arrays(sorted(self.layout.kbone_pairs))
 

@@ -95,8 +95,7 @@ class PreNormalize3D(BaseTransform):
         self.align_spine = align_spine
         self.align_center = align_center
         self.dataset = dataset
-        if dataset is not None:
-            get_layout(dataset)  # fail early on an unknown name
+        self.input_joints = get_layout(dataset).num_joints if dataset is not None else None
 
     def _axes(self, layout: Layout | None) -> tuple[tuple[int, int], tuple[int, int]]:
         zaxis, xaxis = self.zaxis, self.xaxis
@@ -251,6 +250,7 @@ class Spatial_Flip(BaseTransform):  # noqa: N801 (the official name)
         self.dataset = dataset
         self.p = p
         self.layout = get_layout(dataset)
+        self.input_joints = self.layout.num_joints
         self._order = np.asarray(self.layout.flip_index)
 
     def transform(self, results: dict) -> dict:
@@ -275,6 +275,7 @@ class Part_Drop(BaseTransform):  # noqa: N801 (the official name)
         self.p = p
         self.dataset = dataset
         self.layout = get_layout(dataset)
+        self.input_joints = self.layout.num_joints
         missing = [part for part in self.PARTS if part not in self.layout.body_parts]
         if missing:
             raise ValueError(f'layout {dataset!r} has no body parts {missing} for Part_Drop')
@@ -314,9 +315,11 @@ class Flip(BaseTransform):
         self.flip_ratio = flip_ratio
         self.direction = direction
         self.flip_label_map = flip_label_map
+        self.input_joints = None
         if dataset is not None and left_kp is None and right_kp is None:
             layout = get_layout(dataset)
             left_kp, right_kp = layout.left, layout.right
+            self.input_joints = layout.num_joints
         self.left_kp = None if left_kp is None else tuple(left_kp)
         self.right_kp = None if right_kp is None else tuple(right_kp)
         self.dataset = dataset
@@ -363,6 +366,7 @@ class Kinetics_Transform(BaseTransform):  # noqa: N801 (the official name)
         self.layout = get_layout(dataset)
         if not self.layout.derived_joints:
             raise ValueError(f'layout {dataset!r} has no derived joints for Kinetics_Transform')
+        self.input_joints = self.layout.num_joints - len(self.layout.derived_joints)
 
     def transform(self, results: dict) -> dict:
         merge_score(results, type(self).__name__, self.dataset)

@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
-from ..pose_dataset import load_annotation_file, validate_annotation
+from ..pipelines import Compose
+from ..pose_dataset import expected_joints, load_annotation_file, validate_annotation
 
-__all__ = ['check_annotation_file', 'format_summary', 'main']
+__all__ = ['check_annotation_file', 'config_joints', 'format_summary', 'main']
 
 
 def _identifier(annotations: Sequence) -> str:
@@ -35,12 +36,37 @@ def _stats(values: Sequence[float]) -> dict | None:
     return dict(min=float(arr.min()), mean=float(arr.mean()), max=float(arr.max()))
 
 
+def config_joints(config: str | os.PathLike, section: str = 'train') -> tuple[int, str] | None:
+    """The joints a training config's ``data.<section>`` dataset expects: its ``layout=``
+    or its pipeline's first layout-dependent transform (as :class:`PoseDataset` decides).
+
+    Raises:
+        ValueError: naming the config when it cannot be read or has no such section.
+    """
+    from mmengine.config import Config
+    try:
+        cfg = Config.fromfile(os.fspath(config))
+    except Exception as exc:  # noqa: BLE001 - any failure to read the config, said in one line
+        raise ValueError(f'cannot read config {config}: {type(exc).__name__}: {exc}') from exc
+    dataset = (cfg.get('data') or {}).get(section)
+    while isinstance(dataset, Mapping) and 'dataset' in dataset and 'pipeline' not in dataset:
+        dataset = dataset['dataset']             # RepeatDataset and other wrappers
+    if not isinstance(dataset, Mapping):
+        raise ValueError(f'config {config} has no data.{section} dataset')
+    joints = expected_joints(dataset.get('layout'), Compose(list(dataset.get('pipeline') or [])))
+    return None if joints is None else (joints[0], f'{joints[1]} of {config}')
+
+
 def check_annotation_file(path: str | os.PathLike, split: str | None = None,
-                          num_classes: int | None = None, multi_class: bool = False) -> dict:
+                          num_classes: int | None = None, multi_class: bool = False,
+                          expect_joints: tuple[int, str] | None = None) -> dict:
     """Validate ``path`` (only the samples of ``split`` when given) and return a summary.
 
     ``num_classes`` bounds the labels (default: the number of the file's ``classes`` when it
-    has them, else labels are only checked to be non-negative ints).
+    has them, else labels are only checked to be non-negative ints). ``expect_joints`` is
+    ``(V, who expects it)`` (from :func:`config_joints` or
+    :func:`~skeletonagent.datasets.pose_dataset.expected_joints`): every keypoint array must
+    have V joints.
     """
     file = os.fspath(path)
     data = load_annotation_file(file)
@@ -128,7 +154,7 @@ def check_annotation_file(path: str | os.PathLike, split: str | None = None,
         need_keypoint = 'keypoint' in ann or 'raw_file' not in ann
         validate_annotation(ann, file=file, index=index, num_classes=num_classes,
                             multi_class=multi_class, need_keypoint=need_keypoint,
-                            identifier=identifier)
+                            identifier=identifier, joints=expect_joints)
         label = ann['label']
         labels.update(label if isinstance(label, (list, tuple)) else [label])
         frames.append(ann['total_frames'])
@@ -164,6 +190,7 @@ def check_annotation_file(path: str | os.PathLike, split: str | None = None,
         num_classes_seen=len(labels), label_range=(min(labels), max(labels)) if labels else None,
         class_names=len(classes) if classes is not None else None,
         num_classes=num_classes, frames=_stats(frames), persons=_stats(persons),
+        joints_checked=expect_joints,
         joints=dict(joints), channels=dict(channels), dtypes=dict(dtypes), coords=coord,
         keypoint_score=dict(samples=score_samples,
                             range=(score_lo, score_hi) if score_samples and
@@ -200,6 +227,8 @@ def format_summary(summary: dict) -> str:
     lines.append(f'  persons: {_fmt_stats(s["persons"], 2)}')
     lines.append('  joints (V): ' + (', '.join(f'{k} in {v} samples' for k, v
                                               in sorted(s['joints'].items())) or 'n/a')
+                 + (f' (checked: {s["joints_checked"][1]} needs {s["joints_checked"][0]})'
+                    if s.get('joints_checked') and s['joints'] else '')
                  + ';  channels (C): ' + (', '.join(f'{k} in {v} samples' for k, v
                                                     in sorted(s['channels'].items())) or 'n/a')
                  + ';  dtype: ' + (', '.join(sorted(s['dtypes'])) or 'n/a'))
@@ -221,7 +250,8 @@ def format_summary(summary: dict) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``check.py ANN.pkl [--split S] [--num-classes N]``: 0 when valid, 1 otherwise."""
+    """``check.py ANN.pkl [--split S] [--num-classes N] [--layout L | --config CFG]``: 0 when
+    valid, 1 otherwise."""
     import argparse
     import sys
 
@@ -233,11 +263,25 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help='labels must be below this (default: the file\'s class names)')
     parser.add_argument('--multi-class', action='store_true',
                         help='labels may be lists of class indices')
+    layout = parser.add_mutually_exclusive_group()
+    layout.add_argument('--layout', help='the skeleton layout the keypoints must have '
+                                         '(nturgb+d, coco, ...): checks the number of joints')
+    layout.add_argument('--config', help='a training config: check the number of joints its '
+                                         'data.train pipeline (or layout=) expects')
     args = parser.parse_args(argv)
+    try:
+        joints = (expected_joints(args.layout) if args.layout
+                  else config_joints(args.config) if args.config else None)
+    except (KeyError, ValueError) as exc:
+        print(f'ERROR: {exc.args[0] if isinstance(exc, KeyError) else exc}', file=sys.stderr)
+        return 1
+    if args.config and joints is None:
+        print(f'note: the pipeline of {args.config} fixes no layout; joints not checked',
+              file=sys.stderr)
     try:
         summary = check_annotation_file(args.ann_file, split=args.split,
                                         num_classes=args.num_classes,
-                                        multi_class=args.multi_class)
+                                        multi_class=args.multi_class, expect_joints=joints)
     except DataError as exc:
         print(f'ERROR: {exc}', file=sys.stderr)
         return 1

@@ -57,8 +57,9 @@ from ...utils.fileio import atomic_write_bytes, atomic_write_text
 
 __all__ = [
     'SkeletonFileError', 'parse_skeleton_text', 'read_missing_list', 'default_missing_file',
-    'missing_list_file', 'ntu_name_fields', 'ntu_sample', 'select_bodies', 'ntu_splits', 'prepare_ntu',
-    'run_samples', 'RunResult', 'NTU_XSUB_TRAIN_SUBJECTS', 'NTU60_XVIEW_TRAIN_CAMERAS',
+    'missing_list_file', 'ntu_name_fields', 'ntu_sample', 'select_bodies', 'ntu_splits',
+    'prepare_ntu', 'run_samples', 'RunResult', 'NTU_XSUB_TRAIN_SUBJECTS',
+    'NTU60_XVIEW_TRAIN_CAMERAS',
 ]
 
 #: Official cross-subject training subjects (NTU RGB+D 120; those <= 40 are NTU60's).
