@@ -44,7 +44,6 @@ class SkeletonAccuracy(BaseMetric):
         self.metrics = list(dict.fromkeys(metrics + ['mean_class_accuracy']))
         self.topk = tuple(topk)
         self.out_file = out_file
-        self.last_confusion: Optional[np.ndarray] = None
 
     def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
         for sample in data_samples:
@@ -71,7 +70,6 @@ class SkeletonAccuracy(BaseMetric):
                 out[f'top{k}'] = acc
         if 'mean_class_accuracy' in self.metrics:
             out['mean1'] = mean_class_accuracy(scores, labels)
-        self.last_confusion = confusion_matrix(scores.argmax(1), labels, scores.shape[1])
         return out
 
     def _dump_features(self, features: list) -> dict:

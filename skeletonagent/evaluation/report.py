@@ -23,13 +23,13 @@ annotation file (``ann`` and ``split``), class names and layout from the config 
 the work dir (``<name>.py``: the agent's ``label_map``), else from the agent rounds, the
 annotation file, or ``class N``.
 
-Plots use matplotlib's Agg backend (no display); all text in the HTML page is escaped (the
-replies come from an LLM).
+Plots are matplotlib ``Figure`` objects on their own Agg canvas (the user's backend and
+pyplot's state are never touched); the page is one Jinja2 template, :data:`PAGE`, whose
+autoescaping escapes every value (the replies come from an LLM).
 """
 from __future__ import annotations
 
 import csv
-import html
 import json
 import logging
 import pickle
@@ -277,11 +277,14 @@ def _per_class_rows(cm: np.ndarray, names: Sequence[str]) -> list[list[Any]]:
 
 
 # ----------------------------------------------------------------------------- plots
-def _pyplot():
-    import matplotlib
-    matplotlib.use('Agg', force=True)
-    import matplotlib.pyplot as plt
-    return plt
+def _figure(figsize: tuple[float, float], **subplots: Any) -> tuple[Any, Any]:
+    """A figure on its own Agg canvas, and its axes: matplotlib's object API, so the user's
+    backend and pyplot's figure list are never touched."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=figsize, dpi=DPI, layout='constrained')
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(**subplots)
 
 
 def confusion_figsize(n: int, max_name: int = 20) -> tuple[float, float]:
@@ -303,7 +306,6 @@ def _short(name: str, limit: int = 40) -> str:
 
 def plot_confusion(cm: np.ndarray, names: Sequence[str], out: Path, top_n: int = 20) -> dict:
     """Draw the confusion matrix (or its top-N block) to ``out``; returns what was drawn."""
-    plt = _pyplot()
     cm = np.asarray(cm)
     n_all = cm.shape[0]
     support = cm.sum(1, keepdims=True).astype(np.float64)
@@ -319,7 +321,7 @@ def plot_confusion(cm: np.ndarray, names: Sequence[str], out: Path, top_n: int =
     labels = [_short(f'{i}: {names[i]}') for i in idx]
     n = len(idx)
     figsize = confusion_figsize(n, max((len(s) for s in labels), default=10))
-    fig, ax = plt.subplots(figsize=figsize, dpi=DPI, layout='constrained')
+    fig, ax = _figure(figsize)
     image = ax.imshow(sub, cmap='Blues', vmin=0.0, vmax=1.0, interpolation='nearest',
                       aspect='auto')
     fontsize = 9 if n <= 20 else 8 if n <= 40 else 7
@@ -339,14 +341,12 @@ def plot_confusion(cm: np.ndarray, names: Sequence[str], out: Path, top_n: int =
                             color='white' if sub[r, c] > 0.5 else 'black')
     fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02, label='share of the true class')
     fig.savefig(out, dpi=DPI)
-    plt.close(fig)
     return dict(classes=idx, figsize=figsize)
 
 
 def plot_accuracy(cm: np.ndarray, names: Sequence[str], out: Path) -> dict:
     """Per-class accuracy as horizontal bars, lowest first (classes without test samples are
     left out); above :data:`FULL_BARS_MAX` classes only the lowest ones are drawn."""
-    plt = _pyplot()
     support, correct = cm.sum(1), np.diag(cm)
     present = [i for i in range(len(names)) if support[i] > 0]
     acc = {i: correct[i] / support[i] for i in present}
@@ -357,7 +357,7 @@ def plot_accuracy(cm: np.ndarray, names: Sequence[str], out: Path) -> dict:
         title += f': the {len(order)} lowest of {len(present)} classes'
     labels = [_short(f'{i}: {names[i]}') for i in order]
     figsize = accuracy_figsize(len(order), max((len(s) for s in labels), default=10))
-    fig, ax = plt.subplots(figsize=figsize, dpi=DPI, layout='constrained')
+    fig, ax = _figure(figsize)
     values = [acc[i] for i in order]
     ax.barh(range(len(order)), values, color='tab:blue')
     ax.set_yticks(range(len(order)))
@@ -372,7 +372,6 @@ def plot_accuracy(cm: np.ndarray, names: Sequence[str], out: Path) -> dict:
         ax.legend(loc='upper right', fontsize=8)
     ax.set_title(title)
     fig.savefig(out, dpi=DPI)
-    plt.close(fig)
     return dict(classes=order, figsize=figsize)
 
 
@@ -393,8 +392,7 @@ def plot_curves(records: Sequence[dict], out: Path) -> Optional[dict]:
     agent = [r for r in records if 'agent/version' in r]
     if not train and not val:
         return None
-    plt = _pyplot()
-    fig, axes = plt.subplots(2, 2, figsize=CURVES_FIGSIZE, dpi=DPI, layout='constrained')
+    fig, axes = _figure(CURVES_FIGSIZE, nrows=2, ncols=2)
     (ax_loss, ax_lr), (ax_train, ax_val) = axes
     x_key = 'step'
     for key in _LOSS_KEYS:
@@ -427,7 +425,6 @@ def plot_curves(records: Sequence[dict], out: Path) -> Optional[dict]:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
     fig.savefig(out, dpi=DPI)
-    plt.close(fig)
     return dict(train_records=len(train), val_records=len(val), agent_records=len(agent))
 
 
@@ -452,7 +449,11 @@ def _draw_joints(layout: str, joints: Sequence[int], out_dir: Path) -> Optional[
 
 
 # ----------------------------------------------------------------------------- HTML
-_STYLE = """
+#: The whole page, one Jinja2 template; autoescaping escapes every value (LLM replies too).
+PAGE = """<!DOCTYPE html>
+<html><head><meta charset="utf-8">
+<title>Report: {{ title }}</title>
+<style>
 body { font-family: sans-serif; margin: 1.5em; max-width: 1400px; color: #222; }
 table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 2px 8px; text-align: left; vertical-align: top; }
@@ -463,66 +464,81 @@ img { max-width: 100%; border: 1px solid #ddd; }
 details { margin: 0.3em 0 0.8em; }
 .failed { color: #b00; }
 .note { color: #666; }
+</style></head><body>
+<h1>Evaluation report: {{ title }}</h1>
+<ul>{% for line in summary %}<li>{{ line }}</li>{% endfor %}</ul>
+{% for note in notes %}<p class="note">{{ note }}</p>
+{% endfor %}
+{%- if run_info %}<h2>What this run used</h2>
+<table>{% for key, value in run_info.items() %}<tr><td>{{ key }}</td><td>{{ value }}</td></tr>{% endfor %}</table>
+{% endif %}
+{%- if images.curves %}<h2>Training curves</h2>
+<img src="{{ images.curves }}">
+{% endif %}
+{%- if images.confusion %}<h2>Confusion matrix</h2>
+<p><a href="confusion.csv">confusion.csv</a> (rows: true class, columns: predicted class)</p>
+<img src="{{ images.confusion }}">
+{% endif %}
+{%- if pairs %}<h2>Most confused pairs (top {{ pairs|length }} of {{ num_pairs }})</h2>
+<p><a href="confused_pairs.csv">confused_pairs.csv</a></p>
+<table><tr><th>true class</th><th>predicted as</th><th>count</th><th>share of the true class</th></tr>
+{% for actual, predicted, count, share in pairs %}<tr><td>{{ actual }}</td><td>{{ predicted }}</td><td class="num">{{ count }}</td><td class="num">{{ '%.3f' % share }}</td></tr>
+{% endfor %}</table>
+{% endif %}
+{%- if per_class is not none %}<h2>Per-class accuracy</h2>
+<p><a href="per_class_accuracy.csv">per_class_accuracy.csv</a></p>
+{% if images.accuracy %}<img src="{{ images.accuracy }}">
+{% endif %}<details><summary>table</summary>
+<table><tr><th>index</th><th>class</th><th>samples</th><th>correct</th><th>predicted</th><th>accuracy</th></tr>
+{% for index, name, samples, correct, predicted, acc in per_class %}<tr><td class="num">{{ index }}</td><td>{{ name }}</td><td class="num">{{ samples }}</td><td class="num">{{ correct }}</td><td class="num">{{ predicted }}</td><td class="num">{{ acc }}</td></tr>
+{% endfor %}</table></details>
+{% endif %}
+{%- if rounds %}<h2>Agent rounds ({{ rounds|length }})</h2>
+{% for r in rounds %}<h3>Round {{ r.round }} <span class="note">({{ r.file }})</span></h3>
+<p>backend {{ r.backend }}; {{ r.chats }} chats, {{ r.requests }} requests, {{ r.failed }} failed
+{%- if r.failures %} ({% for kind, n in r.failures.items() %}{{ kind }} {{ n }}{{ ', ' if not loop.last else '' }}{% endfor %}){% endif -%}
+; {{ r.updated }} classes updated; state v{{ r.version_before }} → v{{ r.version_after }}; {{ r.seconds }} s</p>
+{% for c in r.classes %}<details><summary>{{ c.index }}: {{ c.name }}
+{%- if c.error is not none %} <span class="failed">failed: {{ c.error }} {{ c.detail }}</span>{% endif %}</summary>
+<p><b>Confused with:</b> {{ c.confused or '-' }}</p>
+<p><b>Prompt</b></p><pre>{{ c.prompt }}</pre>
+{% if c.reply is not none %}<p><b>Reply</b></p><pre>{{ c.reply }}</pre>
+{% endif %}<p><b>Joints named:</b> {{ c.joints or 'none' }}{{ ' (applied to the mask)' if c.mask_changed else '' }}</p>
+{% if c.image %}<img src="{{ c.image }}" alt="{{ c.joints }}" style="max-width:320px">
+{% endif %}{% if c.description %}<p><b>Description</b> ({{ 'changed' if c.description_changed else 'unchanged' }}): {{ c.description }}</p>
+{% endif %}</details>
+{% endfor %}{% endfor %}{% endif %}</body></html>
 """
 
 
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]],
-           numeric: Sequence[int] = ()) -> str:
-    head = ''.join(f'<th>{_e(h)}</th>' for h in header)
-    body = []
-    for row in rows:
-        cells = ''.join(f'<td class="num">{_e(v)}</td>' if i in numeric else f'<td>{_e(v)}</td>'
-                        for i, v in enumerate(row))
-        body.append(f'<tr>{cells}</tr>')
-    return f'<table><tr>{head}</tr>{"".join(body)}</table>'
-
-
-def _round_html(report: dict, names: Sequence[str], layout: str, out_dir: Path) -> str:
+def _round_context(report: dict, names: Sequence[str], layout: str, out_dir: Path) -> dict:
+    """What the page shows of one agent round (values only; the template formats them)."""
     stats = report.get('stats') or {}
-    failures = stats.get('failures') or {}
-    parts = [f'<h3>Round {_e(report.get("round", "?"))} '
-             f'<span class="note">({_e(report.get("_file", ""))})</span></h3>',
-             '<p>' + _e(f'backend {report.get("backend", "?")}; {stats.get("chats", 0)} chats, '
-                        f'{stats.get("requests", 0)} requests, '
-                        f'{len(report.get("failed") or [])} failed'
-                        + (f' ({", ".join(f"{k} {v}" for k, v in failures.items())})'
-                           if failures else '')
-                        + f'; {len(report.get("updated") or [])} classes updated; state '
-                        f'v{report.get("version_before", "?")} → '
-                        f'v{report.get("version_after", "?")}; '
-                        f'{report.get("seconds", 0)} s') + '</p>']
+    classes = []
     for entry in report.get('classes', []):
         index = int(entry.get('index', -1))
-        name = entry.get('name') or (names[index] if 0 <= index < len(names) else index)
-        confused = ', '.join(f"{c.get('name')} ({c.get('count')})" if c.get('count') is not None
-                             else str(c.get('name')) for c in entry.get('confused', []))
-        status = '' if entry.get('error') is None else \
-            f' <span class="failed">failed: {_e(entry["error"])} {_e(entry.get("detail", ""))}</span>'
-        body = [f'<p><b>Confused with:</b> {_e(confused or "-")}</p>',
-                '<p><b>Prompt</b></p>', f'<pre>{_e(entry.get("prompt", ""))}</pre>']
-        if entry.get('reply') is not None:
-            body += ['<p><b>Reply</b></p>', f'<pre>{_e(entry["reply"])}</pre>']
         joints = entry.get('joints') or []
         joint_names = entry.get('joint_names') or [str(j) for j in joints]
         listed = ', '.join(f'{j + 1}-{n}' for j, n in zip(joints, joint_names))
-        body.append(f'<p><b>Joints named:</b> {_e(listed or "none")}'
-                    + (' (applied to the mask)' if entry.get('mask_changed') else '') + '</p>')
-        if joints:
-            image = _draw_joints(layout, joints, out_dir / 'joints')
-            if image is not None:
-                rel = image.relative_to(out_dir).as_posix()
-                body.append(f'<img src="{_e(rel)}" alt="{_e(listed)}" style="max-width:320px">')
-        if entry.get('description'):
-            body.append(f'<p><b>Description</b> '
-                        f'({"changed" if entry.get("description_changed") else "unchanged"}): '
-                        f'{_e(entry["description"])}</p>')
-        parts.append(f'<details><summary>{_e(index)}: {_e(name)}{status}</summary>'
-                     + ''.join(body) + '</details>')
-    return '\n'.join(parts)
+        image = _draw_joints(layout, joints, out_dir / 'joints') if joints else None
+        classes.append(dict(
+            index=index, error=entry.get('error'), detail=entry.get('detail', ''),
+            name=entry.get('name') or (names[index] if 0 <= index < len(names) else index),
+            confused=', '.join(f"{c.get('name')} ({c.get('count')})"
+                               if c.get('count') is not None else str(c.get('name'))
+                               for c in entry.get('confused', [])),
+            prompt=entry.get('prompt', ''), reply=entry.get('reply'), joints=listed,
+            mask_changed=bool(entry.get('mask_changed')),
+            image=image.relative_to(out_dir).as_posix() if image is not None else None,
+            description=entry.get('description'),
+            description_changed=bool(entry.get('description_changed'))))
+    return dict(round=report.get('round', '?'), file=report.get('_file', ''),
+                backend=report.get('backend', '?'), chats=stats.get('chats', 0),
+                requests=stats.get('requests', 0), failed=len(report.get('failed') or []),
+                failures=stats.get('failures') or {}, updated=len(report.get('updated') or []),
+                version_before=report.get('version_before', '?'),
+                version_after=report.get('version_after', '?'),
+                seconds=report.get('seconds', 0), classes=classes)
 
 
 def read_run_info(work_dir: PathLike) -> dict[str, str]:
@@ -540,45 +556,20 @@ def read_run_info(work_dir: PathLike) -> dict[str, str]:
 def _write_html(out_dir: Path, inputs: ReportInputs, summary: list[str],
                 pairs: Sequence[tuple], per_class: Optional[list], images: dict,
                 rounds: Sequence[dict], top_n: int, run_info: Optional[dict] = None) -> Path:
+    """Render :data:`PAGE` into ``out_dir/index.html``."""
+    import jinja2
     names = inputs.class_names
-    parts = ['<!DOCTYPE html>', '<html><head><meta charset="utf-8">',
-             f'<title>Report: {_e(inputs.work_dir.name)}</title>',
-             f'<style>{_STYLE}</style></head><body>',
-             f'<h1>Evaluation report: {_e(inputs.work_dir.name)}</h1>',
-             '<ul>' + ''.join(f'<li>{_e(s)}</li>' for s in summary) + '</ul>']
-    for note in inputs.notes:
-        parts.append(f'<p class="note">{_e(note)}</p>')
-    if run_info:
-        parts += ['<h2>What this run used</h2>',
-                  _table(['', ''], [[k, v] for k, v in run_info.items()])]
-    if 'curves' in images:
-        parts += ['<h2>Training curves</h2>', f'<img src="{_e(images["curves"])}">']
-    if 'confusion' in images:
-        parts += ['<h2>Confusion matrix</h2>',
-                  '<p><a href="confusion.csv">confusion.csv</a> (rows: true class, columns: '
-                  'predicted class)</p>', f'<img src="{_e(images["confusion"])}">']
-    if pairs:
-        shown = pairs[:top_n]
-        parts += [f'<h2>Most confused pairs (top {len(shown)} of {len(pairs)})</h2>',
-                  '<p><a href="confused_pairs.csv">confused_pairs.csv</a></p>',
-                  _table(['true class', 'predicted as', 'count', 'share of the true class'],
-                         [[f'{i}: {names[i]}', f'{j}: {names[j]}', c, f'{r:.3f}']
-                          for i, j, c, r in shown], numeric=(2, 3))]
-    if per_class is not None:
-        parts += ['<h2>Per-class accuracy</h2>',
-                  '<p><a href="per_class_accuracy.csv">per_class_accuracy.csv</a></p>']
-        if 'accuracy' in images:
-            parts.append(f'<img src="{_e(images["accuracy"])}">')
-        parts += ['<details><summary>table</summary>',
-                  _table(['index', 'class', 'samples', 'correct', 'predicted', 'accuracy'],
-                         per_class, numeric=(0, 2, 3, 4, 5)), '</details>']
-    if rounds:
-        parts.append(f'<h2>Agent rounds ({len(rounds)})</h2>')
-        for report in rounds:
-            parts.append(_round_html(report, names, inputs.layout or 'nturgb+d', out_dir))
-    parts.append('</body></html>')
+    page = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined,
+                              keep_trailing_newline=True).from_string(PAGE)
+    text = page.render(
+        title=inputs.work_dir.name, summary=summary, notes=inputs.notes,
+        run_info=run_info or {}, num_pairs=len(pairs),
+        images={k: images.get(k) for k in ('curves', 'confusion', 'accuracy')},
+        pairs=[(f'{i}: {names[i]}', f'{j}: {names[j]}', c, r) for i, j, c, r in pairs[:top_n]],
+        per_class=per_class,
+        rounds=[_round_context(r, names, inputs.layout or 'nturgb+d', out_dir) for r in rounds])
     path = out_dir / 'index.html'
-    path.write_text('\n'.join(parts) + '\n', encoding='utf-8')
+    path.write_text(text, encoding='utf-8')
     return path
 
 
