@@ -1,28 +1,20 @@
 """Checkpoint files: plain contents, atomic writes, one loader, the ``latest.pth`` link.
 
-* **Plain contents.** A checkpoint holds tensors, numbers, strings, lists, tuples, sets and
-  dicts only, so any loader reads it with ``torch.load(path, weights_only=True)`` in a fresh
-  interpreter, without importing this package. mmengine puts its log-scalar
-  ``HistoryBuffer`` objects into the message hub's state; :class:`PlainCheckpointHook` (which
-  :func:`~skeletonagent.engine.runner.build_runner` registers) writes them as plain dicts
-  before every save and turns them back into buffers when a checkpoint is loaded, so
-  ``--resume`` restores the message hub, the optimizer, the LR schedulers and the random
-  state as before.
-* **Atomic writes.** A write goes to a temporary file in the same directory, is fsync'ed,
-  then renamed over the target (``os.replace`` is atomic on POSIX), so a killed run never
-  leaves a half-written checkpoint. mmengine writes checkpoints through a file backend; we
-  register ``atomic_local`` and point its hooks at it.
-* **One loader.** :func:`load_checkpoint_file` reads a file (``weights_only=True``) with one
-  clear :class:`CheckpointError` per way a file can be wrong; :func:`check_checkpoint_config`
-  refuses a checkpoint of another stream or dataset; :func:`load_model_weights` loads the
-  weights strictly. Training, ``tools/test.py``, ``tools/infer.py`` and
-  :func:`skeletonagent.apis.init_recognizer` go through them.
-* Checkpoints written by others (PYSKL, mmcv, the official code) may hold numpy scalars and
-  arrays, and ours written before the plain format held a ``rebuild_history_buffer`` call:
-  :data:`FOREIGN_GLOBALS` names what reading them needs. :func:`load_checkpoint_file` allows
-  them only for the duration of its own ``torch.load``; :func:`register_checkpoint_globals`
-  allows them for mmengine's loader, called once when a runner is built (nothing is
-  registered at import time).
+* Plain contents: tensors, numbers, strings and containers only, so any loader reads a
+  checkpoint with ``torch.load(path, weights_only=True)`` without importing this package.
+  :class:`PlainCheckpointHook` (registered by ``build_runner``) converts mmengine's log-scalar
+  ``HistoryBuffer`` objects and numpy values before every save and rebuilds the buffers on
+  load, so ``--resume`` restores the message hub as before.
+* Atomic writes: mmengine writes through our ``atomic_local`` file backend (temporary file,
+  fsync, rename), so a killed run never leaves a half-written checkpoint.
+* One loader: :func:`load_checkpoint_file` (one :class:`CheckpointError` line per way a file
+  can be wrong), :func:`check_checkpoint_config` (another stream or dataset) and
+  :func:`load_model_weights` (strict), shared by training, ``tools/test.py``,
+  ``tools/infer.py`` and :func:`skeletonagent.apis.init_recognizer`.
+* Others' checkpoints (PYSKL, mmcv, the official code) may hold numpy values, ours from before
+  the plain format a ``rebuild_history_buffer`` call: :data:`FOREIGN_GLOBALS`, allowed only
+  inside :func:`load_checkpoint_file`, and for mmengine's loader by
+  :func:`register_checkpoint_globals` when a runner is built. Nothing is registered at import.
 """
 from __future__ import annotations
 
@@ -32,7 +24,7 @@ import os
 import pickle
 import re
 import zipfile
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from pathlib import Path
 from typing import Any, Union
 
@@ -101,10 +93,12 @@ class CheckpointMismatchError(CheckpointError):
 _HISTORY_FIELDS = frozenset({'log_history', 'count_history', 'max_length'})
 
 
-def _plain_history(buf: HistoryBuffer) -> dict:
-    return dict(log_history=np.asarray(buf._log_history).tolist(),
-                count_history=np.asarray(buf._count_history).tolist(),
-                max_length=int(buf.max_length))
+def rebuild_history_buffer(max_length: int, log_history: Any, count_history: Any) -> dict:
+    """The plain form of one of mmengine's log-scalar buffers. (Checkpoints written before
+    the plain format pickled each buffer as a call of this function: it stays allow-listed
+    by this name in :data:`FOREIGN_GLOBALS` to read them.)"""
+    return dict(log_history=np.asarray(log_history).tolist(),
+                count_history=np.asarray(count_history).tolist(), max_length=int(max_length))
 
 
 def plain_checkpoint(value: Any, where: str = 'checkpoint') -> Any:
@@ -115,12 +109,12 @@ def plain_checkpoint(value: Any, where: str = 'checkpoint') -> Any:
     is kept and logged as a warning naming its key (``weights_only`` loaders would refuse it)."""
     if isinstance(value, np.generic):   # before the builtins: np.float64 is a float
         return value.item()
-    if value is None or isinstance(value, (bool, int, float, complex, str, bytes,
-                                           torch.Tensor, torch.dtype, torch.device,
-                                           torch.Size)):
+    if value is None or isinstance(value, (bool, int, float, str, bytes, torch.Tensor,
+                                           torch.dtype, torch.device, torch.Size)):
         return value
     if isinstance(value, HistoryBuffer):
-        return _plain_history(value)
+        return rebuild_history_buffer(value.max_length, value._log_history,
+                                      value._count_history)
     if isinstance(value, np.ndarray):
         if value.dtype.kind in 'biufc':
             return torch.from_numpy(np.ascontiguousarray(value))
@@ -132,7 +126,7 @@ def plain_checkpoint(value: Any, where: str = 'checkpoint') -> Any:
         for key, sub in value.items():
             out[plain_checkpoint(key, where)] = plain_checkpoint(sub, f'{where}[{key!r}]')
         return out
-    if isinstance(value, (list, tuple)) or type(value).__name__ == 'deque':
+    if isinstance(value, (list, tuple, deque)):
         items = [plain_checkpoint(v, f'{where}[{i}]') for i, v in enumerate(value)]
         return tuple(items) if isinstance(value, tuple) else items
     if isinstance(value, (set, frozenset)):
@@ -175,13 +169,6 @@ class PlainCheckpointHook(Hook):
 
 
 # --------------------------------------------------------------------------- reading
-def rebuild_history_buffer(max_length: int, log_history: Any, count_history: Any) -> dict:
-    """Reads checkpoints written before the plain format, which pickled each of mmengine's
-    log-scalar buffers as a call of this function: returns the plain form."""
-    return dict(log_history=np.asarray(log_history).tolist(),
-                count_history=np.asarray(count_history).tolist(), max_length=int(max_length))
-
-
 def _numpy_globals() -> list:
     items: list[Any] = [np.ndarray, np.dtype]
     for modname in ('numpy._core.multiarray', 'numpy.core.multiarray'):
