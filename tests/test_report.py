@@ -160,8 +160,9 @@ def test_tensorboard_has_losses_accuracies_and_agent_rounds(run):
     acc = EventAccumulator(str(events[0].parent))
     acc.Reload()
     tags = set(acc.Tags()['scalars'])
-    assert {'loss_cls', 'loss_mix', 'loss_constraint', 'loss_align', 'lr', 'top1_acc',
-            'top5_acc', 'acc/top1', 'acc/top5', 'acc/mean1'} <= tags
+    assert {'train/loss_cls', 'train/loss_mix', 'train/loss_constraint', 'train/loss_align',
+            'train/lr', 'train/top1_acc', 'train/top5_acc', 'val/acc/top1', 'val/acc/top5',
+            'val/acc/mean1'} <= tags                 # issue 12: train/ and val/ prefixes
     assert {'agent/requests', 'agent/failures', 'agent/seconds', 'agent/classes_updated',
             'agent/version'} <= tags
     assert acc.Scalars('agent/version')[-1].value == 1
