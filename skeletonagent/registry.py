@@ -8,28 +8,56 @@ import contextlib
 import difflib
 import re
 
-from mmengine.registry import DATASETS as MMENGINE_DATASETS
-from mmengine.registry import HOOKS as MMENGINE_HOOKS
-from mmengine.registry import METRICS as MMENGINE_METRICS
-from mmengine.registry import MODELS as MMENGINE_MODELS
-from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
-from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
+import mmengine.registry as _mm
 from mmengine.registry import Registry
 
+# Every registry mmengine's Runner builds from gets a child here. The runner's default scope is
+# 'skeletonagent', so mmengine looks each name up in the 'skeletonagent' child of the registry
+# first; a registry without one logs "Failed to search registry with scope ..." and falls
+# back to mmengine's. A child searches its parent too, so mmengine's own classes (SGD,
+# LoggerHook, DefaultSampler, ...) are found through it.
+
 #: Recognizers, backbones, heads, losses (one registry, as mmengine does).
-MODELS = Registry('model', parent=MMENGINE_MODELS, locations=['skeletonagent.models'])
+MODELS = Registry('model', parent=_mm.MODELS, locations=['skeletonagent.models'])
 #: Datasets (PoseDataset).
-DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, locations=['skeletonagent.datasets'])
+DATASETS = Registry('dataset', parent=_mm.DATASETS, locations=['skeletonagent.datasets'])
 #: Pipeline transforms (mmcv ``BaseTransform`` subclasses).
-TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS,
+TRANSFORMS = Registry('transform', parent=_mm.TRANSFORMS,
                       locations=['skeletonagent.datasets.pipelines'])
 #: Evaluation metrics.
-METRICS = Registry('metric', parent=MMENGINE_METRICS, locations=['skeletonagent.evaluation'])
-#: Runner hooks (agent hook, text-encoder hook, ...).
-HOOKS = Registry('hook', parent=MMENGINE_HOOKS, locations=['skeletonagent.engine', 'skeletonagent.agent'])
+METRICS = Registry('metric', parent=_mm.METRICS, locations=['skeletonagent.evaluation'])
+#: Runner hooks (agent hook, run-info hook, ...).
+HOOKS = Registry('hook', parent=_mm.HOOKS,
+                 locations=['skeletonagent.engine', 'skeletonagent.engine.logs',
+                            'skeletonagent.engine.finetune', 'skeletonagent.agent'])
 #: Optimizer wrappers (the CPU bfloat16 autocast wrapper of ``--amp``).
-OPTIM_WRAPPERS = Registry('optim_wrapper', parent=MMENGINE_OPTIM_WRAPPERS,
+OPTIM_WRAPPERS = Registry('optim_wrapper', parent=_mm.OPTIM_WRAPPERS,
                           locations=['skeletonagent.engine.optim'])
+#: Visualizers (the one that writes TensorBoard tags by phase).
+VISUALIZERS = Registry('visualizer', parent=_mm.VISUALIZERS,
+                       locations=['skeletonagent.engine.logs'])
+#: Data samplers (ClassSpecificSampler) and collate / worker-init functions.
+DATA_SAMPLERS = Registry('data sampler', parent=_mm.DATA_SAMPLERS,
+                         locations=['skeletonagent.datasets'])
+FUNCTIONS = Registry('function', parent=_mm.FUNCTIONS, locations=['skeletonagent.datasets'])
+#: Model wrappers (SkeletonDDP).
+MODEL_WRAPPERS = Registry('model_wrapper', parent=_mm.MODEL_WRAPPERS,
+                          locations=['skeletonagent.engine.dist'])
+# The rest only hold mmengine's classes; the children exist for the scope lookup.
+RUNNERS = Registry('runner', parent=_mm.RUNNERS)
+RUNNER_CONSTRUCTORS = Registry('runner constructor', parent=_mm.RUNNER_CONSTRUCTORS)
+LOOPS = Registry('loop', parent=_mm.LOOPS)
+LOG_PROCESSORS = Registry('log_processor', parent=_mm.LOG_PROCESSORS)
+OPTIMIZERS = Registry('optimizer', parent=_mm.OPTIMIZERS)
+OPTIM_WRAPPER_CONSTRUCTORS = Registry('optimizer wrapper constructor',
+                                      parent=_mm.OPTIM_WRAPPER_CONSTRUCTORS)
+PARAM_SCHEDULERS = Registry('parameter scheduler', parent=_mm.PARAM_SCHEDULERS)
+EVALUATOR = Registry('evaluator', parent=_mm.EVALUATOR)
+VISBACKENDS = Registry('vis_backend', parent=_mm.VISBACKENDS)
+WEIGHT_INITIALIZERS = Registry('weight initializer', parent=_mm.WEIGHT_INITIALIZERS)
+TASK_UTILS = Registry('task util', parent=_mm.TASK_UTILS)
+INFERENCERS = Registry('inferencer', parent=_mm.INFERENCERS)
+STRATEGIES = Registry('strategy', parent=_mm.STRATEGIES)
 #: Text encoders (MiniLM, CLIP).
 TEXT_ENCODERS = Registry('text encoder', locations=['skeletonagent.models.text'])
 #: LLM backends (Offline, OpenAIChat, TranscriptReplay).

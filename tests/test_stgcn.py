@@ -348,7 +348,7 @@ def tools_test_main(argv: list[str]) -> None:
     spec = importlib.util.spec_from_file_location('_tools_test', ROOT / 'tools' / 'test.py')
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module.main(argv)
+    module.main([*argv, '--debug'])   # errors as raised, not as the one-line exit
 
 
 def _pyskl_checkpoint(model, path: Path) -> Path:

@@ -6,6 +6,10 @@ if [ $# -lt 3 ]; then echo "usage: $0 CONFIG CHECKPOINT GPUS [options]" >&2; exi
 CONFIG=$1
 CHECKPOINT=$2
 GPUS=$3
+if ! [[ "$GPUS" =~ ^[0-9]+$ ]] || (( 10#$GPUS == 0 )); then
+    echo "error: GPUS must be a positive number of processes per node, got '$GPUS' (usage: $0 CONFIG CHECKPOINT GPUS [options])" >&2
+    exit 2
+fi
 shift 3
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 NNODES=${NNODES:-1}

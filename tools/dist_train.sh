@@ -7,6 +7,10 @@ set -euo pipefail
 if [ $# -lt 2 ]; then echo "usage: $0 CONFIG GPUS [options]" >&2; exit 2; fi
 CONFIG=$1
 GPUS=$2
+if ! [[ "$GPUS" =~ ^[0-9]+$ ]] || (( 10#$GPUS == 0 )); then
+    echo "error: GPUS must be a positive number of processes per node, got '$GPUS' (usage: $0 CONFIG GPUS [options])" >&2
+    exit 2
+fi
 shift 2
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 NNODES=${NNODES:-1}

@@ -1,16 +1,18 @@
 #!/usr/bin/env python
-"""Test a checkpoint: ``python tools/test.py CONFIG CKPT [--eval ...] [--out result.pkl]``."""
+"""Test a checkpoint: ``python tools/test.py CONFIG CKPT [--eval ...] [--out result.pkl]``.
+
+Logs go to ``--work-dir`` when given, else to ``<config work_dir>/test/<timestamp>``. A run
+that cannot start ends with one ``error: ...`` line (``--debug`` shows the traceback).
+"""
 import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mmengine.config import DictAction  # noqa: E402
-
-from skeletonagent.datasets.memcache import MemcachedError  # noqa: E402
 from skeletonagent.engine import RunOptions, init_distributed, load_config  # noqa: E402
-from skeletonagent.engine.runner import test  # noqa: E402
+from skeletonagent.engine.config import CfgOptionsAction  # noqa: E402
+from skeletonagent.engine.errors import run_tool  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -20,25 +22,30 @@ def parse_args(argv=None):
     p.add_argument('--eval', nargs='+', default=['top_k_accuracy', 'mean_class_accuracy'],
                    choices=['top_k_accuracy', 'mean_class_accuracy'])
     p.add_argument('--out', default=None, help='pickle of per-sample score arrays')
-    p.add_argument('--work-dir', default=None)
-    p.add_argument('--cfg-options', nargs='+', action=DictAction, default=None)
+    p.add_argument('--work-dir', default=None,
+                   help='where the logs go (default: the config work_dir/test)')
+    p.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction, default=None)
+    p.add_argument('--debug', action='store_true', help='show the traceback of an error')
     p.add_argument('--launcher', default=None, help=argparse.SUPPRESS)
     p.add_argument('--local_rank', '--local-rank', type=int, default=0, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
-def main(argv=None):
+def _main(argv):
+    from skeletonagent.engine.preflight import preflight
+    from skeletonagent.engine.runner import test
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options)
-    if args.work_dir:
-        cfg.work_dir = args.work_dir
     cfg.setdefault('evaluation', {})
     cfg.evaluation['metrics'] = args.eval
-    launcher = init_distributed()
-    try:
-        test(cfg, args.checkpoint, RunOptions(launcher=launcher), args.out)
-    except MemcachedError as exc:
-        raise SystemExit(f'error: {exc}') from exc
+    opts = RunOptions(work_dir=args.work_dir)
+    preflight(cfg, opts, 'test')   # keys, log dir, test data: before memcached and the model
+    opts.launcher = init_distributed()
+    return test(cfg, args.checkpoint, opts, args.out)
+
+
+def main(argv=None):
+    return run_tool(_main, argv)
 
 
 if __name__ == '__main__':

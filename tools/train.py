@@ -1,17 +1,17 @@
 #!/usr/bin/env python
-"""Train a recognizer: ``python tools/train.py CONFIG [options]`` (or through torchrun)."""
+"""Train a recognizer: ``python tools/train.py CONFIG [options]`` (or through torchrun).
+
+A run that cannot start ends with one ``error: ...`` line (``--debug`` shows the traceback).
+"""
 import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mmengine.config import DictAction  # noqa: E402
-
-from skeletonagent.agent.sources import AgentSourceMissing  # noqa: E402
-from skeletonagent.datasets.memcache import MemcachedError  # noqa: E402
 from skeletonagent.engine import RunOptions, init_distributed, load_config  # noqa: E402
-from skeletonagent.engine.runner import check_agent_sources, train  # noqa: E402
+from skeletonagent.engine.config import CfgOptionsAction  # noqa: E402
+from skeletonagent.engine.errors import run_tool  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -24,30 +24,37 @@ def parse_args(argv=None):
     p.add_argument('--deterministic', action='store_true')
     p.add_argument('--resume', nargs='?', const='auto', default=None,
                    help="'auto' (default when given alone): continue from work_dir/latest.pth "
-                        'if it exists; or a checkpoint path')
+                        'if it exists; or a checkpoint path (the config\'s resume_from is the same)')
     p.add_argument('--amp', action='store_true', help='mixed precision')
     p.add_argument('--compile', action='store_true', help='torch.compile the model')
     p.add_argument('--work-dir', default=None)
-    p.add_argument('--cfg-options', nargs='+', action=DictAction, default=None,
+    p.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction, default=None,
                    help='override config keys, e.g. data.videos_per_gpu=8')
+    p.add_argument('--debug', action='store_true', help='show the traceback of an error')
     p.add_argument('--launcher', default=None, help=argparse.SUPPRESS)  # torchrun sets env
     p.add_argument('--local_rank', '--local-rank', type=int, default=0, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
-def main(argv=None):
+def _main(argv):
+    from skeletonagent.engine.preflight import preflight
+    from skeletonagent.engine.runner import train
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options)
     if args.work_dir:
         cfg.work_dir = args.work_dir
-    launcher = init_distributed()
     opts = RunOptions(validate=args.validate, seed=args.seed, deterministic=args.deterministic,
-                      resume=args.resume, amp=args.amp, compile=args.compile, launcher=launcher)
-    try:
-        check_agent_sources(cfg)   # before memcached, data and model: missing imports stop here
-        train(cfg, opts, test_last=args.test_last, test_best=args.test_best)
-    except (MemcachedError, AgentSourceMissing) as exc:
-        raise SystemExit(f'error: {exc}') from exc
+                      resume=args.resume, amp=args.amp, compile=args.compile)
+    splits = ['train'] + (['val'] if args.validate else []) \
+        + (['test'] if args.test_last or args.test_best else [])
+    # keys, work dir, data, agent texts, text encoder: before memcached, the model and any LLM
+    preflight(cfg, opts, 'train', splits)
+    opts.launcher = init_distributed()
+    return train(cfg, opts, test_last=args.test_last, test_best=args.test_best)
+
+
+def main(argv=None):
+    return run_tool(_main, argv)
 
 
 if __name__ == '__main__':

@@ -14,7 +14,7 @@ from mmengine.runner import Runner
 from .checkpoint import (PlainCheckpointHook, find_resume_checkpoint, load_checkpoint_file,
                          load_model_weights, register_checkpoint_globals,
                          remove_stale_temp_files)
-from .config import RunOptions, to_runner_kwargs
+from .config import RunOptions, resolve_resume, to_runner_kwargs
 from .memcached_server import serving_memcached
 from ..registry import explain_unknown_types
 from .checkpoint import check_checkpoint_config
@@ -25,14 +25,16 @@ def _register_all() -> None:
     from .. import datasets, evaluation, models  # noqa: F401
     from ..datasets import demo  # noqa: F401
     from ..agent import hook  # noqa: F401
-    from . import hooks  # noqa: F401
+    from . import finetune, hooks, logs  # noqa: F401
 
 
 def build_model(cfg: Config, for_training: bool):
     """Build the recognizer; load the text encoder only when training needs it."""
     _register_all()
     from ..registry import MODELS
-    model = MODELS.build(cfg.model)
+    from .config import explain_unexpected_arguments
+    with explain_unexpected_arguments(cfg.model, 'model'):  # a key no class takes, by path
+        model = MODELS.build(cfg.model)
     if for_training and hasattr(model, 'init_text_encoder'):
         model.init_text_encoder()
     return model
@@ -69,6 +71,7 @@ def build_runner(cfg: Config, opts: RunOptions, mode: str = 'train') -> Runner:
     _register_all()
     if mode == 'train':
         check_agent_sources(cfg)
+        resolve_resume(cfg, opts)   # resume_from in the config is --resume PATH
     resuming = mode == 'train' and bool(opts.resume)
     if mode == 'train' and opts.resume == 'auto':
         found = find_resume_checkpoint(cfg.work_dir)

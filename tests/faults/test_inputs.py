@@ -154,7 +154,7 @@ def test_corrupted_annotation_stops_tools_test(data, tmp_path):
     argv = [str(CONFIG), str(ckpt), '--out', str(tmp_path / 'pred.pkl'), '--cfg-options',
             f'work_dir={tmp_path / "work"}', *_data_options(bad), 'data.test.split=train']
     with pytest.raises(DataError, match=f"sample '{frame_dir}', field 'label'"):
-        _tool('test').main(argv)
+        _tool('test').main([*argv, '--debug'])
     assert not (tmp_path / 'pred.pkl').exists()
 
 
@@ -165,7 +165,7 @@ def test_unknown_model_type_lists_close_names(data, tmp_path):
     argv = [str(CONFIG), '--cfg-options', f'work_dir={tmp_path}', *_data_options(path),
             'model.backbone.type=GCN_Modul_LLM']
     with pytest.raises(UnknownTypeError) as info:
-        _tool('train').main(argv)
+        _tool('train').main([*argv, '--debug'])
     message = str(info.value)
     assert "unknown model type 'GCN_Modul_LLM'" in message and 'GCN_Module_LLM' in message, message
 
@@ -179,7 +179,7 @@ def test_unknown_transform_type_lists_close_names(data, tmp_path):
             'data.test.pipeline.0.type=PreNormalise3D']
     from skeletonagent.registry import UnknownTypeError
     with pytest.raises(UnknownTypeError) as info:
-        _tool('test').main(argv)
+        _tool('test').main([*argv, '--debug'])
     message = str(info.value)
     assert "unknown transform type 'PreNormalise3D'" in message, message
     assert 'PreNormalize3D' in message.split('close registered names:')[1], message

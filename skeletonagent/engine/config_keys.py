@@ -1,0 +1,566 @@
+"""Every key of a config is used, translated, or reported.
+
+A PYSKL / official config is a Python file of top-level names. Each name is one of:
+
+* a key of the schema (:data:`TOP_LEVEL_KEYS`), used or translated onto mmengine's Runner by
+  :mod:`skeletonagent.engine.config`; the keys inside its sections are listed in
+  :data:`SECTION_KEYS` and :data:`LOGGER_HOOKS`;
+* a knob kept only so that official configs load (:data:`COMPAT_KEYS`, the one table of
+  them): accepted, not used, and warned about when it disagrees with what the run uses;
+* a variable the config file itself reads (``modality``, ``ann_file``, ``train_pipeline``);
+* or unknown: :func:`check_config` raises a :class:`ConfigError` naming its config path and
+  the nearest known keys (difflib), whether it came from the file or from ``--cfg-options``.
+
+The dicts mmengine builds (``model``, ``data.train`` / ``val`` / ``test`` and their
+pipelines, ``optimizer``, ``custom_hooks``) are checked against the signature of the class
+their ``type`` names, recursively where the class builds nested configs (a backbone, a head,
+a text encoder, a wrapped dataset). A class that takes ``**kwargs`` (the GCN backbones route
+``gcn_*`` / ``tcn_*`` arguments to their units) cannot be checked exactly: a key one typo away
+from one of its arguments (``in_channel`` for ``in_channels``) is reported; any other
+unexpected argument is named with its config path when the model is built
+(:func:`explain_unexpected_arguments`).
+"""
+from __future__ import annotations
+
+import ast
+import contextlib
+import difflib
+import inspect
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Optional
+
+from ..registry import UnknownTypeError
+from .errors import ConfigError
+
+__all__ = ['UnknownConfigType', 'TOP_LEVEL_KEYS', 'SECTION_KEYS', 'LOADER_KEYS', 'LOGGER_HOOKS', 'LR_CONFIG_KEYS',
+           'COMPAT_KEYS', 'CompatKey', 'check_config', 'compat_warnings',
+           'explain_unexpected_arguments']
+
+#: Top-level keys of the PYSKL / official schema and what becomes of each.
+TOP_LEVEL_KEYS: dict[str, str] = {
+    'model': 'built from the MODELS registry (its keys checked against the classes)',
+    'data': 'the train / val / test datasets and their loaders',
+    'optimizer': 'optim_wrapper.optimizer (a paramwise_cfg goes to the optim_wrapper)',
+    'optimizer_config': 'grad_clip: optim_wrapper.clip_grad',
+    'lr_config': 'param_scheduler (CosineAnnealing, step or fixed, with a linear warmup)',
+    'total_epochs': 'train_cfg.max_epochs',
+    'checkpoint_config': 'the checkpoint hook',
+    'evaluation': 'validation interval, metrics and top-k',
+    'log_config': 'the logger interval and hooks; TensorBoard',
+    'log_level': 'the log level',
+    'work_dir': 'where the run writes',
+    'load_from': 'fine-tuning: the weights training starts from (not used when resuming)',
+    'resume_from': 'resuming: as --resume PATH (the command line wins)',
+    'seed': 'the random seed when --seed is not given',
+    'cudnn_benchmark': 'env_cfg.cudnn_benchmark',
+    'mp_start_method': "the data workers' start method",
+    'opencv_num_threads': "OpenCV's threads in data workers",
+    'memcached': 'datasets read keypoints from memcached',
+    'mc_cfg': "memcached's (host, port)",
+    'auto_scale_lr': 'the lr follows the total batch',
+    'agent': "the agent's settings (AgentHook)",
+    'custom_hooks': 'more hooks, built from the HOOKS registry',
+}
+
+#: Keys of a per-split loader override (``data.train_dataloader`` etc.).
+LOADER_KEYS = ('videos_per_gpu', 'workers_per_gpu', 'persistent_workers', 'pin_memory',
+               'drop_last')
+
+#: Keys inside the dict sections of the schema.
+SECTION_KEYS: dict[str, tuple[str, ...]] = {
+    'data': ('videos_per_gpu', 'workers_per_gpu', 'persistent_workers', 'pin_memory',
+             'train', 'val', 'test', 'train_dataloader', 'val_dataloader',
+             'test_dataloader'),
+    'data.train_dataloader': LOADER_KEYS,
+    'data.val_dataloader': LOADER_KEYS,
+    'data.test_dataloader': LOADER_KEYS,
+    'optimizer_config': ('grad_clip',),
+    'checkpoint_config': ('interval', 'max_keep_ckpts', 'save_optimizer'),
+    'evaluation': ('interval', 'metrics', 'topk'),
+    'log_config': ('interval', 'hooks', 'tensorboard'),
+    'auto_scale_lr': ('enable', 'base_batch_size'),
+}
+
+#: ``lr_config`` keys (which policy uses which is checked by the translation).
+LR_CONFIG_KEYS = ('policy', 'by_epoch', 'warmup', 'warmup_iters', 'warmup_ratio',
+                  'warmup_by_epoch', 'min_lr', 'min_lr_ratio', 'step', 'gamma')
+
+#: ``log_config.hooks`` entries: mmcv's logger hooks and the keys each may have. Text logs
+#: are mmengine's logger (LoggerHook); TensorBoard is a visualizer backend. Any other hook
+#: type is an error.
+LOGGER_HOOKS: dict[str, tuple[str, ...]] = {
+    'TextLoggerHook': ('interval', 'ignore_last', 'by_epoch'),
+    'TensorboardLoggerHook': ('interval', 'ignore_last', 'by_epoch', 'log_dir'),
+}
+
+#: Model arguments built by another registry than the dict that holds them (others are
+#: looked up in the holder's registry).
+_NESTED_REGISTRY = {'pipeline': 'TRANSFORMS', 'text_encoder': 'TEXT_ENCODERS',
+                    'dataset': 'DATASETS', 'datasets': 'DATASETS', 'backbone': 'MODELS',
+                    'neck': 'MODELS', 'cls_head': 'MODELS', 'loss_cls': 'MODELS'}
+#: Marks the message of an unknown ``type`` (``model.backbone.type: unknown model type ...``).
+_TYPE_PROBLEM = '.type: '
+#: How close (difflib ratio) an unknown argument of a ``**kwargs`` class must be to one of its
+#: arguments to be reported as a typo of it.
+_TYPO_CUTOFF = 0.85
+
+
+class UnknownConfigType(ConfigError, UnknownTypeError):
+    """A config ``type`` no registry holds: a config error, and the registry's unknown-type
+    error (what building the config would have raised)."""
+
+    __str__ = ConfigError.__str__
+
+
+# --------------------------------------------------------------------------- compat table
+@dataclass(frozen=True)
+class CompatKey:
+    """A key kept only so that official / PYSKL configs load: ``instead`` is what the run
+    uses; ``check(cfg, context)`` returns the disagreement to warn about, or None."""
+    key: str
+    instead: str
+    check: Optional[Callable[[Any, dict], Optional[str]]] = None
+
+
+def _is_mapping(node: Any) -> bool:
+    """A dict, a ConfigDict or an mmengine Config (which is not a Mapping)."""
+    from mmengine.config import Config
+    return isinstance(node, (Mapping, Config))
+
+
+def _get(cfg: Mapping, dotted: str, default: Any = None) -> Any:
+    node: Any = cfg
+    for part in dotted.split('.'):
+        if not _is_mapping(node) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def _norm_name(value: Any) -> str:
+    return re.sub(r'[^a-z0-9]', '', str(value).lower())
+
+
+def _check_llm_model(cfg, ctx) -> Optional[str]:
+    llm = (ctx.get('agent') or {}).get('llm') or {}
+    given = _get(cfg, 'model.backbone.llm_model')
+    if not isinstance(llm, Mapping):
+        return None
+    if 'model' in llm:
+        if _norm_name(llm['model']) != _norm_name(given):
+            return f"the agent asks agent.llm.model={llm['model']!r}"
+        return None
+    return f"the agent's LLM is agent.llm.type={llm.get('type')!r}"
+
+
+def _check_interval(cfg, ctx) -> Optional[str]:
+    agent = cfg.get('agent') or {}
+    if isinstance(agent, Mapping) and 'interval' in agent and ctx.get('agent') is not None:
+        used = ctx['agent'].get('interval')
+        if used != _get(cfg, 'model.cls_head.interval_epoch'):
+            return f'the agent asks every agent.interval={used} epochs'
+    return None
+
+
+def _check_head_work_dir(cfg, ctx) -> Optional[str]:
+    given, used = _get(cfg, 'model.cls_head.work_dir'), cfg.get('work_dir')
+    if given is None or used is None:
+        return None
+    if Path(str(given)).expanduser().resolve() != Path(str(used)).expanduser().resolve():
+        return f'this run writes to {used} (work_dir)'
+    return None
+
+
+def _check_workflow(cfg, ctx) -> Optional[str]:
+    phases = [w[0] for w in cfg.get('workflow') or () if isinstance(w, (list, tuple)) and w]
+    if any(p != 'train' for p in phases):
+        return 'validation runs with --validate, every evaluation.interval epochs'
+    return None
+
+
+def _check_dist_params(cfg, ctx) -> Optional[str]:
+    backend = _get(cfg, 'dist_params.backend')
+    used = ctx.get('dist_backend')
+    if backend and used and ctx.get('launcher', 'none') != 'none' and backend != used:
+        return f'this run uses the {used} backend'
+    return None
+
+
+def _flag_check(key: str, bad: Callable[[Any], bool], message: str):
+    def check(cfg, ctx) -> Optional[str]:
+        return message if bad(_get(cfg, key)) else None
+    return check
+
+
+_BEST_NAMES = (None, 'auto', 'top1_acc', 'top_k_accuracy', 'acc/top1', 'top1')
+
+#: The one table of compatibility knobs (docs/interfaces.md shows it).
+COMPAT_KEYS: tuple[CompatKey, ...] = (
+    CompatKey('model.backbone.llm_model', 'agent.llm (the LLM the agent asks; the official '
+              "texts are GPT-4o's)", _check_llm_model),
+    CompatKey('model.cls_head.work_dir', "the run's work_dir (work_dir or --work-dir)",
+              _check_head_work_dir),
+    CompatKey('model.cls_head.interval_epoch', 'agent.interval, which is taken from it when '
+              'the agent section does not set it', _check_interval),
+    CompatKey('workflow', "mmengine's loops: training, and validation with --validate",
+              _check_workflow),
+    CompatKey('dist_params', 'the launcher (torchrun, tools/dist_train.sh): nccl on GPUs, '
+              'gloo on CPU', _check_dist_params),
+    CompatKey('find_unused_parameters', 'SkeletonDDP with find_unused_parameters=False',
+              _flag_check('find_unused_parameters', bool,
+                          'every parameter gets a gradient, so DDP does not look for unused ones')),
+    CompatKey('checkpoint_config.by_epoch', 'checkpoints every checkpoint_config.interval epochs',
+              _flag_check('checkpoint_config.by_epoch', lambda v: v is False,
+                          'checkpoints are saved by epoch')),
+    CompatKey('checkpoint_config.create_symlink', 'latest.pth always links the newest checkpoint'),
+    CompatKey('evaluation.save_best', 'with --validate, the best checkpoint by val top-1 '
+              '(acc/top1)', _flag_check('evaluation.save_best', lambda v: v not in _BEST_NAMES,
+                                        'the best checkpoint is the one of the best val top-1')),
+    CompatKey('evaluation.rule', "'greater' (of val top-1)",
+              _flag_check('evaluation.rule', lambda v: v not in (None, 'greater'),
+                          "the best checkpoint is the one of the greatest val top-1")),
+)
+
+_COMPAT_BY_KEY = {c.key: c for c in COMPAT_KEYS}
+
+
+def compat_warnings(cfg: Mapping, context: Optional[dict] = None) -> list[str]:
+    """One line per compatibility knob the config sets and that disagrees with what the run
+    uses. ``context``: ``agent`` (the agent settings), ``launcher``, ``dist_backend``."""
+    ctx = dict(context or {})
+    lines = []
+    for compat in COMPAT_KEYS:
+        sentinel = object()
+        value = _get(cfg, compat.key, sentinel)
+        if value is sentinel or compat.check is None:
+            continue
+        why = compat.check(cfg, ctx)
+        if why:
+            lines.append(f'{compat.key}={value!r} is kept for official compatibility only and '
+                         f'not used: {why}')
+    return lines
+
+
+# --------------------------------------------------------------------------- messages
+def _unknown(path: str, key: str, known, what: str = '') -> str:
+    where = f'{path}.{key}' if path else key
+    names = sorted({str(k) for k in known})
+    close = difflib.get_close_matches(key, names, n=3, cutoff=0.6)
+    text = f'unknown config key {where}' + (f' ({what})' if what else '')
+    if close:
+        return f'{text}; did you mean {" or ".join(close)}?'
+    shown = ', '.join(names[:25]) + (' ...' if len(names) > 25 else '')
+    return f'{text}; known here: {shown}' if names else text
+
+
+def _raise(problems: list[str]) -> None:
+    if not problems:
+        return
+    unique = list(dict.fromkeys(problems))
+    more = f' (and {len(unique) - 1} more below)' if len(unique) > 1 else ''
+    message = unique[0] + more + ''.join(f'\n  {p}' for p in unique[1:])
+    if _TYPE_PROBLEM in unique[0]:
+        raise UnknownConfigType(message)
+    raise ConfigError(message)
+
+
+# --------------------------------------------------------------------------- variables
+def _config_files(path: Optional[str]) -> list[Path]:
+    """The config file and the ``_base_`` files it inherits (those that can be found)."""
+    files: list[Path] = []
+    todo = [Path(path)] if path else []
+    while todo:
+        file = todo.pop()
+        if file in files or not file.is_file():
+            continue
+        files.append(file)
+        try:
+            tree = ast.parse(file.read_text(encoding='utf-8'))
+        except (OSError, SyntaxError, ValueError):
+            continue
+        for stmt in tree.body:
+            if isinstance(stmt, ast.Assign) and any(isinstance(t, ast.Name) and t.id == '_base_'
+                                                    for t in stmt.targets):
+                try:
+                    bases = ast.literal_eval(stmt.value)
+                except ValueError:
+                    continue
+                for base in [bases] if isinstance(bases, str) else list(bases):
+                    if isinstance(base, str) and '::' not in base:
+                        todo.append((file.parent / base).resolve())
+    return files
+
+
+def _names_read(path: Optional[str]) -> set[str]:
+    """Names the config file (and its bases) read: its variables."""
+    names: set[str] = set()
+    for file in _config_files(path):
+        try:
+            tree = ast.parse(file.read_text(encoding='utf-8'))
+        except (OSError, SyntaxError, ValueError):
+            continue
+        names.update(n.id for n in ast.walk(tree)
+                     if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load))
+    return names
+
+
+def _contains(haystack: Any, needle: Any) -> bool:
+    if haystack == needle:
+        return True
+    if isinstance(haystack, Mapping):
+        return any(_contains(v, needle) for v in haystack.values())
+    if isinstance(haystack, (list, tuple)):
+        return any(_contains(v, needle) for v in haystack)
+    return False
+
+
+def _is_variable(cfg: Mapping, key: str, read: set[str], known: dict) -> bool:
+    """A top-level name the config reads (in its file), or, for a config without a file, one
+    whose value (a string or a container) appears in the schema's keys."""
+    if key in read:
+        return True
+    if getattr(cfg, 'filename', None):
+        return False
+    value = cfg[key]
+    if isinstance(value, bool) or not isinstance(value, (str, list, tuple, Mapping)) \
+            or (isinstance(value, str) and len(value) < 2):
+        return False
+    return any(_contains(v, value) for v in known.values())
+
+
+# --------------------------------------------------------------------------- classes
+def _registry(name: str):
+    from .. import registry
+    return getattr(registry, name)
+
+
+#: Parameter names that are no config keys (a base class taking the **kwargs dict by name).
+_NOT_ARGUMENTS = ('self', 'kwargs', 'args')
+
+
+def _arguments(cls) -> tuple[set[str], bool, set[str]]:
+    """(arguments, takes **kwargs, arguments of the classes it inherits from)."""
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return set(), True, set()
+    own = {n for n, p in params.items()
+           if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and n not in _NOT_ARGUMENTS}
+    open_ = any(p.kind == p.VAR_KEYWORD for p in params.values())
+    inherited: set[str] = set()
+    if open_ and inspect.isclass(cls):
+        for base in cls.__mro__[1:]:
+            init = base.__dict__.get('__init__')
+            if init is None or base is object:
+                continue
+            try:
+                inherited |= {n for n, p in inspect.signature(init).parameters.items()
+                              if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+                              and n not in _NOT_ARGUMENTS}
+            except (TypeError, ValueError):
+                continue
+    return own, open_, inherited
+
+
+def _check_built(value: Mapping, registry_name: str, path: str, problems: list[str],
+                 required: bool = True, skip: tuple[str, ...] = ()) -> None:
+    """Check a dict mmengine builds: its ``type`` and its keys against the class."""
+    type_ = value.get('type')
+    if not isinstance(type_, str):
+        if required and type_ is None:
+            problems.append(f'{path} needs a type')
+        return
+    registry = _registry(registry_name)
+    cls = registry.get(type_)
+    if cls is None:
+        if required:
+            from ..registry import describe_unknown_type
+            problems.append(f'{path}{_TYPE_PROBLEM}{describe_unknown_type(type_, registry.name)}')
+        return
+    own, open_, inherited = _arguments(cls)
+    name = getattr(cls, '__name__', type_)
+    for key, sub in value.items():
+        if key == 'type' or str(key).startswith('_') or key in skip:
+            continue
+        if key not in own and key not in inherited:
+            if not open_:
+                problems.append(_unknown(path, key, own, f'not an argument of {name}'))
+            else:
+                close = difflib.get_close_matches(key, sorted(own | inherited), n=1,
+                                                  cutoff=_TYPO_CUTOFF)
+                if close:
+                    problems.append(f'unknown config key {path}.{key} (not an argument of '
+                                    f'{name}); did you mean {close[0]}?')
+        sub_registry = _NESTED_REGISTRY.get(key, registry_name)
+        strict = key in _NESTED_REGISTRY
+        if isinstance(sub, Mapping) and 'type' in sub:
+            _check_built(sub, sub_registry, f'{path}.{key}', problems, required=strict)
+        elif isinstance(sub, (list, tuple)):
+            for i, item in enumerate(sub):
+                if isinstance(item, Mapping) and 'type' in item:
+                    _check_built(item, sub_registry, f'{path}.{key}[{i}]', problems,
+                                 required=strict)
+
+
+def _check_section(cfg: Mapping, section: str, problems: list[str]) -> None:
+    value = _get(cfg, section)
+    if value is None:
+        return
+    if not isinstance(value, Mapping):
+        problems.append(f'config key {section} must be a dict, got {type(value).__name__}')
+        return
+    known = set(SECTION_KEYS[section]) | {c.key.rsplit('.', 1)[1] for c in COMPAT_KEYS
+                                          if c.key.rsplit('.', 1)[0] == section}
+    for key in value:
+        if key not in known:
+            problems.append(_unknown(section, str(key), known))
+
+
+def _check_logger_hooks(cfg: Mapping, problems: list[str]) -> None:
+    hooks = _get(cfg, 'log_config.hooks') or []
+    for i, hook in enumerate(hooks):
+        path = f'log_config.hooks[{i}]'
+        if not isinstance(hook, Mapping) or 'type' not in hook:
+            problems.append(f'{path} must be a dict with a type')
+            continue
+        kind = hook['type']
+        if kind not in LOGGER_HOOKS:
+            close = difflib.get_close_matches(str(kind), list(LOGGER_HOOKS), n=2, cutoff=0.6)
+            hint = f'did you mean {" or ".join(close)}?' if close else \
+                f'supported: {", ".join(LOGGER_HOOKS)}'
+            problems.append(f'{path}.type={kind!r} is not a supported logger hook; {hint}')
+            continue
+        for key in hook:
+            if key != 'type' and key not in LOGGER_HOOKS[kind]:
+                problems.append(_unknown(path, str(key), LOGGER_HOOKS[kind],
+                                         f'not used by {kind}'))
+
+
+def _register_all() -> None:
+    from .runner import _register_all as register
+    register()
+
+
+def check_config(cfg: Mapping) -> None:
+    """Raise :class:`ConfigError` for every key the run would not use (see the module
+    docstring); the first line names the first such key and the nearest known ones."""
+    _register_all()
+    problems: list[str] = []
+    if not any(k in cfg for k in ('data', 'train_dataloader', 'val_dataloader',
+                                  'test_dataloader')):
+        raise ConfigError('config has neither data (the PYSKL schema) nor train_dataloader / '
+                          'test_dataloader (an mmengine config)')
+    if 'train_dataloader' in cfg or 'data' not in cfg:   # as config.is_legacy decides
+        _check_mmengine_config(cfg, problems)
+        _raise(problems)
+        return
+    read = _names_read(getattr(cfg, 'filename', None))
+    top_known = set(TOP_LEVEL_KEYS) | {c.key for c in COMPAT_KEYS if '.' not in c.key}
+    known_values = {k: cfg[k] for k in cfg if k in top_known}
+    for key in cfg:
+        if key in top_known or str(key).startswith('_'):
+            continue
+        if not _is_variable(cfg, key, read, known_values):
+            problems.append(_unknown('', str(key), top_known,
+                                     'neither a key of the schema nor a variable the config reads'))
+    for section in SECTION_KEYS:
+        _check_section(cfg, section, problems)
+    lr = cfg.get('lr_config') or {}
+    for key in lr:
+        if key not in LR_CONFIG_KEYS:
+            problems.append(_unknown('lr_config', str(key), LR_CONFIG_KEYS))
+    _check_logger_hooks(cfg, problems)
+    if cfg.get('model') is not None:
+        _check_built(cfg['model'], 'MODELS', 'model', problems)
+    data = cfg.get('data') or {}
+    for split in ('train', 'val', 'test'):
+        if isinstance(data.get(split), Mapping):
+            _check_built(data[split], 'DATASETS', f'data.{split}', problems)
+    if isinstance(cfg.get('optimizer'), Mapping):
+        _check_built(cfg['optimizer'], 'OPTIMIZERS', 'optimizer', problems,
+                     skip=('paramwise_cfg',))
+    for i, hook in enumerate(cfg.get('custom_hooks') or []):
+        if isinstance(hook, Mapping):
+            _check_built(hook, 'HOOKS', f'custom_hooks[{i}]', problems)
+    _raise(problems)
+
+
+def _check_mmengine_config(cfg: Mapping, problems: list[str]) -> None:
+    """An mmengine-style config: its top-level keys are the Runner's arguments."""
+    from mmengine.runner import Runner
+    known = set(inspect.signature(Runner.__init__).parameters) - {'self', 'cfg'}
+    known |= {'model_wrapper_cfg', 'compile', 'agent'}
+    read = _names_read(getattr(cfg, 'filename', None))
+    values = {k: cfg[k] for k in cfg if k in known}
+    for key in cfg:
+        if key in known or str(key).startswith('_'):
+            continue
+        if not _is_variable(cfg, key, read, values):
+            problems.append(_unknown('', str(key), known,
+                                     "neither an argument of mmengine's Runner nor a variable "
+                                     'the config reads'))
+
+
+# --------------------------------------------------------------------------- build time
+_UNEXPECTED = re.compile(
+    r"unexpected keyword argument[s]? (?:'(\w+)'|\[([^\]]*)\])|unexpected argument\(s\): ([\w, ]+)")
+
+
+def _unexpected_names(message: str) -> list[str]:
+    names: list[str] = []
+    for one, listed, plain in _UNEXPECTED.findall(message):
+        if one:
+            names.append(one)
+        for part in re.split(r'[,\s]+', listed or plain or ''):
+            part = part.strip("'\"")
+            if part:
+                names.append(part)
+    return names
+
+
+def _paths_of(value: Any, key: str, path: str) -> Iterator[tuple[str, Mapping]]:
+    """(config path, holding dict) of every dict under ``value`` that has ``key``."""
+    if isinstance(value, Mapping):
+        if key in value:
+            yield f'{path}.{key}', value
+        for k, sub in value.items():
+            yield from _paths_of(sub, key, f'{path}.{k}')
+    elif isinstance(value, (list, tuple)):
+        for i, sub in enumerate(value):
+            yield from _paths_of(sub, key, f'{path}[{i}]')
+
+
+@contextlib.contextmanager
+def explain_unexpected_arguments(section: Mapping, path: str) -> Iterator[None]:
+    """While building ``section`` (the config at ``path``, e.g. ``cfg.model`` at 'model'):
+    a ``TypeError`` for an unexpected keyword argument becomes a :class:`ConfigError` naming
+    the config path of the key and the arguments close to it."""
+    try:
+        yield
+    except TypeError as exc:
+        names = _unexpected_names(str(exc))
+        found = [(where, holder, name) for name in names
+                 for where, holder in _paths_of(section, name, path)]
+        if not found:
+            raise
+        problems = []
+        for where, holder, name in found:
+            known: set[str] = set()
+            cls_name = holder.get('type')
+            for reg in ('MODELS', 'DATASETS', 'TRANSFORMS', 'TEXT_ENCODERS'):
+                cls = _registry(reg).get(cls_name) if isinstance(cls_name, str) else None
+                if cls is not None:
+                    own, _, inherited = _arguments(cls)
+                    known = own | inherited
+                    break
+            # the class takes **kwargs, so its own arguments are not all it accepts: only a
+            # close one is suggested
+            close = difflib.get_close_matches(name, sorted(known), n=2, cutoff=0.6)
+            problems.append(f'unknown config key {where} (not an argument of '
+                            f'{cls_name or "the class built there"})'
+                            + (f'; did you mean {" or ".join(close)}?' if close else ''))
+        raise ConfigError(problems[0] + (f' (and {len(problems) - 1} more below)'
+                                         if len(problems) > 1 else '')
+                          + ''.join(f'\n  {p}' for p in problems[1:])) from exc

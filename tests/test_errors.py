@@ -1,0 +1,164 @@
+"""Bad inputs to tools/train.py, tools/test.py and tools/dist_train.sh: each ends with one
+``error: ...`` line, a non-zero exit status and no traceback (issue 12, item 4).
+
+The tools run in subprocesses as a user runs them. Every case but the LLM one fails before
+a model is built or data is read; the LLM case fails when the agent's first dialogue starts
+(after the model and the tiny data are loaded), on a port nothing listens on.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / 'configs' / 'demo' / 'j.py'
+PAPER = ROOT / 'configs' / 'ntu60_xsub' / 'j.py'
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope='module')
+def files(tmp_path_factory):
+    """The inputs of the cases: a tiny demo pickle, a truncated copy, a config with a syntax
+    error, a file in place of a folder, a text file named .pth, a checkpoint of a 7-class
+    model (the demo has 12)."""
+    from skeletonagent.datasets.synthetic import ensure_demo_data
+    from skeletonagent.engine import load_config
+    from skeletonagent.engine.runner import build_model
+    root = tmp_path_factory.mktemp('bad_inputs')
+    data = ensure_demo_data(root / 'demo_small.pkl', num_train_per_class=2, num_val_per_class=1,
+                            num_test_per_class=1)
+    (root / 'truncated.pkl').write_bytes(data.read_bytes()[:4000])
+    (root / 'syntax.py').write_text("_base_ = []\nmodel = dict(type='RecognizerGCN'\n")
+    (root / 'a_file').write_text('')
+    (root / 'notes.pth').write_text('not a checkpoint\n')
+    cfg = load_config(DEMO, {'model.backbone.num_classes': 7, 'model.cls_head.num_classes': 7})
+    torch.save({'state_dict': build_model(cfg, for_training=False).state_dict()},
+               root / 'seven_classes.pth')
+    return dict(root=root, data=data)
+
+
+def _cases():
+    """(id, command, expected first line of the message); {placeholders} filled per run."""
+    data_opts = ['data.train.ann_file={data}', 'data.val.ann_file={data}',
+                 'data.test.ann_file={data}', 'data.workers_per_gpu=0']
+    url = 'http://127.0.0.1:{port}/v1'
+    return [
+        ('config syntax error',
+         ['tools/train.py', '{root}/syntax.py'],
+         "error: syntax error in config {root}/syntax.py, line 2: '(' was never closed"),
+        ('dist_train.sh with 0 processes',
+         ['tools/dist_train.sh', str(DEMO), '0'],
+         "error: GPUS must be a positive number of processes per node, got '0' "
+         '(usage: tools/dist_train.sh CONFIG GPUS [options])'),
+        ('work_dir not writable',
+         ['tools/train.py', str(DEMO), '--work-dir', '{root}/a_file/run'],
+         'error: cannot write to the work dir {root}/a_file/run: Not a directory; give another '
+         'one with --work-dir'),
+        ('--cfg-options key without a value',
+         ['tools/train.py', str(DEMO), '--cfg-options', 'total_epochs'],
+         "error: --cfg-options 'total_epochs': give KEY=VALUE, e.g. total_epochs=6"),
+        ('model key typo',
+         ['tools/train.py', str(DEMO), '--cfg-options', 'model.backbone.in_channel=3'],
+         'error: unknown config key model.backbone.in_channel (not an argument of '
+         'GCN_Module_LLM); did you mean in_channels?'),
+        ('top-level key typo',
+         ['tools/train.py', str(DEMO), '--cfg-options', 'total_epoch=3'],
+         'error: unknown config key total_epoch (neither a key of the schema nor a variable '
+         'the config reads); did you mean total_epochs?'),
+        ('truncated user pickle',
+         ['tools/train.py', str(DEMO), '--cfg-options', 'data.train.ann_file={root}/truncated.pkl'],
+         'error: annotation file {root}/truncated.pkl (data.train.ann_file) is truncated (it '
+         'lacks the STOP byte every pickle ends with); copy or prepare it again'),
+        ('paper config without its data',
+         ['tools/train.py', str(PAPER), '--cfg-options', 'data.train.ann_file={root}/ntu60_3danno.pkl'],
+         'error: annotation file not found: {root}/ntu60_3danno.pkl (data.train.ann_file); '
+         'data/README.md says how to get or prepare each dataset'),
+        ('paper config without the imported agent texts',
+         ['tools/train.py', str(PAPER), '--cfg-options', *data_opts,
+          'agent.official_dir={root}/no_import'],
+         'error: agent: the config trains from the official GPT-4o dialogues and masks, but '
+         'transcripts/ is not in {root}/no_import. Two ways on:'),
+        ('paper config offline without CLIP weights',
+         ['tools/train.py', str(PAPER), '--cfg-options', *data_opts, 'agent.transcripts=None',
+          'agent.masks=None', 'agent.prompts=None', 'agent.llm.type=Offline'],
+         'error: the CLIP text encoder weights (openai/clip-vit-base-patch32) are not in the '
+         'Hugging Face cache and cannot be downloaded: offline mode is on (HF_HUB_OFFLINE);'),
+        ('not a checkpoint',
+         ['tools/test.py', str(DEMO), '{root}/notes.pth', '--cfg-options', *data_opts],
+         'error: {root}/notes.pth is not a PyTorch checkpoint: it is a text file; give a .pth '
+         'file written by training (work_dir/latest.pth, epoch_N.pth, best_*.pth)'),
+        ('checkpoint that does not fit',
+         ['tools/test.py', str(DEMO), '{root}/seven_classes.pth', '--cfg-options', *data_opts],
+         'error: checkpoint {root}/seven_classes.pth does not fit the model (RecognizerGCN built '
+         'from the config): 3 size mismatches; is it a checkpoint of this config (backbone, '
+         'stream, number of classes)?'),
+        ('closed LLM port',
+         ['tools/train.py', str(DEMO), '--work-dir', '{root}/llm_run', '--cfg-options', *data_opts,
+          'agent.llm.type=OpenAIChat', 'agent.llm.model=m', f'agent.llm.base_url={url}',
+          'agent.llm.api_key_env=None'],
+         'error: agent: the initial dialogue failed for 12 classes (all with: round 1: '
+         f'connection cannot reach the LLM server at {url} (connection refused); check it '
+         f'with: curl {url}/models)'),
+    ]
+
+
+CASES = _cases()
+
+
+@pytest.mark.parametrize('command, expected', [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_ends_with_one_error_line(files, tmp_path, command, expected):
+    values = dict(root=files['root'], data=files['data'], port=_closed_port())
+    args = [part.format(**values) for part in command]
+    env = dict(os.environ, OMP_NUM_THREADS='1', HF_HUB_OFFLINE='1',
+               HF_HOME=str(tmp_path / 'hf_home'),          # an empty Hugging Face cache
+               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    runner = ['bash'] if args[0].endswith('.sh') else [sys.executable]
+    proc = subprocess.run([*runner, *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    output = proc.stdout + proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith('error: ')]
+    assert proc.returncode != 0, output[-3000:]
+    assert 'Traceback' not in output, output[-3000:]
+    assert errors, output[-3000:]
+    assert errors[0].startswith(expected.format(**values)), errors[0]
+    assert len(errors) == 1
+
+
+def test_debug_shows_the_traceback(files):
+    env = dict(os.environ, OMP_NUM_THREADS='1',
+               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    proc = subprocess.run([sys.executable, 'tools/train.py', str(DEMO), '--debug',
+                           '--cfg-options', 'total_epoch=3'], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert 'Traceback' in proc.stderr and 'ConfigError: unknown config key total_epoch' in proc.stderr
+
+
+def test_a_bug_keeps_its_traceback():
+    from skeletonagent.engine.errors import run_tool
+
+    def main(argv):
+        raise TypeError('a bug in our code')
+    with pytest.raises(TypeError, match='a bug'):
+        run_tool(main, [])
+
+    def user_error(argv):
+        raise FileNotFoundError(2, 'No such file or directory', '/x/y.pkl')
+    with pytest.raises(SystemExit) as exit_info:
+        run_tool(user_error, [])
+    assert exit_info.value.code == 'error: /x/y.pkl: no such file or directory'
+    assert isinstance(exit_info.value.__cause__, FileNotFoundError)
+    with pytest.raises(FileNotFoundError):
+        run_tool(user_error, ['--debug'])
+
