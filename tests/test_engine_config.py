@@ -180,9 +180,9 @@ def test_a_key_the_run_would_not_use_is_named_with_its_path(tmp_path, options, f
 
 def test_pipeline_typo_is_named_with_its_index(tmp_path):
     cfg = load_config(_official(tmp_path), {'data.train.pipeline.0.align_spin': False})
-    with pytest.raises(ConfigError, match=r'^unknown config key data\.train\.pipeline\[0\]\.align_spin '
-                                          r'\(not an argument of PreNormalize3D\); did you mean '
-                                          r'align_spine'):
+    with pytest.raises(ConfigError, match=r'^unknown config key data\.train\.pipeline\[0\]\.'
+                                          r'align_spin \(not an argument of PreNormalize3D\); '
+                                          r'did you mean align_spine'):
         to_runner_kwargs(cfg, RunOptions())
 
 
@@ -324,7 +324,8 @@ def test_log_config_hooks_translate(tmp_path):
     assert kw['log_processor']['window_size'] == 20
     backends = kw['visualizer']['vis_backends']
     assert backends[0] == dict(type='LocalVisBackend')
-    assert backends[1:] in ([dict(type='TensorboardVisBackend', save_dir='tb')], [])  # [] without TB
+    # (no TensorBoard backend where TensorBoard is not installed)
+    assert backends[1:] in ([dict(type='TensorboardVisBackend', save_dir='tb')], [])
 
 
 # --------------------------------------------------------------------------- compat knobs
@@ -349,7 +350,8 @@ def test_compat_knobs_warn_only_when_they_disagree(tmp_path):
             "(work_dir)") in lines
     cfg = load_config(_official(tmp_path, "workflow = [('train', 1), ('val', 1)]\n"
                                           "dist_params = dict(backend='nccl')\n"))
-    assert any(line.startswith("workflow=[('train', 1), ('val', 1)] is kept") for line in _warnings(cfg))
+    assert any(line.startswith("workflow=[('train', 1), ('val', 1)] is kept")
+               for line in _warnings(cfg))
 
 
 def test_compat_table_is_documented():
@@ -417,7 +419,8 @@ def test_demo_data_at_the_demo_path_is_generated_not_missing(tmp_path, monkeypat
         check_data(load_config(DEMO, {'data.train.ann_file': 'other_place.pkl'}), ['train'])
 
 
-def test_agent_texts_come_after_data_and_before_the_text_encoder(tmp_path, tiny_pickle, monkeypatch):
+def test_agent_texts_come_after_data_and_before_the_text_encoder(tmp_path, tiny_pickle,
+                                                                  monkeypatch):
     from skeletonagent.agent.sources import AgentSourceMissing
     from skeletonagent.engine import preflight as pf
     monkeypatch.setenv('HF_HUB_OFFLINE', '1')
@@ -456,7 +459,8 @@ def test_text_encoder_check_without_network_or_with_a_local_copy(tmp_path, monke
         pf.check_text_encoder(load_config(PAPER, {'model.text_encoder.pretrained':
                                                   str(tmp_path / 'clip')}))
     (tmp_path / 'clip').mkdir()
-    pf.check_text_encoder(load_config(PAPER, {'model.text_encoder.pretrained': str(tmp_path / 'clip')}))
+    local = {'model.text_encoder.pretrained': str(tmp_path / 'clip')}
+    pf.check_text_encoder(load_config(PAPER, local))
     monkeypatch.setattr(pf, '_cached', lambda repo: True)
     pf.check_text_encoder(load_config(PAPER))
     pf.check_text_encoder(load_config(DEMO))          # MiniLM ships with the package
@@ -506,7 +510,8 @@ def test_tensorboard_tags_by_phase_and_flat_json(tmp_path):
     vis.add_scalars(with_phase({'acc/top1': 0.25, 'time': 0.1}, 'val'), step=1)
     vis.add_scalars({'agent/version': 1}, step=7)
     vis.close()
-    records = [json.loads(line) for line in (tmp_path / 'vis_data' / 'scalars.json').read_text().splitlines()]
+    lines = (tmp_path / 'vis_data' / 'scalars.json').read_text().splitlines()
+    records = [json.loads(line) for line in lines]
     assert records == [dict(loss=1.0, time=0.5, epoch=1, iter=7, step=7),
                        {'acc/top1': 0.25, 'time': 0.1, 'step': 1}, {'agent/version': 1, 'step': 7}]
     acc = EventAccumulator(str(tmp_path / 'vis_data'))

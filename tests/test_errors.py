@@ -81,7 +81,8 @@ def _cases():
          'error: annotation file {root}/truncated.pkl (data.train.ann_file) is truncated (it '
          'lacks the STOP byte every pickle ends with); copy or prepare it again'),
         ('paper config without its data',
-         ['tools/train.py', str(PAPER), '--cfg-options', 'data.train.ann_file={root}/ntu60_3danno.pkl'],
+         ['tools/train.py', str(PAPER), '--cfg-options',
+          'data.train.ann_file={root}/ntu60_3danno.pkl'],
          'error: annotation file not found: {root}/ntu60_3danno.pkl (data.train.ann_file); '
          'data/README.md says how to get or prepare each dataset'),
         ('paper config without the imported agent texts',
@@ -142,7 +143,8 @@ def test_debug_shows_the_traceback(files):
                            '--cfg-options', 'total_epoch=3'], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0
-    assert 'Traceback' in proc.stderr and 'ConfigError: unknown config key total_epoch' in proc.stderr
+    assert 'Traceback' in proc.stderr
+    assert 'ConfigError: unknown config key total_epoch' in proc.stderr
 
 
 def test_a_bug_keeps_its_traceback():

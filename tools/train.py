@@ -24,7 +24,7 @@ def parse_args(argv=None):
     p.add_argument('--deterministic', action='store_true')
     p.add_argument('--resume', nargs='?', const='auto', default=None,
                    help="'auto' (default when given alone): continue from work_dir/latest.pth "
-                        'if it exists; or a checkpoint path (the config\'s resume_from is the same)')
+                        "if it exists; or a checkpoint path (as the config's resume_from)")
     p.add_argument('--amp', action='store_true', help='mixed precision')
     p.add_argument('--compile', action='store_true', help='torch.compile the model')
     p.add_argument('--work-dir', default=None)

@@ -17,7 +17,7 @@ import logging
 from argparse import ArgumentParser, Namespace
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Iterator, Optional, Sequence, Union
 
 from mmengine.config import Config, DictAction
 
@@ -64,8 +64,8 @@ class CfgOptionsAction(DictAction):
 def _syntax_error(path: Path, exc: SyntaxError) -> ConfigError:
     """The config file (or inherited ``_base_`` file) and line of a syntax error: mmengine
     parses the text without a file name, so Python's message says ``<unknown>``."""
-    from .config_keys import _config_files
-    for file in _config_files(str(path)) or [path]:
+    from .config_keys import config_files
+    for file in config_files(str(path)) or [path]:
         try:
             ast.parse(file.read_text(encoding='utf-8'), filename=str(file))
         except SyntaxError as found:
@@ -107,35 +107,23 @@ def is_legacy(cfg: Config) -> bool:
     return 'train_dataloader' not in cfg and 'data' in cfg
 
 
-def _leaf_datasets(ds: dict) -> list[dict]:
-    """The datasets that read files, inside wrappers (``RepeatDataset(dataset=...)``,
-    ``ConcatDataset(datasets=[...])``)."""
+def _leaf_datasets(ds: dict, path: str) -> Iterator[tuple[str, dict]]:
+    """(config path, dict) of the datasets that read files, inside wrappers
+    (``RepeatDataset(dataset=...)``, ``ConcatDataset(datasets=[...])``)."""
     if isinstance(ds.get('dataset'), dict):
-        return _leaf_datasets(ds['dataset'])
-    if isinstance(ds.get('datasets'), (list, tuple)):
-        return [leaf for sub in ds['datasets'] if isinstance(sub, dict)
-                for leaf in _leaf_datasets(sub)]
-    return [ds]
+        yield from _leaf_datasets(ds['dataset'], f'{path}.dataset')
+    elif isinstance(ds.get('datasets'), (list, tuple)):
+        for i, sub in enumerate(ds['datasets']):
+            if isinstance(sub, dict):
+                yield from _leaf_datasets(sub, f'{path}.datasets[{i}]')
+    else:
+        yield path, ds
 
 
 def dataset_configs(cfg: Config, split: str) -> list[tuple[str, dict]]:
     """(config path, dataset dict) of the datasets of ``data.<split>`` that read files."""
     data = cfg.get('data') or {}
-    if split not in data:
-        return []
-    found: list[tuple[str, dict]] = []
-
-    def walk(ds, path):
-        if isinstance(ds.get('dataset'), dict):
-            walk(ds['dataset'], f'{path}.dataset')
-        elif isinstance(ds.get('datasets'), (list, tuple)):
-            for i, sub in enumerate(ds['datasets']):
-                if isinstance(sub, dict):
-                    walk(sub, f'{path}.datasets[{i}]')
-        else:
-            found.append((path, ds))
-    walk(data[split], f'data.{split}')
-    return found
+    return list(_leaf_datasets(data[split], f'data.{split}')) if split in data else []
 
 
 def _dataset_cfg(cfg: Config, split: str) -> dict:
@@ -143,7 +131,7 @@ def _dataset_cfg(cfg: Config, split: str) -> dict:
     if split not in data:
         raise ConfigError(f'config has no data.{split}')
     ds = copy.deepcopy(dict(data[split]))
-    for leaf in _leaf_datasets(ds):
+    for _, leaf in _leaf_datasets(ds, split):
         if cfg.get('memcached'):
             leaf.setdefault('memcached', True)
             if cfg.get('mc_cfg'):
@@ -231,7 +219,8 @@ def lr_scaling(cfg: Config) -> dict:
     """
     given = cfg.get('auto_scale_lr')
     if given is None:
-        return dict(enable=True, base_batch_size=int((cfg.get('data') or {}).get('videos_per_gpu', 1)))
+        batch = (cfg.get('data') or {}).get('videos_per_gpu', 1)
+        return dict(enable=True, base_batch_size=int(batch))
     scale = dict(given)
     scale.setdefault('enable', True)
     if scale['enable'] and not scale.get('base_batch_size'):
@@ -241,7 +230,8 @@ def lr_scaling(cfg: Config) -> dict:
 
 
 def agent_settings(cfg: Config) -> Optional[dict]:
-    """The settings of the config's ``AgentHook`` (see :func:`skeletonagent.agent.settings.agent_settings`)."""
+    """The settings of the config's ``AgentHook``
+    (:func:`skeletonagent.agent.settings.agent_settings`)."""
     from ..agent.settings import agent_settings as settings_of
     return settings_of(cfg)
 

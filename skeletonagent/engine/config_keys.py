@@ -34,8 +34,9 @@ from typing import Any, Callable, Iterator, Mapping, Optional
 from ..registry import UnknownTypeError
 from .errors import ConfigError
 
-__all__ = ['UnknownConfigType', 'TOP_LEVEL_KEYS', 'SECTION_KEYS', 'LOADER_KEYS', 'LOGGER_HOOKS', 'LR_CONFIG_KEYS',
-           'COMPAT_KEYS', 'CompatKey', 'check_config', 'compat_warnings',
+__all__ = ['UnknownConfigType', 'TOP_LEVEL_KEYS', 'SECTION_KEYS', 'LOADER_KEYS', 'LOGGER_HOOKS',
+           'LR_CONFIG_KEYS',
+           'COMPAT_KEYS', 'CompatKey', 'check_config', 'compat_warnings', 'config_files',
            'explain_unexpected_arguments']
 
 #: Top-level keys of the PYSKL / official schema and what becomes of each.
@@ -144,7 +145,9 @@ def _norm_name(value: Any) -> str:
 
 
 def _check_llm_model(cfg, ctx) -> Optional[str]:
-    llm = (ctx.get('agent') or {}).get('llm') or {}
+    if ctx.get('agent') is None:              # a model without the agent asks no LLM
+        return None
+    llm = ctx['agent'].get('llm') or {}
     given = _get(cfg, 'model.backbone.llm_model')
     if not isinstance(llm, Mapping):
         return None
@@ -223,9 +226,6 @@ COMPAT_KEYS: tuple[CompatKey, ...] = (
                           "the best checkpoint is the one of the greatest val top-1")),
 )
 
-_COMPAT_BY_KEY = {c.key: c for c in COMPAT_KEYS}
-
-
 def compat_warnings(cfg: Mapping, context: Optional[dict] = None) -> list[str]:
     """One line per compatibility knob the config sets and that disagrees with what the run
     uses. ``context``: ``agent`` (the agent settings), ``launcher``, ``dist_backend``."""
@@ -267,7 +267,7 @@ def _raise(problems: list[str]) -> None:
 
 
 # --------------------------------------------------------------------------- variables
-def _config_files(path: Optional[str]) -> list[Path]:
+def config_files(path: Optional[str]) -> list[Path]:
     """The config file and the ``_base_`` files it inherits (those that can be found)."""
     files: list[Path] = []
     todo = [Path(path)] if path else []
@@ -296,7 +296,7 @@ def _config_files(path: Optional[str]) -> list[Path]:
 def _names_read(path: Optional[str]) -> set[str]:
     """Names the config file (and its bases) read: its variables."""
     names: set[str] = set()
-    for file in _config_files(path):
+    for file in config_files(path):
         try:
             tree = ast.parse(file.read_text(encoding='utf-8'))
         except (OSError, SyntaxError, ValueError):

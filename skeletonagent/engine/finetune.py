@@ -34,7 +34,8 @@ class PretrainedLoad:
     """What a partial load did: ``loaded`` model weights, and the ones it could not take."""
     source: str
     loaded: list[str] = field(default_factory=list)
-    shape_mismatch: list[tuple[str, tuple, tuple]] = field(default_factory=list)  # (key, file, model)
+    # (key, shape in the file, shape in the model)
+    shape_mismatch: list[tuple[str, tuple, tuple]] = field(default_factory=list)
     not_in_checkpoint: list[str] = field(default_factory=list)   # model keys left as initialised
     unused: list[str] = field(default_factory=list)              # checkpoint keys the model lacks
 
@@ -56,8 +57,8 @@ class PretrainedLoad:
                          'checkpoint (' + some([f'{k} {list(a)} vs {list(b)}' for k, a, b in
                                                 self.shape_mismatch]) + ')')
         if self.not_in_checkpoint:
-            parts.append(f'{len(self.not_in_checkpoint)} left as initialised, not in the checkpoint '
-                         f'({some(self.not_in_checkpoint)})')
+            parts.append(f'{len(self.not_in_checkpoint)} left as initialised, not in the '
+                         f'checkpoint ({some(self.not_in_checkpoint)})')
         if self.unused:
             parts.append(f'{len(self.unused)} checkpoint weights not used ({some(self.unused)})')
         return '; '.join(parts)

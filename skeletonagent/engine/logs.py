@@ -5,8 +5,9 @@ internally on every run.
   (the console lines stay as mmengine writes them) and :class:`PhaseVisualizer` gives
   TensorBoard those tags, so the training scalars (by iteration) and the validation scalars
   (by epoch) are separate series: ``time`` and ``data_time``, logged in both phases, no
-  longer mix iteration and epoch steps in one curve. The JSON scalars log (``vis_data/scalars.json``) keeps its flat keys
-  (``loss``, ``acc/top1``), one record per call, which the report reads.
+  longer mix iteration and epoch steps in one curve. The JSON scalars log
+  (``vis_data/scalars.json``) keeps its flat keys (``loss``, ``acc/top1``), one record per
+  call, which the report reads.
 * :class:`QuietLogsHook`: mmengine 0.10's CheckpointHook and checkpoint writer always build a
   ``FileClient`` they do not use (kept "until mmengine 1.0", its comment says), which logs two
   deprecation warnings on every run whatever the hook's arguments; the hook keeps exactly
