@@ -36,18 +36,22 @@ OPTIM_WRAPPERS = Registry('optim_wrapper', parent=_mm.OPTIM_WRAPPERS,
 #: Visualizers (the one that writes TensorBoard tags by phase).
 VISUALIZERS = Registry('visualizer', parent=_mm.VISUALIZERS,
                        locations=['skeletonagent.engine.logs'])
-#: Data samplers (ClassSpecificSampler) and collate / worker-init functions.
+#: Data samplers and collate / worker-init functions (datasets/builder.py registers
+#: ClassSpecificSampler, pose_collate and pose_worker_init_fn on mmengine's own, which these
+#: search).
 DATA_SAMPLERS = Registry('data sampler', parent=_mm.DATA_SAMPLERS,
                          locations=['skeletonagent.datasets'])
 FUNCTIONS = Registry('function', parent=_mm.FUNCTIONS, locations=['skeletonagent.datasets'])
 #: Model wrappers (SkeletonDDP).
 MODEL_WRAPPERS = Registry('model_wrapper', parent=_mm.MODEL_WRAPPERS,
                           locations=['skeletonagent.engine.dist'])
+#: Log processors (the one that tags records train/ and val/).
+LOG_PROCESSORS = Registry('log_processor', parent=_mm.LOG_PROCESSORS,
+                          locations=['skeletonagent.engine.logs'])
 # The rest only hold mmengine's classes; the children exist for the scope lookup.
 RUNNERS = Registry('runner', parent=_mm.RUNNERS)
 RUNNER_CONSTRUCTORS = Registry('runner constructor', parent=_mm.RUNNER_CONSTRUCTORS)
 LOOPS = Registry('loop', parent=_mm.LOOPS)
-LOG_PROCESSORS = Registry('log_processor', parent=_mm.LOG_PROCESSORS)
 OPTIMIZERS = Registry('optimizer', parent=_mm.OPTIMIZERS)
 OPTIM_WRAPPER_CONSTRUCTORS = Registry('optimizer wrapper constructor',
                                       parent=_mm.OPTIM_WRAPPER_CONSTRUCTORS)

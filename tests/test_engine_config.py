@@ -469,9 +469,11 @@ def test_text_encoder_check_without_network_or_with_a_local_copy(tmp_path, monke
 def test_work_dir_must_be_writable(tmp_path):
     from skeletonagent.engine.preflight import check_work_dir
     (tmp_path / 'file').write_text('')
-    with pytest.raises(ConfigError, match=rf'^cannot write to the work dir {tmp_path}/file/run: '):
+    with pytest.raises(ConfigError, match=rf'^cannot write to the work dir {tmp_path}/file/run: '
+                                          rf'{tmp_path}/file is not a directory; give another'):
         check_work_dir(tmp_path / 'file' / 'run')
-    assert check_work_dir(tmp_path / 'new' / 'run').is_dir()
+    check_work_dir(tmp_path / 'new' / 'run')
+    assert not (tmp_path / 'new').exists()          # nothing created by the check
 
 
 # --------------------------------------------------------------------------- quiet logs

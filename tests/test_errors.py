@@ -63,8 +63,8 @@ def _cases():
          '(usage: tools/dist_train.sh CONFIG GPUS [options])'),
         ('work_dir not writable',
          ['tools/train.py', str(DEMO), '--work-dir', '{root}/a_file/run'],
-         'error: cannot write to the work dir {root}/a_file/run: Not a directory; give another '
-         'one with --work-dir'),
+         'error: cannot write to the work dir {root}/a_file/run: {root}/a_file is not a '
+         'directory; give another one with --work-dir'),
         ('--cfg-options key without a value',
          ['tools/train.py', str(DEMO), '--cfg-options', 'total_epochs'],
          "error: --cfg-options 'total_epochs': give KEY=VALUE, e.g. total_epochs=6"),

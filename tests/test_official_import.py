@@ -216,9 +216,12 @@ def test_train_tool_stops_before_anything_else(tmp_path, capsys):
     spec = importlib.util.spec_from_file_location('train_tool', ROOT / 'tools/train.py')
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    data = tmp_path / 'ntu60_3danno.pkl'   # the data is checked first, then the agent's texts
+    data.write_bytes(__import__('pickle').dumps({}))
     with pytest.raises(SystemExit) as info:
         module.main([str(ROOT / 'configs/ntu60_xsub/j.py'), '--work-dir', str(tmp_path / 'w'),
-                     '--cfg-options', f'agent.official_dir={tmp_path / "none"}'])
+                     '--cfg-options', f'agent.official_dir={tmp_path / "none"}',
+                     f'data.train.ann_file={data}'])
     assert str(info.value).startswith('error: agent: the config trains from the official GPT-4o')
     assert not (tmp_path / 'w').exists()        # nothing built, nothing written
 

@@ -40,17 +40,21 @@ class TextEncoderUnavailable(RuntimeError):
 
 # --------------------------------------------------------------------------- work dir
 def check_work_dir(work_dir: str | os.PathLike) -> Path:
-    """Create ``work_dir`` if needed and make sure a file can be written in it."""
+    """Whether the run can create / write ``work_dir``, without creating anything (a run
+    that stops at a later check leaves no empty folder behind): the folder, or its nearest
+    existing parent, must be a folder this process may write to."""
     path = Path(work_dir).expanduser()
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f'.write_test.{os.getpid()}'
-        probe.write_bytes(b'')
-        probe.unlink()
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    reason = None
+    if not existing.is_dir():
+        reason = f'{existing} is not a directory'
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        reason = f'no permission to write in {existing}'
+    if reason:
         raise ConfigError(f'cannot write to the work dir {path}: {reason}; give another one '
-                          'with --work-dir') from None
+                          'with --work-dir')
     return path
 
 
