@@ -18,19 +18,20 @@ Paths (``--paths``), all on the same inputs, each in its own process (peaks do n
 * ``compile``  float32, the backbone under ``torch.compile`` (as ``--compile``; not in the
   default list: compiling takes minutes on 2 cores and is excluded from the step times)
 
-No hand-written autograd kernel is left in the model (issue 11). The ``models/gcn/fused.py``
-kernels they replaced measured, on the 2-core machine (minilm, 1 thread, CPU seconds per step):
-0.87x the plain float32 step time at 0.68x its peak memory, but crashed under autocast; plain
-``bf16`` measured 0.64x time at 0.56x memory (faster and smaller than the kernels), ``cp``
-1.5x time at 0.41x memory and ``bf16-cp`` 0.88x time at 0.29x memory.
+No hand-written autograd kernel is left in the model (issue 11). Measured on the 2-core machine,
+quiet, 2 threads, minilm (median s / peak GB): the ``models/gcn/fused.py`` kernels they
+replaced 6.43 / 3.84 (and they crashed under autocast); ``plain`` 6.70 / 5.64; ``cp`` 9.63 /
+2.37; ``bf16`` 4.60 / 3.19; ``bf16-cp`` 6.16 / 1.68. The kernels' only gain was float32 memory:
+``bf16`` is faster and smaller, ``bf16-cp`` as fast at 0.44x their memory.
 
 Threads are pinned (``torch.set_num_threads``); every row says how many cores other processes
 kept busy meanwhile (``others``). Wall times on a shared machine are noisy: read the min next to
-the median, and ``cpu s`` (the process's CPU time per step, median): with ``--threads 1`` it is
-the work done whatever else runs; with more threads it also counts their spin-waits.
+the median, and ``cpu s`` (the process's CPU time per step, median): with ``--threads 1`` it
+does not count time spent waiting for a core (shared caches still slow it, up to ~20% seen on
+the busy 2-core machine); with more threads it also counts their spin-waits.
 
 Usage: python bench/train_step.py [--variants minilm,clip-frozen,clip-trainable]
-       [--paths plain,cp,bf16] [--steps 5] [--warmup 2] [--threads 2] [--malloc tuned|default]
+       [--paths plain,cp,bf16,bf16-cp] [--steps 5] [--warmup 2] [--threads 2] [--malloc tuned|default]
 """
 from __future__ import annotations
 
@@ -101,7 +102,7 @@ def child(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--variants', default='minilm,clip-frozen,clip-trainable')
-    parser.add_argument('--paths', default='plain,cp,bf16', help=f'comma-separated, of {",".join(PATHS)}')
+    parser.add_argument('--paths', default='plain,cp,bf16,bf16-cp', help=f'comma-separated, of {",".join(PATHS)}')
     parser.add_argument('--steps', type=int, default=5, help='timed steps (median and min reported)')
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--threads', type=int, default=2)
