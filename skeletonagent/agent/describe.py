@@ -49,6 +49,19 @@ def complete_transcript(path: Path) -> bool:
         t.answer.strip() for t in turns[:len(INITIAL_ROUNDS)])
 
 
+def _log_failures(failed: dict[int, str], class_names: Sequence[str]) -> None:
+    """One warning for the classes of one round that failed for the same reason (a server
+    down fails them all), one per class otherwise."""
+    if not failed:
+        return
+    reasons = set(failed.values())
+    if len(reasons) == 1 and len(failed) > 1:
+        logger.warning('describe: %d classes failed: %s', len(failed), reasons.pop())
+        return
+    for i, why in failed.items():
+        logger.warning('describe: class %d %r failed: %s', i, class_names[i], why)
+
+
 def describe_classes(backend: LLMBackend, class_names: Sequence[str], layout: LayoutArg,
                      out_dir: os.PathLike | str, prompts: Optional[PromptSet] = None,
                      chunk_size: int = 16, overwrite: bool = False,
@@ -94,16 +107,17 @@ def describe_classes(backend: LLMBackend, class_names: Sequence[str], layout: La
             results = backend.chat_results(chats)
             all_results += results
             still = []
+            failed_now: dict[int, str] = {}
             for i, question, result in zip(alive, asked, results):
                 if not result.ok:
-                    summary.failed[i] = f'round {round_index + 1}: {result.error} {result.detail}'.strip()
-                    logger.warning('describe: class %d %r failed at round %d: %s %s', i,
-                                   class_names[i], round_index + 1, result.error, result.detail)
+                    failed_now[i] = f'round {round_index + 1}: {result.error} {result.detail}'.strip()
                     continue
                 histories[i] += [{'role': 'user', 'content': question},
                                  {'role': 'assistant', 'content': result.text}]
                 turns[i].append(Turn(question, result.text))
                 still.append(i)
+            _log_failures(failed_now, class_names)
+            summary.failed.update(failed_now)
             alive = still
         for i in alive:
             write_transcript(out / transcript_filename(i, class_names[i]), turns[i])

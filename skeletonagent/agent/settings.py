@@ -12,7 +12,30 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
-__all__ = ['agent_settings', 'OFFICIAL_AGENT_DEFAULTS', 'OFFICIAL_LLM']
+__all__ = ['agent_settings', 'OFFICIAL_AGENT_DEFAULTS', 'OFFICIAL_LLM', 'AGENT_KEYS']
+
+#: Every key of a config's ``agent`` section, with what it sets (the hook's loop, the start).
+AGENT_KEYS: dict[str, str] = {
+    'interval': 'epochs between rounds (0: fixed texts)',
+    'layout': "skeleton layout (default: the head's joint_cfg)",
+    'modality': "stream of the masks (default: the backbone's llm_modality)",
+    'num_classes': "number of classes (default: the head's)",
+    'top_k': 'confused classes named per follow-up',
+    'pad_to_k': 'name k classes even where fewer were confused',
+    'update_masks': 'rebuild masks from follow-up replies',
+    'background': 'run rounds in a background thread',
+    'final_wait': 'seconds to wait at the end for a round in flight',
+    'official': 'the official agent loop',
+    'round_nice': 'how much lower the round threads run',
+    'label_map': 'class names (a label map name or file)',
+    'transcripts': "dialogues to start from (a folder, or 'official')",
+    'masks': "masks to start from (a .npy, or 'official')",
+    'prompts': "prompt templates (overrides, or 'official')",
+    'official_dir': "where 'official' points (default data/agent/<label map>)",
+    'llm': 'the LLM backend',
+    'max_words': 'description budget in words (0: none)',
+    'row_index': "mask rows of bones ('pair' official, or 'joint')",
+}
 
 #: The follow-up requests of the official code: gpt-4o, the API's own temperature and length.
 OFFICIAL_LLM = dict(type='OpenAIChat', model='gpt-4o', api_key_env='OPENAI_API_KEY',

@@ -484,6 +484,10 @@ def check_config(cfg: Mapping) -> None:
     for i, hook in enumerate(cfg.get('custom_hooks') or []):
         if isinstance(hook, Mapping):
             _check_built(hook, 'HOOKS', f'custom_hooks[{i}]', problems)
+    if isinstance(cfg.get('agent'), Mapping):
+        from ..agent.settings import AGENT_KEYS
+        problems += [_unknown('agent', str(key), AGENT_KEYS) for key in cfg['agent']
+                     if key not in AGENT_KEYS]
     _raise(problems)
 
 
