@@ -27,21 +27,24 @@ def test_confusion_matrix_counts():
 def test_metric_dumps_scores_in_order(tmp_path):
     out = tmp_path / 'pred.pkl'
     metric = SkeletonAccuracy(out_file=str(out))
-    rng = np.random.default_rng(0)
-    scores = rng.random((6, 4)).astype(np.float32)
+    # top-1 right on samples 0, 1 and 4; sample 2's label is second, sample 3's last
+    scores = np.array([[.7, .1, .1, .1], [.1, .6, .2, .1], [.1, .1, .3, .5],
+                       [.1, .4, .3, .2], [.5, .2, .2, .1], [.4, .3, .2, .1]], np.float32)
     labels = [0, 1, 2, 3, 0, 1]
     metric.process({}, [dict(pred_score=torch.from_numpy(s), gt_label=l)
                         for s, l in zip(scores[:3], labels[:3])])
     metric.process({}, [dict(pred_score=torch.from_numpy(s), gt_label=l)
                         for s, l in zip(scores[3:], labels[3:])])
     res = metric.evaluate(6)
-    assert res['acc/top1'] == pytest.approx(top_k_accuracy(scores, labels, (1,))[0])
-    assert 'acc/mean1' in res
+    assert res['acc/top1'] == pytest.approx(3 / 6)
+    assert res['acc/top5'] == pytest.approx(1.0)          # 4 classes: every label is in the top 5
+    # per class: 0 -> 2/2, 1 -> 1/2 (sample 5 predicted 0), 2 -> 0/1, 3 -> 0/1
+    assert res['acc/mean1'] == pytest.approx((1 + 0.5 + 0 + 0) / 4)
     dumped = pickle.loads(out.read_bytes())
     assert isinstance(dumped, list) and len(dumped) == 6
     np.testing.assert_allclose(np.stack(dumped), scores)
-    cm = np.load(tmp_path / 'pred_confusion.npy')
-    assert cm.sum() == 6
+    cm = np.load(tmp_path / 'pred_confusion.npy')          # rows: true class, columns: predicted
+    assert cm.tolist() == [[2, 0, 0, 0], [1, 1, 0, 0], [0, 0, 0, 1], [0, 1, 0, 0]]
 
 
 def test_unknown_metric_named():

@@ -226,7 +226,8 @@ def test_search_matches_brute_force_with_ties():
     best = None
     for w in itertools.product(range(3), repeat=3):
         if any(w) and math.gcd(*w) == 1:
-            acc = float((fuse(scores, w).argmax(1) == labels).mean())
+            fused = sum(wi * si for wi, si in zip(w, scores))
+            acc = float((fused.argmax(1) == labels).mean())
             if best is None or (-acc, sum(w)) < best[0]:
                 best = ((-acc, sum(w)), w)
     assert search_weights(scores, labels, grid=[0, 1, 2]) == (best[1], -best[0][0])

@@ -38,23 +38,37 @@ def test_create_logits_uses_raw_scale():
     torch.testing.assert_close(per_b, torch.tensor([[1.6, 0.0]]))
 
 
+def kl_by_hand(pred, target, scale=10.0):
+    """sum over rows of KL(softmax(scale * target row) || softmax(pred row)), divided by the
+    number of columns, in plain Python."""
+    total = 0.0
+    for p_row, t_row in zip(pred, target):
+        q = [math.exp(scale * t) for t in t_row]
+        q = [v / sum(q) for v in q]
+        log_norm = math.log(sum(math.exp(v) for v in p_row))
+        total += sum(qi * (math.log(qi) - (pi - log_norm)) for qi, pi in zip(q, p_row) if qi > 0)
+    return total / len(pred[0])
+
+
 def test_kl_loss_and_bidirectional_alignment():
-    pred = torch.tensor([[1.0, 0.0], [0.0, 0.0]])
-    target = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
-    q = torch.softmax(target * 10, 1)
-    p = torch.log_softmax(pred, 1)
-    expected = (q * (q.log() - p)).sum() / 2
-    torch.testing.assert_close(KLLoss()(pred, target), expected)
+    pred = [[1.0, 0.0, 0.5], [0.0, 0.0, 0.0]]               # 2 rows, 3 columns
+    target = [[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]]
+    assert KLLoss()(torch.tensor(pred), torch.tensor(target)).item() == \
+        pytest.approx(kl_by_hand(pred, target), rel=1e-5)
 
     labels = torch.tensor([1, 1, 0])
     torch.testing.assert_close(same_label_matrix(labels),
                                torch.tensor([[1., 1., 0.], [1., 1., 0.], [0., 0., 1.]]))
-    skel = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
-    text = torch.tensor([[1.0, 1.0], [1.0, 1.0], [0.0, 2.0]])
+    skel = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])   # unit rows
+    text = torch.tensor([[1.0, 1.0], [1.0, 1.0], [0.0, 2.0]])   # unit: (1, 1) / sqrt 2, (0, 1)
     loss = AlignmentLoss()(skel, text, 3.0, labels)
-    s_n, t_n = skel / skel.norm(dim=1, keepdim=True), text / text.norm(dim=1, keepdim=True)
-    gt = same_label_matrix(labels)
-    expected = (KLLoss()(3.0 * s_n @ t_n.t(), gt) + KLLoss()(3.0 * t_n @ s_n.t(), gt)) / 2
-    torch.testing.assert_close(loss, expected)
+    r = 1 / math.sqrt(2)
+    s_n = [[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]]
+    t_n = [[r, r], [r, r], [0.0, 1.0]]
+    same = [[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    s2t = [[3.0 * sum(a * b for a, b in zip(si, tj)) for tj in t_n] for si in s_n]
+    t2s = [list(col) for col in zip(*s2t)]                       # the transpose
+    expected = (kl_by_hand(s2t, same) + kl_by_hand(t2s, same)) / 2
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
     with pytest.raises(ValueError, match='same N×D shape'):
         AlignmentLoss()(skel, text[:, :1], 1.0, labels)

@@ -227,10 +227,12 @@ def test_random_rot_seed_orthogonal_and_shape():
     assert a.shape == s['keypoint'].shape and a.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(a, axis=-1), np.linalg.norm(s['keypoint'], axis=-1),
                                rtol=1e-5)
-    # The rotation angles are the seed's draws.
+    # The rotation angles are the seed's draws; PYSKL's matrix Rz(-c) Ry(-b) Rx(-a) is the
+    # extrinsic x-y-z rotation by the negated angles.
+    from scipy.spatial.transform import Rotation
     np.random.seed(11)
     theta = np.random.uniform(-0.3, 0.3, size=3)
-    rot = RandomRot._rot3d(theta)
+    rot = Rotation.from_euler('xyz', -theta).as_matrix()
     np.testing.assert_allclose(a, np.einsum('ab,mtvb->mtva', rot, s['keypoint']), rtol=1e-5,
                                atol=1e-6)
 
@@ -347,6 +349,10 @@ def test_joint_to_kb_and_target():
     out = JointToKB(target='k')(dict(s))
     kp = s['keypoint']
     assert out['keypoint'] is s['keypoint']
+    # a k-bone spans two edges: head - spine (via the neck), left wrist - left shoulder
+    np.testing.assert_allclose(out['k'][..., 3, :], kp[..., 3, :] - kp[..., 20, :])
+    np.testing.assert_allclose(out['k'][..., 6, :], kp[..., 6, :] - kp[..., 4, :])
+    assert np.all(out['k'][..., 1, :] == 0)    # the middle of the spine is its own k-root
     for v1, v2 in NTU.kbone_pairs:
         np.testing.assert_allclose(out['k'][..., v1, :], kp[..., v1, :] - kp[..., v2, :])
 
