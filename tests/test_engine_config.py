@@ -502,7 +502,6 @@ def test_tensorboard_tags_by_phase_and_flat_json(tmp_path):
     from mmengine.visualization import LocalVisBackend, TensorboardVisBackend
 
     from skeletonagent.engine.logs import PhaseVisualizer, with_phase
-    pytest.importorskip('tensorboard')
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     vis = PhaseVisualizer(name='phase_test', save_dir=str(tmp_path),
                           vis_backends=[dict(type='LocalVisBackend'),

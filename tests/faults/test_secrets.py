@@ -140,7 +140,7 @@ def test_llm_test_server_binds_loopback_only():
 
 
 def test_memcached_binds_loopback_only():
-    memcache = pytest.importorskip('skeletonagent.engine.memcached_server')
+    from skeletonagent.engine import memcached_server as memcache
     if memcache.shutil.which(memcache.MEMCACHED_BINARY) is None:
         pytest.skip('memcached is not installed')
     with socket.socket() as s:
