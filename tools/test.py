@@ -25,6 +25,9 @@ def parse_args(argv=None):
     p.add_argument('--work-dir', default=None,
                    help='where the logs go (default: the config work_dir/test)')
     p.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction, default=None)
+    p.add_argument('--threads', type=int, default=None,
+                   help='CPU threads of each process (default: chosen from the free cores; '
+                        'OMP_NUM_THREADS when set)')
     p.add_argument('--debug', action='store_true', help='show the traceback of an error')
     p.add_argument('--launcher', default=None, help=argparse.SUPPRESS)
     p.add_argument('--local_rank', '--local-rank', type=int, default=0, help=argparse.SUPPRESS)
@@ -41,11 +44,15 @@ def _main(argv):
     opts = RunOptions(work_dir=args.work_dir)
     preflight(cfg, opts, 'test')   # keys, log dir, test data: before memcached and the model
     opts.launcher = init_distributed()
-    return test(cfg, args.checkpoint, opts, args.out)
+    return test(cfg, args.checkpoint, opts, args.out, threads=args.threads)
 
 
 def main(argv=None):
-    return run_tool(_main, argv)
+    try:
+        return run_tool(_main, argv)
+    except KeyboardInterrupt:
+        print('stopped by Ctrl-C', file=sys.stderr)
+        raise SystemExit(130) from None
 
 
 if __name__ == '__main__':

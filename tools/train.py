@@ -30,6 +30,9 @@ def parse_args(argv=None):
     p.add_argument('--work-dir', default=None)
     p.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction, default=None,
                    help='override config keys, e.g. data.videos_per_gpu=8')
+    p.add_argument('--threads', type=int, default=None,
+                   help='CPU threads of each process (default: chosen from the free cores; '
+                        'OMP_NUM_THREADS when set)')
     p.add_argument('--debug', action='store_true', help='show the traceback of an error')
     p.add_argument('--launcher', default=None, help=argparse.SUPPRESS)  # torchrun sets env
     p.add_argument('--local_rank', '--local-rank', type=int, default=0, help=argparse.SUPPRESS)
@@ -50,11 +53,15 @@ def _main(argv):
     # keys, work dir, data, agent texts, text encoder: before memcached, the model and any LLM
     preflight(cfg, opts, 'train', splits)
     opts.launcher = init_distributed()
-    return train(cfg, opts, test_last=args.test_last, test_best=args.test_best)
+    return train(cfg, opts, test_last=args.test_last, test_best=args.test_best,
+                 threads=args.threads)
 
 
 def main(argv=None):
-    return run_tool(_main, argv)
+    try:
+        return run_tool(_main, argv)
+    except KeyboardInterrupt as exc:   # Ctrl-C / SIGTERM: the run has logged what to do next
+        raise SystemExit(getattr(exc, 'exit_status', 130)) from None
 
 
 if __name__ == '__main__':

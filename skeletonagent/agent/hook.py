@@ -28,6 +28,9 @@ from .selector import base_stream as base_stream_of
 
 STATE_KEY = 'agent_state'
 ROUNDS_KEY = 'agent_rounds'
+#: Checkpoint key of the counts a run's last epoch would have asked a round with, had the run
+#: been longer: ``dict(epoch=E, matrix=tensor)``. A run resumed with more epochs asks it.
+HELD_COUNTS_KEY = 'agent_held_counts'
 #: The official head asks only after the epochs in ``range(1, 150)`` (a hard-coded
 #: ``check_list``): with ``official=True`` no round follows a later epoch (UAV CSv1 trains 300
 #: epochs and stops asking after epoch 145).
@@ -147,6 +150,8 @@ class AgentHook(Hook):
         self._executor: Optional[ThreadPoolExecutor] = None
         self._future: Optional[Future] = None
         self._counter = None
+        # (epoch, counts) of a last epoch that is a round epoch of any longer run
+        self._held: Optional[tuple[int, Any]] = None
 
     # -- set-up ---------------------------------------------------------------------------------
     @property
@@ -281,6 +286,26 @@ class AgentHook(Hook):
                 self._executor = ThreadPoolExecutor(
                     max_workers=1, thread_name_prefix='agent-round',
                     initializer=lower_thread_priority, initargs=(self.round_nice,))
+        self._ask_held_round(runner)
+
+    def _ask_held_round(self, runner) -> None:
+        """A run resumed with more epochs than the one it continues: the epoch the shorter run
+        ended with may now be a round epoch. Its counts were kept in the checkpoint
+        (``HELD_COUNTS_KEY``); the round is asked now, as it would have been at that epoch's
+        end (installed at the next epoch boundary, or at once with ``official=True``)."""
+        held, self._held = self._held, None
+        if held is None or not self.live:
+            return
+        epoch, matrix = held
+        if epoch != runner.epoch or epoch not in self.round_epochs(runner.max_epochs):
+            return
+        if get_rank() == 0:
+            runner.logger.info(f'agent: the run now has {runner.max_epochs} epochs: asking the '
+                               f'round after epoch {epoch} that the shorter run did not ask '
+                               f'(its counts were kept in the checkpoint)')
+            self._start_round(runner, matrix, epoch)
+        if not self.background:
+            self._swap_if_ready(runner)
 
     # -- per step -------------------------------------------------------------------------------
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
@@ -302,6 +327,11 @@ class AgentHook(Hook):
         self._swap_if_ready(runner)
         finished = runner.epoch + 1
         if finished not in self.round_epochs(runner.max_epochs):
+            if finished == runner.max_epochs and finished in self.round_epochs(finished + 1):
+                # the last epoch: no round (its texts could not be used), but a run resumed
+                # with more epochs asks it; its counts go into the checkpoint
+                self._held = (finished, self._counter.matrix() if self.official
+                              else self._counter.all_reduce())
             if self.official:
                 self._counter.reset()
             return
@@ -420,9 +450,17 @@ class AgentHook(Hook):
         from .state import AgentState
         self.state = AgentState.from_state_dict(saved)
         self.rounds_done = int(checkpoint.get(ROUNDS_KEY, 0))
+        held = checkpoint.get(HELD_COUNTS_KEY)
+        if held is not None:
+            import numpy as np
+            self._held = (int(held['epoch']), np.asarray(held['matrix']))
         self._install(runner)
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         if self.state is not None:
             checkpoint[STATE_KEY] = self.state.state_dict()
             checkpoint[ROUNDS_KEY] = int(self.rounds_done)
+        if self._held is not None:
+            import torch
+            checkpoint[HELD_COUNTS_KEY] = dict(epoch=self._held[0],
+                                               matrix=torch.as_tensor(self._held[1]))

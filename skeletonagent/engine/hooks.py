@@ -250,6 +250,14 @@ class RunInfoHook(Hook):
 
     priority = 'LOW'   # after the agent hook (NORMAL) has published its part
 
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        # what the run that saved the checkpoint used is not what this run uses: drop its
+        # run_info/* keys before mmengine restores the message hub from the checkpoint
+        info = (checkpoint.get('message_hub') or {}).get('runtime_info')
+        if isinstance(info, dict):
+            for key in [k for k in info if str(k).startswith('run_info/')]:
+                info.pop(key)
+
     def before_train(self, runner) -> None:
         batch_text, numbers = _lr_line(runner)
         model = runner.model.module if hasattr(runner.model, 'module') else runner.model
@@ -281,3 +289,229 @@ class RunInfoHook(Hook):
         from ..utils.fileio import atomic_write_text
         atomic_write_text(os.path.join(runner.work_dir, RUN_INFO_FILE),
                           json.dumps(dict(lines=lines, **numbers), indent=1) + '\n')
+
+
+# -- a resumed run of another length ------------------------------------------------------------
+#: Scheduler state entries that say where a schedule stands, not what it is.
+_SCHEDULER_POSITION = ('last_step', '_global_step', '_last_value', 'base_values', 'verbose')
+
+
+def _scheduler_list(schedulers: Any) -> list:
+    if schedulers is None:
+        return []
+    if isinstance(schedulers, dict):
+        return [s for group in schedulers.values() for s in group]
+    return list(schedulers)
+
+
+def _schedule_shape(state: dict) -> dict:
+    """What a scheduler state dict says about the schedule itself (its length, T_max,
+    milestones...), without its position."""
+    return {k: v for k, v in state.items() if k not in _SCHEDULER_POSITION}
+
+
+class _ScratchOptimizer:
+    """Stands in for an optimizer while schedulers are replayed: only ``param_groups``."""
+
+    def __init__(self, param_groups: list) -> None:
+        self.param_groups = [{k: v for k, v in g.items() if k != 'params'} for g in param_groups]
+        self._global_step = 0
+        self.step = lambda: None
+        self.step._with_counter = True  # what mmengine's schedulers check before stepping
+
+
+def replay_schedulers(schedulers: list, iters: int, epochs: int) -> None:
+    """Move freshly built mmengine schedulers (and their optimizers' values) to where they
+    stand after ``iters`` iterations and ``epochs`` epochs of a run, by stepping copies of them
+    as mmengine's ``ParamSchedulerHook`` steps them (iteration-based ones after every
+    iteration, epoch-based ones after every epoch), on scratch copies of the optimizers'
+    parameter groups starting from their initial values. Works for every scheduler type,
+    chained ones (warm-up then cosine) included."""
+    import copy
+    import warnings
+    scratch: dict[int, _ScratchOptimizer] = {}
+    copies = []
+    for scheduler in schedulers:
+        real = scheduler.optimizer
+        if id(real) not in scratch:
+            scratch[id(real)] = _ScratchOptimizer(real.param_groups)
+        fake = scratch[id(real)]
+        name = scheduler.param_name
+        for group in fake.param_groups:      # a fresh run starts from the initial values
+            group[name] = group.get(f'initial_{name}', group[name])
+        twin = copy.copy(scheduler)
+        twin.optimizer = fake
+        twin.last_step = twin._global_step = -1   # as before its constructor's first step
+        copies.append(twin)
+    per_epoch = iters // epochs if epochs else iters
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        for twin in copies:                      # the first step each constructor takes
+            twin.step()
+        for i in range(iters):
+            for twin in copies:
+                if not twin.by_epoch:
+                    twin.step()
+            if per_epoch and (i + 1) % per_epoch == 0 and (i + 1) // per_epoch <= epochs:
+                for twin in copies:
+                    if twin.by_epoch:
+                        twin.step()
+    for scheduler, twin in zip(schedulers, copies):
+        scheduler.load_state_dict(twin.state_dict())
+        name = scheduler.param_name
+        for group, fake_group in zip(scheduler.optimizer.param_groups,
+                                     scratch[id(scheduler.optimizer)].param_groups):
+            group[name] = fake_group[name]
+
+
+def describe_schedule(schedulers: list, epoch_length: int) -> str:
+    """The learning-rate schedule in words, e.g. 'anneals to 0 at epoch 6'."""
+    parts = []
+    for s in schedulers:
+        if getattr(s, 'param_name', 'lr') != 'lr':
+            continue
+        end = s.end if s.by_epoch else s.end / max(epoch_length, 1)
+        end_text = f'{end:g}' if end < 1e8 else 'the end'
+        kind = type(s).__name__
+        if kind.startswith('Cosine'):
+            floor = (f'{s.eta_min:g}' if s.eta_min is not None
+                     else f'{s.eta_min_ratio:g} x the initial lr')
+            parts.append(f'anneals to {floor} at epoch {end_text}')
+        elif kind.startswith('MultiStep'):
+            steps = [m if s.by_epoch else m / max(epoch_length, 1) for m in sorted(s.milestones)]
+            parts.append(f'is multiplied by {s.gamma:g} at epoch'
+                         f'{"s" if len(steps) > 1 else ""} ' + ', '.join(f'{m:g}' for m in steps))
+        elif kind.startswith('Linear') and not s.by_epoch:
+            parts.append(f'warms up linearly over iterations {s.begin}-{s.end}')
+        else:
+            parts.append(f'{kind} until epoch {end_text}')
+    return ', then '.join(parts) if parts else 'constant'
+
+
+@HOOKS.register_module()
+class ScheduleLengthHook(Hook):
+    """A resumed run follows the schedule of its own config, not the checkpoint's.
+
+    mmengine restores the parameter schedulers' state on resume, and that state holds the
+    schedule's length (``T_max``, ``end``): ``--resume auto --cfg-options total_epochs=6``
+    after a 4-epoch run kept annealing over 4 epochs and then held the last lr. Here, when the
+    checkpoint's schedule differs from the one the config builds (another ``total_epochs``,
+    or another ``lr_config``), the checkpoint's scheduler state is set aside and the fresh
+    schedulers are moved to the resumed iteration (:func:`replay_schedulers`): the lr is the
+    one a run of the new length has at that iteration (PYSKL computes its lr from
+    ``iter / max_iters`` the same way), and the log says so. A resume with the same schedule
+    is mmengine's.
+    """
+
+    priority = 'ABOVE_NORMAL'   # before RandomStateHook's digests and the start block (LOW)
+
+    def __init__(self) -> None:
+        self._changed: Optional[dict] = None
+        self.note: Optional[str] = None
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        if not getattr(runner, '_resume', False):
+            return
+        fresh = _scheduler_list(runner.param_schedulers)
+        saved = checkpoint.get('param_schedulers')
+        saved_list = (_scheduler_list(saved) if saved is not None else [])
+        info = (checkpoint.get('message_hub') or {}).get('runtime_info') or {}
+        old_epochs = info.get('max_epochs')
+        same = (len(saved_list) == len(fresh)
+                and all(_schedule_shape(s) == _schedule_shape(f.state_dict())
+                        for s, f in zip(saved_list, fresh)))
+        if same or not fresh or saved is None:
+            return
+        checkpoint.pop('param_schedulers')          # mmengine then keeps the fresh ones
+        old_lr = None
+        try:
+            old_lr = float(checkpoint['optimizer']['param_groups'][0]['lr'])
+        except (KeyError, IndexError, TypeError, ValueError):
+            pass
+        self._changed = dict(old_epochs=old_epochs, old_lr=old_lr)
+
+    def before_train(self, runner) -> None:
+        if getattr(runner, '_resume', False) and runner.epoch >= runner.max_epochs \
+                and runner.rank == 0:
+            runner.logger.warning(f'the checkpoint is at epoch {runner.epoch} and the run has '
+                                  f'{runner.max_epochs} epochs: nothing is left to train')
+        changed, self._changed = self._changed, None
+        if changed is None:
+            return
+        schedulers = _scheduler_list(runner.param_schedulers)
+        replay_schedulers(schedulers, runner.iter, runner.epoch)
+        epoch_length = len(runner.train_dataloader)
+        old, new = changed['old_epochs'], runner.max_epochs
+        if old is not None and int(old) != new:
+            head = f'{"extended" if new > int(old) else "shortened"} from {old} to {new} epochs'
+        else:
+            head = 'the config\'s lr schedule differs from the checkpoint\'s'
+        lr = float(runner.optim_wrapper.param_groups[0]['lr'])
+        self.note = (f'{head}: the lr schedule now {describe_schedule(schedulers, epoch_length)}'
+                     f'; lr {lr:.4g} at iteration {runner.iter}, as a {new}-epoch run has it'
+                     + (f' (the checkpoint\'s schedule: {changed["old_lr"]:.4g})'
+                        if changed['old_lr'] is not None else ''))
+        if runner.rank == 0:
+            runner.logger.info(self.note)
+            runner.message_hub.update_info('run_info/schedule', {'schedule change': self.note})
+
+
+# -- validation history, for the summary a run ends with ----------------------------------------
+#: Where a training run keeps its validation figures, one record per validation.
+VAL_HISTORY_FILE = 'val_history.json'
+
+
+def read_val_history(work_dir: str | os.PathLike) -> list[dict]:
+    """The records of ``work_dir/val_history.json`` (``[{'epoch': 1, 'acc/top1': ...}]``),
+    or ``[]``."""
+    import json
+    path = os.path.join(work_dir, VAL_HISTORY_FILE)
+    try:
+        with open(path, encoding='utf-8') as f:
+            records = json.load(f)
+    except (OSError, ValueError):
+        return []
+    return [r for r in records if isinstance(r, dict) and 'epoch' in r] \
+        if isinstance(records, list) else []
+
+
+@HOOKS.register_module()
+class ValHistoryHook(Hook):
+    """Keeps every validation's figures of a training run in ``work_dir/val_history.json``
+    (rank 0), across resumes: a resumed run keeps the records up to the epoch it resumes
+    from, a new run starts an empty file. The summary a run ends with reads the best
+    epoch's top-1, top-5 and mean class accuracy from it."""
+
+    priority = 'LOW'
+
+    def __init__(self) -> None:
+        self.records: list[dict] = []
+
+    def before_train(self, runner) -> None:
+        if getattr(runner, '_resume', False):
+            self.records = [r for r in read_val_history(runner.work_dir)
+                            if int(r['epoch']) <= runner.epoch]
+        else:
+            self.records = []
+        self._write(runner)
+
+    def after_val_epoch(self, runner, metrics: Optional[dict] = None) -> None:
+        if runner.train_loop is None or not metrics or runner.rank != 0:
+            return
+        epoch = int(runner.epoch)
+        record = {'epoch': epoch}
+        for key, value in metrics.items():
+            try:
+                record[str(key)] = float(value)
+            except (TypeError, ValueError):
+                continue
+        self.records = [r for r in self.records if int(r['epoch']) != epoch] + [record]
+        self._write(runner)
+
+    def _write(self, runner) -> None:
+        if runner.rank != 0:
+            return
+        import json
+        from ..utils.fileio import atomic_write_text
+        rows = ',\n '.join(json.dumps(r) for r in self.records)
+        atomic_write_text(os.path.join(runner.work_dir, VAL_HISTORY_FILE), f'[{rows}]\n')

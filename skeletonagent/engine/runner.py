@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from mmengine.config import Config
 from mmengine.dist import get_rank
+from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
@@ -18,6 +21,7 @@ from .config import RunOptions, resolve_resume, to_runner_kwargs
 from .memcached_server import serving_memcached
 from ..registry import explain_unknown_types
 from .checkpoint import check_checkpoint_config
+from .threads import ThreadChoice, configure_threads
 
 
 def _register_all() -> None:
@@ -76,8 +80,10 @@ def build_runner(cfg: Config, opts: RunOptions, mode: str = 'train') -> Runner:
     if mode == 'train' and opts.resume == 'auto':
         found = find_resume_checkpoint(cfg.work_dir)
         opts.resume = str(found) if found else None
-        if found and get_rank() == 0:
-            print_log(f'resuming from {found}', logger='current')
+        if get_rank() == 0:
+            print_log(f'resuming from {found}' if found else
+                      f'--resume auto: no checkpoint in {cfg.work_dir}: starting a new run',
+                      logger='current')
     if resuming and get_rank() == 0:
         # half-written files of a killed run (its temporary names), before anything writes
         stale = remove_stale_temp_files(cfg.work_dir)
@@ -97,7 +103,40 @@ def build_runner(cfg: Config, opts: RunOptions, mode: str = 'train') -> Runner:
     register_checkpoint_globals()  # mmengine's loader reads PYSKL / official checkpoints
     runner = Runner(model=model, **kwargs)
     runner.register_hook(PlainCheckpointHook())  # checkpoints any weights_only loader reads
+    if mode == 'train':
+        from .hooks import ScheduleLengthHook, ValHistoryHook
+        runner.register_hook(ScheduleLengthHook())  # a resumed run follows its own length
+        runner.register_hook(ValHistoryHook())      # the figures the summary names
     return runner
+
+
+def _workers(cfg: Config) -> int:
+    """DataLoader workers per process: ``data.workers_per_gpu`` (or an mmengine config's
+    ``train_dataloader.num_workers``)."""
+    data = cfg.get('data') or {}
+    if 'workers_per_gpu' in data or 'train' in data:
+        return int(data.get('workers_per_gpu', 1) or 0)
+    loader = cfg.get('train_dataloader') or cfg.get('test_dataloader') or {}
+    return int(loader.get('num_workers', 0) or 0)
+
+
+def set_threads(cfg: Config, threads: Optional[int] = None) -> ThreadChoice:
+    """Choose and set this process's CPU threads (``engine/threads.py`` has the rule).
+
+    The processes of a distributed run meet at a barrier first: each then counts the busy
+    CPUs while the others do the same (mostly asleep between readings), not while they are
+    still busy starting up."""
+    from mmengine.dist import barrier, get_world_size
+    if get_world_size() > 1:
+        barrier()
+    return configure_threads(threads, workers=_workers(cfg))
+
+
+def _publish_threads(runner: Runner, choice: ThreadChoice) -> None:
+    """The choice in the log and in the start block (``run_info/threads``)."""
+    runner.message_hub.update_info('run_info/threads', {'threads': choice.line()})
+    if get_rank() == 0:
+        print_log(f'threads: {choice.line()}', logger='current')
 
 
 def _set_out_file(runner: Runner, out_file: Optional[str]) -> None:
@@ -118,13 +157,146 @@ def run_test(runner: Runner, out_file: Optional[str]) -> dict:
     return metrics
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C (SIGINT) or SIGTERM; ``exit_status`` is 128 + the signal."""
+
+    def __init__(self, signal_name: str = 'SIGINT') -> None:
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+        number = getattr(signal, signal_name, signal.SIGINT)
+        self.exit_status = 128 + int(number)
+
+
+class _StopOnSignals:
+    """While active (main thread only), Ctrl-C (SIGINT) and SIGTERM raise
+    :class:`RunInterrupted` in the main thread, so a terminated run ends as a Ctrl-C'd one
+    does: logged, files closed. A signal whose disposition is not the default (ignored, or
+    another handler) is left alone.
+
+    Python runs a signal handler between two bytecodes of the main thread; when that happens
+    inside a ``__del__`` or a weakref callback (garbage collection), the exception is printed
+    as "ignored" and the code goes on. :class:`_StopCheckHook` catches those: the handler also
+    records the signal and the hook raises after the current iteration."""
+
+    def __init__(self) -> None:
+        self.received: Optional[str] = None
+        self._previous: dict = {}
+
+    def _handle(self, signum, frame) -> None:
+        self.received = signal.Signals(signum).name
+        raise RunInterrupted(self.received)
+
+    def __enter__(self) -> '_StopOnSignals':
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        for sig, default in ((signal.SIGINT, signal.default_int_handler),
+                             (signal.SIGTERM, signal.SIG_DFL)):
+            if signal.getsignal(sig) is default:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous = {}
+
+
+class _StopCheckHook(Hook):
+    """Raises :class:`RunInterrupted` after an iteration when a signal arrived whose
+    exception was swallowed (see :class:`_StopOnSignals`)."""
+
+    priority = 'VERY_HIGH'
+
+    def __init__(self, guard: _StopOnSignals) -> None:
+        self.guard = guard
+
+    def _check(self, *args, **kwargs) -> None:
+        if self.guard.received:
+            raise RunInterrupted(self.guard.received)
+
+    after_train_iter = after_val_iter = after_test_iter = _check
+
+
+def _stop_workers(runner: Runner) -> None:
+    """Shut down the DataLoader workers a loader keeps (``persistent_workers``) now: a worker
+    killed by the same signal would otherwise make torch's SIGCHLD handler raise at exit."""
+    from mmengine.runner import BaseLoop
+    for name in ('_train_loop', '_val_loop', '_test_loop'):
+        loop = getattr(runner, name, None)
+        loader = getattr(loop, 'dataloader', None) if isinstance(loop, BaseLoop) else None
+        iterator = getattr(loader, '_iterator', None)
+        if iterator is not None and hasattr(iterator, '_shutdown_workers'):
+            try:
+                iterator._shutdown_workers()
+            except Exception:  # noqa: BLE001 - best effort, the run is ending
+                pass
+
+
+def _interrupted(runner: Optional[Runner], cfg: Config, exc: BaseException,
+                 trained: bool) -> RunInterrupted:
+    """Log one line for an interrupted run (what to run next) and end it cleanly."""
+    stop = exc if isinstance(exc, RunInterrupted) else RunInterrupted('SIGINT')
+    how = 'Ctrl-C' if stop.signal_name == 'SIGINT' else stop.signal_name
+    if runner is not None:
+        _stop_workers(runner)
+        try:   # what an ended run does: close the log files and TensorBoard's writer
+            runner.call_hook('after_run')
+        except Exception:  # noqa: BLE001 - the line below matters more
+            pass
+    if get_rank() != 0:
+        return stop
+    if trained:
+        line = (f'stopped by {how} while testing; training had finished: test a checkpoint '
+                f'with tools/test.py {getattr(cfg, "filename", "CONFIG")} CHECKPOINT')
+    else:
+        from mmengine.runner import BaseLoop
+        started = runner is not None and isinstance(getattr(runner, '_train_loop', None), BaseLoop)
+        where = f' in epoch {runner.epoch + 1}, iteration {runner.iter}' if started else ''
+        found = find_resume_checkpoint(cfg.work_dir)
+        resume = (f'the same command with --resume auto continues from {found}'
+                  + (f' (the start of epoch {runner.epoch + 1})'
+                     if runner is not None and found.name == f'epoch_{runner.epoch}.pth' else '')
+                  if found else
+                  'no checkpoint was saved yet: --resume auto would start a new run')
+        line = f'stopped by {how}{where}: {resume}'
+    print_log(line, logger='current', level=logging.WARNING)
+    return stop
+
+
 @explain_unknown_types()  # an unknown config type names the close registered ones
 @serving_memcached  # memcached=True: start / fill / stop the server around the run
 def train(cfg: Config, opts: RunOptions, test_last: bool = False,
-          test_best: bool = False) -> dict:
-    """Train; optionally test the last and the best checkpoint. Returns the test metrics."""
-    runner = build_runner(cfg, opts, 'train')
-    runner.train()
+          test_best: bool = False, threads: Optional[int] = None) -> dict:
+    """Train; optionally test the last and the best checkpoint. Returns the test metrics.
+
+    ``threads``: ``--threads N`` (None: :func:`~.threads.choose_threads`). The run ends with
+    a summary (:mod:`.summary`); Ctrl-C and SIGTERM end it with one line saying how to
+    resume, raising :class:`RunInterrupted`."""
+    choice = set_threads(cfg, threads)
+    runner: Optional[Runner] = None
+    trained = False
+    with _StopOnSignals() as guard:
+        try:
+            runner = build_runner(cfg, opts, 'train')
+            runner.register_hook(_StopCheckHook(guard))
+            _publish_threads(runner, choice)
+            runner.train()
+            trained = True
+            results, report = _test_after_training(runner, test_last, test_best)
+        except KeyboardInterrupt as exc:
+            raise _interrupted(runner, cfg, exc, trained) from None
+        except Exception as exc:
+            if guard.received:   # a signal to the process group: a DataLoader worker died first
+                raise _interrupted(runner, cfg, RunInterrupted(guard.received),
+                                   trained) from exc
+            raise
+    if get_rank() == 0:
+        _log_summary(runner, cfg, results, report)
+    return results
+
+
+def _test_after_training(runner: Runner, test_last: bool,
+                         test_best: bool) -> tuple[dict, Optional[Path]]:
     results: dict = {}
     work_dir = Path(runner.work_dir)
     if test_last:
@@ -137,10 +309,24 @@ def train(cfg: Config, opts: RunOptions, test_last: bool = False,
         elif get_rank() == 0:
             print_log('--test-best: no best checkpoint was kept (train with --validate); '
                       'skipping', logger='current', level=logging.WARNING)
+    report = None
     if results and get_rank() == 0:
-        write_report_safely(work_dir, work_dir / ('best_pred.pkl' if 'best' in results
-                                                  else 'last_pred.pkl'))
-    return results
+        report = write_report_safely(work_dir, work_dir / ('best_pred.pkl' if 'best' in results
+                                                           else 'last_pred.pkl'))
+    return results, report
+
+
+def _log_summary(runner: Runner, cfg: Config, results: dict, report: Optional[Path]) -> None:
+    """The summary block (:func:`.summary.summary_lines`) in the log."""
+    from .hooks import read_val_history
+    from .summary import format_block, summary_lines
+    backends = getattr(runner.visualizer, '_vis_backends', {}) or {}
+    lines = summary_lines(cfg, runner.work_dir, runner.max_epochs,
+                          read_val_history(runner.work_dir), results,
+                          best_ckpt=runner.message_hub.get_info('best_ckpt'), report=report,
+                          tensorboard=any('Tensorboard' in type(b).__name__
+                                          for b in backends.values()))
+    runner.logger.info(format_block('run summary:', lines))
 
 
 def write_report_safely(work_dir: Path, pred: Path) -> Optional[Path]:
@@ -159,8 +345,9 @@ def write_report_safely(work_dir: Path, pred: Path) -> Optional[Path]:
 
 @explain_unknown_types()  # an unknown config type names the close registered ones
 @serving_memcached  # memcached=True: start / fill / stop the server around the run
-def test(cfg: Config, checkpoint: str, opts: RunOptions, out_file: Optional[str]) -> dict:
-    """Evaluate ``checkpoint`` on the test split.
+def test(cfg: Config, checkpoint: str, opts: RunOptions, out_file: Optional[str],
+         threads: Optional[int] = None) -> dict:
+    """Evaluate ``checkpoint`` on the test split (``threads``: as :func:`train`).
 
     The weights are loaded strictly (mmengine's ``load_from`` only warns about missing keys):
     a checkpoint that does not fit the config's model raises
@@ -168,7 +355,9 @@ def test(cfg: Config, checkpoint: str, opts: RunOptions, out_file: Optional[str]
     ckpt = load_checkpoint_file(checkpoint)  # clear error for a missing / truncated / unsafe file
     check_checkpoint_config(ckpt, cfg, checkpoint)  # another stream / dataset
     opts.load_from = None
+    choice = set_threads(cfg, threads)
     runner = build_runner(cfg, opts, 'test')
+    _publish_threads(runner, choice)
     model = runner.model.module if is_model_wrapper(runner.model) else runner.model
     load_model_weights(model, ckpt, name=checkpoint)
     if get_rank() == 0:

@@ -1,0 +1,223 @@
+"""How many CPU threads a run's main process uses (torch's intra-op threads).
+
+torch starts one OpenMP thread per core it sees. That is the fastest choice on a quiet machine
+of its own, and by far the slowest on a shared one: OpenMP threads meet at a barrier after
+every parallel operator, so when another process holds one of the cores, every operator waits
+for the thread that core has descheduled. Measured on the 2-core reference machine with the
+demo (``bench/threads.py``): quiet, 2 threads 1.3 s a step and 1 thread 2.1 s; with one other
+CPU-bound process, 2 threads 20 s and 1 thread 2 s. Too many threads can cost 10x, too few
+at most the parallel speed-up: so when in doubt, fewer.
+
+The rule (:func:`choose_threads`), in order:
+
+1. ``--threads N`` (``tools/train.py``, ``tools/test.py``): N.
+2. ``OMP_NUM_THREADS`` set in the environment: torch already uses it; it is left alone. (torchrun
+   sets it to 1 for runs of several processes per node unless it is already set.)
+3. A GPU run: torch's default (the CPU threads only feed the device).
+4. Otherwise, at start:
+
+   * ``cpus``: the CPUs this process may run on (``os.sched_getaffinity``: taskset, cpusets,
+     Slurm), capped by a cgroup CPU quota (``cpu.max``, containers);
+   * ``busy``: the CPUs other processes keep busy *now*: the runnable tasks the kernel counts
+     (``procs_running`` in ``/proc/stat``), sampled 5 times over 0.2 s, median, less this
+     process. Only when ``cpus`` is the whole machine: the count is machine-wide, and a
+     container or a pinned run sharing a large host would count strangers' cores. The load
+     average is not used for the decision (it is logged): it is a one-minute moving average,
+     so it still counts a run that has just ended (a test right after training would get one
+     thread on a quiet machine) and barely counts one that has just started;
+   * ``share = (cpus - busy) // local processes`` (``LOCAL_WORLD_SIZE``, torchrun's processes
+     on this node, 1 otherwise), at least 1;
+   * data workers: a DataLoader worker runs with one thread (PyTorch's own setting) and only
+     while it prepares a batch. Skeleton pipelines are cheap next to a training step (demo:
+     0.013 s of CPU for a batch of 32 against a 1.3-2.1 s step), so a worker costs the step
+     about its own CPU time when it borrows a core, while a core kept free for it costs the
+     step a whole thread: half the cores on a 2-core machine. So a core is kept free for the
+     workers only when the share is large (``>= 8``, where one thread is a few percent);
+   * ``threads = share`` (less that one core), at least 1.
+
+The choice is made once, at start: a process that starts competing later is not seen (give
+``--threads`` for a machine you share). :class:`ThreadChoice` says what was chosen and why;
+the runner logs it and puts it in the run's start block.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable, Mapping, Optional
+
+__all__ = ['ThreadChoice', 'choose_threads', 'apply_threads', 'configure_threads',
+           'usable_cpus', 'busy_cpus', 'WORKER_RESERVE_FROM']
+
+#: From this many cores per process on, one is left free for the data workers.
+WORKER_RESERVE_FROM = 8
+
+
+@dataclass(frozen=True)
+class ThreadChoice:
+    """The intra-op threads of this process and how they were chosen.
+
+    Attributes:
+        threads: the number of threads (``torch.get_num_threads()`` after
+            :func:`apply_threads`).
+        source: ``'--threads'``, ``'OMP_NUM_THREADS'``, ``'GPU run'`` or ``'automatic'``.
+        reason: the figures behind the choice, for the log.
+    """
+    threads: int
+    source: str
+    reason: str
+
+    def line(self) -> str:
+        """One line for the log and the start block."""
+        return f'{self.threads} ({self.source}: {self.reason})'
+
+
+def _cgroup_quota() -> Optional[float]:
+    """CPUs allowed by a cgroup quota (v2 ``cpu.max``, v1 ``cpu.cfs_quota_us``), or None."""
+    try:
+        with open('/sys/fs/cgroup/cpu.max') as f:
+            quota, period = f.read().split()[:2]
+        if quota != 'max':
+            return int(quota) / int(period)
+        return None
+    except (OSError, ValueError):
+        pass
+    try:
+        with open('/sys/fs/cgroup/cpu/cpu.cfs_quota_us') as f:
+            quota = int(f.read())
+        with open('/sys/fs/cgroup/cpu/cpu.cfs_period_us') as f:
+            period = int(f.read())
+        return quota / period if quota > 0 and period > 0 else None
+    except (OSError, ValueError):
+        return None
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may use: its affinity mask, capped by a cgroup CPU quota."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    quota = _cgroup_quota()
+    if quota is not None:
+        cpus = min(cpus, max(1, int(quota)))
+    return max(1, cpus)
+
+
+def _procs_running() -> Optional[int]:
+    try:
+        with open('/proc/stat') as f:
+            for line in f:
+                if line.startswith('procs_running '):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def busy_cpus(samples: int = 5, interval: float = 0.05,
+              read: Callable[[], Optional[int]] = _procs_running) -> Optional[int]:
+    """CPUs other processes keep busy now: the median number of runnable tasks on the
+    machine over ``samples`` readings ``interval`` seconds apart, less this process (which
+    is running while it reads). None where the kernel does not say (not Linux)."""
+    counts = []
+    for i in range(samples):
+        if i:
+            time.sleep(interval)
+        value = read()
+        if value is None:
+            return None
+        counts.append(value)
+    return max(0, int(statistics.median(counts)) - 1)
+
+
+def _load_text() -> str:
+    try:
+        return 'load average ' + ' '.join(f'{x:.2f}' for x in os.getloadavg())
+    except (AttributeError, OSError):
+        return 'load average unknown'
+
+
+def _positive_int(text: str) -> Optional[int]:
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        return None
+    return value if value > 0 else None
+
+
+def choose_threads(requested: Optional[int] = None, *, workers: int = 0, cuda: bool = False,
+                   env: Optional[Mapping[str, str]] = None, cpus: Optional[int] = None,
+                   machine_cpus: Optional[int] = None, busy: Optional[int] = -1,
+                   current: Optional[int] = None, load: Optional[str] = None) -> ThreadChoice:
+    """The threads this process should use (the rule of the module docstring).
+
+    Args:
+        requested: ``--threads N`` (None: not given).
+        workers: DataLoader workers of this process (``workers_per_gpu``).
+        cuda: the run trains or tests on a GPU.
+        env: the environment (default ``os.environ``): ``OMP_NUM_THREADS``,
+            ``LOCAL_WORLD_SIZE``.
+        cpus, machine_cpus, busy, current, load: measured when not given (for tests):
+            usable CPUs, the machine's CPUs (``os.cpu_count()``), CPUs busy with other
+            processes (-1: measure; None: unknown), torch's current threads, the load text.
+
+    Raises:
+        ValueError: ``requested`` is not a positive number.
+    """
+    env = os.environ if env is None else env
+    if requested is not None:
+        if int(requested) < 1:
+            raise ValueError(f'--threads must be a positive number of threads, got {requested}')
+        return ThreadChoice(int(requested), '--threads', 'given on the command line')
+    omp = env.get('OMP_NUM_THREADS')
+    if omp is not None and omp.strip():
+        value = _positive_int(omp)
+        if value is not None:
+            return ThreadChoice(value, 'OMP_NUM_THREADS', f'OMP_NUM_THREADS={omp.strip()} in the '
+                                                          'environment')
+    if current is None:
+        import torch
+        current = torch.get_num_threads()
+    if cuda:
+        return ThreadChoice(current, 'GPU run', "torch's default")
+    cpus = usable_cpus() if cpus is None else int(cpus)
+    machine_cpus = (os.cpu_count() or cpus) if machine_cpus is None else int(machine_cpus)
+    local = _positive_int(env.get('LOCAL_WORLD_SIZE', '1')) or 1
+    if busy == -1:
+        busy = busy_cpus() if cpus >= machine_cpus else None
+    busy_note = (f'{busy} busy with other processes' if busy is not None
+                 else 'others not counted: this process may use only part of the machine')
+    free = max(1, cpus - (busy or 0))
+    share = max(1, free // local)
+    reserve = 1 if workers > 0 and share >= WORKER_RESERVE_FROM else 0
+    threads = max(1, share - reserve)
+    parts = [f'{cpus} usable CPU{"s" if cpus != 1 else ""}', busy_note]
+    if local > 1:
+        parts.append(f'{local} processes on this node')
+    if workers:
+        parts.append(f'{workers} data worker{"s" if workers != 1 else ""}'
+                     + (' (1 core left for them)' if reserve else ''))
+    parts.append(load or _load_text())
+    if threads != current:
+        parts.append(f"torch's default {current}")
+    return ThreadChoice(threads, 'automatic', ', '.join(parts))
+
+
+def apply_threads(choice: ThreadChoice) -> None:
+    """Set torch's intra-op threads to the choice (nothing to do for OMP_NUM_THREADS)."""
+    import torch
+    if torch.get_num_threads() != choice.threads:
+        torch.set_num_threads(choice.threads)
+
+
+def configure_threads(requested: Optional[int] = None, workers: int = 0,
+                      cuda: Optional[bool] = None) -> ThreadChoice:
+    """:func:`choose_threads` for this process and :func:`apply_threads`; returns the choice."""
+    if cuda is None:
+        import torch
+        cuda = torch.cuda.is_available()
+    choice = choose_threads(requested, workers=workers, cuda=cuda)
+    apply_threads(choice)
+    return choice
