@@ -206,9 +206,11 @@ def test_2d_model_fills_missing_scores_and_names_its_shape(demo):
 
 
 def _parse(out):
-    """'1. name  0.1234  (class 7)' lines → [(class, score)]."""
+    """'1. name  0.1234  (class 7)' lines → [(class, score)] (the 'true label' line aside)."""
     rows = []
     for line in out.strip().splitlines():
+        if line.startswith('true label: '):
+            continue
         head, _, tail = line.rpartition('(class ')
         rows.append((int(tail.rstrip(')')), float(head.split()[-1])))
     return rows
@@ -230,7 +232,7 @@ def test_infer_tool_prints_top5_for_each_input_kind(demo, capsys):
         outputs.append(capsys.readouterr().out)
     expected = inference_recognizer(demo['model'], ann)
     for out in outputs:
-        lines = out.strip().splitlines()
+        lines = [ln for ln in out.strip().splitlines() if not ln.startswith('true label: ')]
         assert len(lines) == 5 and lines[0].startswith('1. ')
         assert all(names[i] in line for line, (i, _) in zip(lines, _parse(out)))
         assert _parse(out)[0][0] == expected[0][0]
@@ -241,3 +243,38 @@ def test_infer_tool_prints_top5_for_each_input_kind(demo, capsys):
     with pytest.raises(SystemExit) as info:
         infer.main([config, ckpt, str(bad)])
     assert '(M, T, 25, 3)' in str(info.value.code)
+
+
+def test_infer_tool_names_the_true_label_and_its_rank(demo, capsys):
+    """A pickle's sample (and a JSON with a label) has a true label: the last line names it
+    (number and name) and says where the model ranks it; a bare array has none."""
+    import infer
+    model, names = demo['model'], load_label_map('demo')
+    config, ckpt = str(demo['config']), str(demo['ckpt'])
+    for i in (0, 5):
+        ann = demo['anns'][i]
+        ranking = [index for index, _, _ in inference_recognizer(model, ann, top_k=12)]
+        rank = ranking.index(ann['label']) + 1
+        infer.main([config, ckpt, str(demo['data']), '--index', str(i), '--top-k', '3'])
+        lines = capsys.readouterr().out.strip().splitlines()
+        assert len(lines) == 4
+        assert lines[-1] == (f'true label: {names[ann["label"]]} (class {ann["label"]}), '
+                             f'ranked {rank} of 12')
+    ann = demo['anns'][5]
+    (demo['root'] / 'labelled.json').write_text(json.dumps(
+        {'keypoint': ann['keypoint'].tolist(), 'label': int(ann['label'])}))
+    infer.main([config, ckpt, str(demo['root'] / 'labelled.json')])
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith(
+        f'true label: {names[ann["label"]]} (class {ann["label"]}), ranked ')
+    np.save(demo['root'] / 'bare.npy', ann['keypoint'])
+    infer.main([config, ckpt, str(demo['root'] / 'bare.npy')])
+    assert 'true label' not in capsys.readouterr().out
+
+
+def test_sample_label():
+    from skeletonagent.apis.inference import sample_label
+    assert sample_label({'keypoint': 0, 'label': 3}) == 3
+    assert sample_label({'keypoint': 0, 'label': np.array([4])}) == 4
+    assert sample_label({'keypoint': 0, 'label': -1}) is None      # unlabelled (inference)
+    assert sample_label({'keypoint': 0}) is None
+    assert sample_label(np.zeros((1, 2, 25, 3))) is None

@@ -183,3 +183,57 @@ def test_vis_tool_with_mask_and_class(tmp_path, capsys):
     with pytest.raises(SystemExit, match='--class'):
         vis_skeleton.main([str(ann_file), '--index', '0', '--mask',
                            str(tmp_path / 'masks.npy'), '--out', str(tmp_path / 'p.png')])
+
+
+def test_sample_title_names_the_class():
+    from skeletonagent.visualization import sample_title
+    names = ['drink water', 'eat meal', 'brush teeth']
+    sample = dict(frame_dir='S001C001P001R001A002', label=1)
+    assert sample_title(sample, names) == 'S001C001P001R001A002: eat meal (label 1)'
+    assert sample_title(sample) == 'S001C001P001R001A002 (label 1)'
+    assert sample_title(dict(sample, label=7), names) == 'S001C001P001R001A002 (label 7)'
+    assert sample_title(dict(frame_dir='x', label=-1), names) == 'x'
+    assert sample_title(sample, names, critical_class=2) == \
+        'S001C001P001R001A002: eat meal (label 1) — critical joints of brush teeth (class 2)'
+    assert sample_title(sample, None, critical_class=2).endswith('critical joints of class 2')
+
+
+def test_class_names_come_from_the_label_map_the_file_or_the_config(tmp_path):
+    from skeletonagent.datasets.label_map import load_label_map
+    from skeletonagent.visualization import class_names_for
+    (tmp_path / 'mine.txt').write_text('a\nb\n')
+    assert class_names_for(tmp_path / 'mine.txt', ['x'], ROOT / 'configs/demo/j.py')[0] == \
+        ['a', 'b']
+    assert class_names_for('ntu60')[0] == load_label_map('ntu60')
+    assert class_names_for(None, ['x', 'y'], ROOT / 'configs/demo/j.py') == \
+        (['x', 'y'], "the file's classes")
+    names, source = class_names_for(None, None, ROOT / 'configs/demo/j.py')
+    assert names == load_label_map('demo') and source.startswith('config ')
+    assert class_names_for() == (None, 'none')
+    with pytest.raises(FileNotFoundError, match='no-such-map'):
+        class_names_for('no-such-map')
+
+
+def test_vis_tool_titles_show_the_class_name(tmp_path, capsys, monkeypatch):
+    import vis_skeleton
+    from skeletonagent.datasets.label_map import load_label_map
+    kp, _ = _sequence('nturgb+d', 3, persons=1, frames=4)
+    anns = [dict(frame_dir=f's{i}', label=i, total_frames=4, keypoint=kp) for i in range(3)]
+    with_classes = tmp_path / 'named.pkl'
+    with_classes.write_bytes(pickle.dumps(dict(annotations=anns, classes=['sit', 'stand', 'wave'])))
+    bare = tmp_path / 'bare.pkl'
+    bare.write_bytes(pickle.dumps(dict(annotations=anns)))
+    titles = []
+    real = vis_skeleton.draw_skeleton_sequence
+    monkeypatch.setattr(vis_skeleton, 'draw_skeleton_sequence',
+                        lambda *a, **kw: titles.append(kw['title']) or real(*a, **kw))
+    out = str(tmp_path / 'o.png')
+    vis_skeleton.main([str(with_classes), '--index', '2', '--out', out])           # the pickle's
+    vis_skeleton.main([str(bare), '--index', '2', '--label-map', 'ntu60', '--out', out])
+    vis_skeleton.main([str(bare), '--index', '1', '--config', str(ROOT / 'configs/demo/j.py'),
+                       '--out', out])
+    vis_skeleton.main([str(bare), '--index', '1', '--out', out])                   # no names
+    ntu, demo = load_label_map('ntu60'), load_label_map('demo')
+    assert titles == ['s2: wave (label 2)', f's2: {ntu[2]} (label 2)',
+                      f's1: {demo[1]} (label 1)', 's1 (label 1)']
+    assert f'wrote {out} (s1 (label 1))' in capsys.readouterr().out

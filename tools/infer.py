@@ -6,8 +6,11 @@
 * a PYSKL annotation pickle (choose the sample with ``--index I`` or ``--frame-dir NAME``) or a
   pickle of one annotation dict;
 * a ``.npy`` keypoint array M×T×V×C;
-* a ``.json`` of keypoints: ``{"keypoint": [...], "keypoint_score": [...]}`` or a bare
-  nested list M×T×V×C.
+* a ``.json`` of keypoints: ``{"keypoint": [...], "keypoint_score": [...], "label": N}``
+  (score and label optional) or a bare nested list M×T×V×C.
+
+When the input has a true label (a pickle's sample, a JSON ``label``), a last line names it
+and says where the model ranks it.
 """
 import argparse
 import sys
@@ -17,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from skeletonagent.apis import (inference_recognizer, init_recognizer,  # noqa: E402
                                 load_keypoint_input)
+from skeletonagent.apis.inference import sample_label  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -37,12 +41,20 @@ def main(argv=None):
     try:
         sample = load_keypoint_input(args.input, index=args.index, frame_dir=args.frame_dir)
         model = init_recognizer(args.config, args.checkpoint, device=args.device)
-        results = inference_recognizer(model, sample, top_k=args.top_k)
+        ranked = inference_recognizer(model, sample, top_k=len(model.class_names))
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         sys.exit(f'error: {exc}')
+    results = ranked[:max(1, args.top_k)]
     width = max(len(name) for _, name, _ in results)
     for rank, (index, name, score) in enumerate(results, 1):
         print(f'{rank}. {name:<{width}}  {score:.4f}  (class {index})')
+    label = sample_label(sample)
+    if label is not None:
+        rank = next((r for r, (index, _, _) in enumerate(ranked, 1) if index == label), None)
+        name = model.class_names[label] if label < len(model.class_names) else '?'
+        where = (f'ranked {rank} of {len(ranked)}' if rank is not None
+                 else f'outside the model\'s {len(ranked)} classes')
+        print(f'true label: {name} (class {label}), {where}')
 
 
 if __name__ == '__main__':

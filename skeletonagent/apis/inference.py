@@ -27,7 +27,8 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 
 __all__ = ['init_recognizer', 'inference_recognizer', 'input_spec', 'InputSpec',
-           'class_names_from_config', 'load_keypoint_input', 'load_annotation_sample']
+           'class_names_from_config', 'load_keypoint_input', 'load_annotation_sample',
+           'load_labelled_sample', 'sample_label']
 
 ConfigArg = Union[str, os.PathLike, Config]
 
@@ -370,8 +371,8 @@ def load_keypoint_input(path: Union[str, os.PathLike], index: Optional[int] = No
     * ``.pkl``: a PYSKL annotation file (pick the sample with ``index`` or ``frame_dir``;
       a file of one sample needs neither) or a pickle of one annotation dict;
     * ``.npy``: an M×T×V×C array;
-    * ``.json``: ``{"keypoint": [...], "keypoint_score": [...] (optional)}`` or a bare
-      nested list of keypoints.
+    * ``.json``: ``{"keypoint": [...], "keypoint_score": [...] (optional), "label": N
+      (optional)}`` or a bare nested list of keypoints.
 
     Raises:
         ValueError: an unknown suffix, an ambiguous or missing sample, an unreadable file.
@@ -396,11 +397,23 @@ def load_keypoint_input(path: Union[str, os.PathLike], index: Optional[int] = No
             if 'keypoint' not in data:
                 raise ValueError(f'{path}: the JSON object has no "keypoint" '
                                  f'(keys: {", ".join(map(str, data))})')
-            return {k: data[k] for k in ('keypoint', 'keypoint_score', 'img_shape')
+            return {k: data[k] for k in ('keypoint', 'keypoint_score', 'img_shape', 'label')
                     if data.get(k) is not None}
         return data
     raise ValueError(f'{path}: unknown input kind {suffix!r}; use a .pkl (PYSKL annotations), '
                      'a .npy (M×T×V×C array) or a .json of keypoints')
+
+
+def sample_label(sample: Any) -> Optional[int]:
+    """The true label of an input :func:`load_keypoint_input` read (an annotation dict with a
+    ``label`` >= 0), or None (a bare array, an unlabelled sample)."""
+    if not isinstance(sample, Mapping) or sample.get('label') is None:
+        return None
+    try:
+        label = int(np.asarray(sample['label']).reshape(-1)[0])
+    except (TypeError, ValueError, IndexError):
+        return None
+    return label if label >= 0 else None
 
 
 def load_annotation_sample(path: Union[str, os.PathLike], index: Optional[int] = None,
@@ -411,9 +424,24 @@ def load_annotation_sample(path: Union[str, os.PathLike], index: Optional[int] =
     Raises:
         DataError / ValueError: unreadable file, no such sample, several samples and no choice.
     """
+    return load_labelled_sample(path, index, frame_dir)[0]
+
+
+def load_labelled_sample(path: Union[str, os.PathLike], index: Optional[int] = None,
+                         frame_dir: Optional[str] = None) -> tuple[dict, Optional[list[str]]]:
+    """:func:`load_annotation_sample` and the file's class names (a PYSKL pickle's top-level
+    ``classes`` list, as the demo data has), or None."""
     path = Path(path)
     from ..datasets.pose_dataset import load_annotation_file
     data = load_annotation_file(path)
+    classes = None
+    if isinstance(data, Mapping) and isinstance(data.get('classes'), Sequence) \
+            and not isinstance(data.get('classes'), str):
+        classes = [str(c) for c in data['classes']]
+    return _pick_sample(path, data, index, frame_dir), classes
+
+
+def _pick_sample(path: Path, data: Any, index: Optional[int], frame_dir: Optional[str]) -> dict:
     if isinstance(data, Mapping) and 'keypoint' in data:     # one annotation dict
         return dict(data)
     if isinstance(data, Mapping):

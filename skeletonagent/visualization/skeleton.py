@@ -12,7 +12,8 @@ visible without matplotlib's 3D axes.
 
 Entry points: :func:`draw_skeleton_sequence` (what ``tools/vis_skeleton.py`` calls),
 :func:`draw_critical_joints` (a class's joints on a canonical pose, for reports),
-:func:`critical_joints_from_mask` and :func:`infer_layout`.
+:func:`critical_joints_from_mask`, :func:`infer_layout`, and for titles
+:func:`class_names_for` and :func:`sample_title`.
 """
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ from ..skeleton import REST_POSES, infer_layout
 
 __all__ = ['infer_layout', 'critical_joints_from_mask', 'canonical_pose', 'is_3d',
            'draw_skeleton_sequence', 'render_frames', 'draw_critical_joints',
-           'find_ffmpeg', 'PERSON_COLOURS', 'CRITICAL_COLOUR']
+           'find_ffmpeg', 'class_names_for', 'sample_title', 'PERSON_COLOURS',
+           'CRITICAL_COLOUR']
 
 PathLike = Union[str, os.PathLike]
 
@@ -242,6 +244,58 @@ def _caption(title: Optional[str], layout, critical: Sequence[int]) -> str:
 def _wrap(text: str, width: int) -> str:
     import textwrap
     return '\n'.join(textwrap.fill(line, width) for line in text.split('\n'))
+
+
+# --------------------------------------------------------------------------- titles
+def class_names_for(label_map: Optional[PathLike] = None,
+                    file_classes: Optional[Sequence[str]] = None,
+                    config: Optional[PathLike] = None) -> tuple[Optional[list[str]], str]:
+    """Class names for titles and where they come from, the first that exists of: a label
+    map (a shipped name such as ``'ntu60'`` or a file), the annotation file's own ``classes``,
+    a config's (its ``agent.label_map`` or its datasets' ``classes``). ``(None, 'none')``
+    when none is given.
+
+    Raises:
+        FileNotFoundError / ValueError: the label map or the config cannot be read.
+    """
+    if label_map is not None:
+        from ..datasets.label_map import load_label_map
+        return load_label_map(label_map), f'label map {os.fspath(label_map)}'
+    if file_classes:
+        return [str(c) for c in file_classes], 'the file\'s classes'
+    if config is not None:
+        from ..apis.inference import class_names_from_config
+        from ..engine import load_config
+        cfg = load_config(config)
+        model = cfg.get('model') or {}
+        num = (model.get('cls_head') or {}).get('num_classes') \
+            or (model.get('backbone') or {}).get('num_classes')
+        if num:
+            names = class_names_from_config(cfg, int(num))
+            if names != [f'class {i}' for i in range(int(num))]:
+                return names, f'config {os.fspath(config)}'
+    return None, 'none'
+
+
+def sample_title(sample: dict, class_names: Optional[Sequence[str]] = None,
+                 critical_class: Optional[int] = None) -> str:
+    """``'S001C001P001R001A023: hand waving (label 22)'``: the sample's name, its class name
+    (when ``class_names`` has it) and number; ``critical_class`` adds whose critical joints
+    are drawn."""
+    def known(index: int) -> bool:
+        return class_names is not None and 0 <= index < len(class_names)
+
+    title = str(sample.get('frame_dir', sample.get('filename', 'sample')))
+    label = sample.get('label')
+    label = int(np.asarray(label).reshape(-1)[0]) if label is not None else -1
+    if label >= 0:
+        title += (f': {class_names[label]} (label {label})' if known(label)
+                  else f' (label {label})')
+    if critical_class is not None:
+        c = int(critical_class)
+        title += ' — critical joints of ' + (f'{class_names[c]} (class {c})' if known(c)
+                                              else f'class {c}')
+    return title
 
 
 # --------------------------------------------------------------------------- sequences
