@@ -231,15 +231,13 @@ def _train(work_dir: Path, data: Path, epochs: int, *extra: str) -> None:
 
 
 @pytest.mark.slow
-def test_training_checkpoints_load_anywhere_and_resume_restores_the_log_buffers(tmp_path):
+def test_training_checkpoints_load_anywhere_and_resume_restores_the_log_buffers(demo_run_copy,
+                                                                               tmp_path):
     """``torch.load('latest.pth')`` in a fresh interpreter (neither our package nor mmengine
     imported) reads a training checkpoint; ``--resume`` still continues mmengine's log
-    buffers: after 2 + 1 epochs the loss history holds 3 epochs of iterations."""
-    from skeletonagent.datasets.synthetic import ensure_demo_data
-    data = ensure_demo_data(tmp_path / 'tiny.pkl', num_train_per_class=3, num_val_per_class=1,
-                            num_test_per_class=1)
-    work_dir = tmp_path / 'run'
-    _train(work_dir, data, 2)
+    buffers: after 2 + 1 epochs the loss history holds 3 epochs of iterations. (The 2 epochs
+    are a copy of the shared demo run, tests/conftest.py.)"""
+    data, work_dir = demo_run_copy.data, demo_run_copy.work_dir
 
     def fresh_load(name: str) -> tuple[int, int]:
         out = subprocess.run([sys.executable, '-c', FRESH_LOAD, str(work_dir / name)],

@@ -1,17 +1,15 @@
 """The evaluation report and the TensorBoard log on a tiny trained demo run.
 
-One short training run (2 epochs, a tiny copy of the demo data, an agent round after epoch
-1) is shared by the tests: ``tools/train.py --validate --test-best`` writes the report by
-itself; ``tools/analysis/report.py`` writes it again from the annotation file.
+The session's shared ``demo_run`` (tests/conftest.py: 2 epochs, a tiny copy of the demo
+data, an agent round after epoch 1 installed at once): ``tools/train.py --validate
+--test-best`` writes the report by itself; ``tools/analysis/report.py`` writes it again from
+the annotation file.
 """
 import csv
 import html
 import json
-import os
 import pickle
 import runpy
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,48 +18,18 @@ import pytest
 from skeletonagent.evaluation import report as R
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIG = ROOT / 'configs' / 'demo' / 'j.py'
 
 pytestmark = pytest.mark.slow
 
 
-def _env():
-    env = dict(os.environ)
-    env['PYTHONPATH'] = str(ROOT) + os.pathsep + env.get('PYTHONPATH', '')
-    env.setdefault('OMP_NUM_THREADS', '1')
-    env['HF_HUB_OFFLINE'] = '1'
-    env['SKELETONAGENT_PROGRESS'] = '0'
-    return env
+@pytest.fixture
+def run(demo_run):
+    return demo_run.work_dir, demo_run.log
 
 
-def _run(args, timeout=300):
-    proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=_env(), capture_output=True,
-                          text=True, timeout=timeout)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    return proc
-
-
-@pytest.fixture(scope='module')
-def tiny_data(tmp_path_factory):
-    from skeletonagent.datasets.synthetic import ensure_demo_data
-    path = tmp_path_factory.mktemp('data') / 'demo_tiny.pkl'
-    return ensure_demo_data(path, num_train_per_class=4, num_val_per_class=2,
-                            num_test_per_class=2)
-
-
-@pytest.fixture(scope='module')
-def run(tmp_path_factory, tiny_data):
-    """A 2-epoch demo run with one agent round (installed at once) and --test-best."""
-    work_dir = tmp_path_factory.mktemp('run')
-    # PoseDataset, not DemoPoseDataset: the demo dataset would regenerate the file at its
-    # default (much larger) size
-    opts = [f'work_dir={work_dir}', 'total_epochs=2', 'data.workers_per_gpu=0',
-            'log_config.interval=1', 'agent.interval=1', 'agent.background=False']
-    for split in ('train', 'val', 'test'):
-        opts += [f'data.{split}.type=PoseDataset', f'data.{split}.ann_file={tiny_data}']
-    proc = _run(['tools/train.py', str(CONFIG), '--validate', '--test-best', '--seed', '0',
-                 '--cfg-options', *opts])
-    return work_dir, proc.stdout + proc.stderr
+@pytest.fixture
+def tiny_data(demo_run):
+    return demo_run.data
 
 
 def _csv(path):
@@ -137,13 +105,8 @@ def test_report_page_holds_names_rounds_and_escaped_replies(run):
         assert other['name'] in text
     for src in ('confusion.png', 'per_class_accuracy.png', 'curves.png'):
         assert f'src="{src}"' in page
-    # the selected joints: drawn on the skeleton where the drawing exists, named otherwise
-    try:
-        import skeletonagent.visualization.skeleton as vis
-        drawn = hasattr(vis, 'draw_critical_joints')
-    except ImportError:
-        drawn = False
-    if drawn and entry['joints']:
+    # the selected joints: drawn on the skeleton, and named
+    if entry['joints']:
         images = list((work_dir / 'report' / 'joints').glob('*.png'))
         assert images and all(_png_size(p) for p in images)
         assert 'src="joints/' in page
@@ -152,7 +115,6 @@ def test_report_page_holds_names_rounds_and_escaped_replies(run):
 
 
 def test_tensorboard_has_losses_accuracies_and_agent_rounds(run):
-    pytest.importorskip('tensorboard')
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     work_dir, _ = run
     events = list(work_dir.glob('*/vis_data/events.out.tfevents.*'))

@@ -1,0 +1,98 @@
+"""Shared fixtures: one trained demo run for every test that only reads a run's outputs.
+
+``demo_run`` is a real ``tools/train.py`` run, started once per test session: the demo config
+for 2 epochs on ``demo_data`` (4 training, 2 validation and 2 test samples per class),
+``--validate --test-last --test-best``, an agent round after epoch 1 installed at once
+(``agent.background=False``), every iteration logged. It leaves checkpoints (``epoch_1.pth``,
+``epoch_2.pth``, ``latest.pth``, a best one), ``last_pred.pkl`` / ``best_pred.pkl``, the
+logs, ``run_info.json``, the agent's transcripts and rounds, and the report.
+
+The run is shared: a test must not write into ``demo_run.work_dir`` (the fixture checks at
+the end of the session that no file there was added, removed or changed). A test that
+continues the run (``--resume``) does so in its own copy, the ``demo_run_copy`` fixture. Tests
+that need a run of their own (killed, resumed mid-way, 2 processes, faults injected,
+another config) keep starting their own.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO_CONFIG = ROOT / 'configs' / 'demo' / 'j.py'
+
+
+def tool_env() -> dict:
+    """Environment of a tool subprocess: this checkout first on the path, one thread, no
+    network for the text encoder, no progress bars."""
+    env = dict(os.environ)
+    env['PYTHONPATH'] = str(ROOT) + os.pathsep + env.get('PYTHONPATH', '')
+    env.setdefault('OMP_NUM_THREADS', '1')
+    env['HF_HUB_OFFLINE'] = '1'
+    env['SKELETONAGENT_PROGRESS'] = '0'
+    return env
+
+
+def data_options(data: Path) -> list[str]:
+    """cfg-options reading every split from ``data`` with the plain PoseDataset (the demo
+    dataset class generates its file only at the demo's own path)."""
+    opts = []
+    for split in ('train', 'val', 'test'):
+        opts += [f'data.{split}.type=PoseDataset', f'data.{split}.ann_file={data}']
+    return opts
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    work_dir: Path      # the run's folder (read only)
+    data: Path          # the annotation file it trained, validated and tested on
+    log: str            # the tool's stdout and stderr
+    config: Path = DEMO_CONFIG
+
+
+def _listing(root: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(root)): (p.lstat().st_size, p.lstat().st_mtime_ns)
+            for p in sorted(root.rglob('*'))}
+
+
+@pytest.fixture(scope='session')
+def demo_data(tmp_path_factory) -> Path:
+    """A tiny demo annotation file: 12 classes, 4 / 2 / 2 samples per class."""
+    from skeletonagent.datasets.synthetic import ensure_demo_data
+    path = tmp_path_factory.mktemp('demo_data') / 'demo_tiny.pkl'
+    return Path(ensure_demo_data(path, num_train_per_class=4, num_val_per_class=2,
+                                 num_test_per_class=2))
+
+
+@pytest.fixture(scope='session')
+def demo_run(tmp_path_factory, demo_data) -> DemoRun:
+    """The shared 2-epoch demo run (see the module docstring)."""
+    work_dir = tmp_path_factory.mktemp('demo_run')
+    opts = [f'work_dir={work_dir}', 'total_epochs=2', 'data.workers_per_gpu=0',
+            'log_config.interval=1', 'agent.interval=1', 'agent.background=False',
+            *data_options(demo_data)]
+    proc = subprocess.run([sys.executable, 'tools/train.py', str(DEMO_CONFIG), '--validate',
+                           '--test-last', '--test-best', '--seed', '0', '--cfg-options', *opts],
+                          cwd=ROOT, env=tool_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    before = _listing(work_dir)
+    yield DemoRun(work_dir, demo_data, proc.stdout + proc.stderr)
+    assert _listing(work_dir) == before, 'a test wrote into the shared demo run (use demo_run_copy)'
+
+
+@pytest.fixture
+def demo_run_copy(demo_run, tmp_path) -> DemoRun:
+    """A copy of the shared run (links, modes and times kept) that the test may continue;
+    mmengine's ``last_checkpoint`` record is pointed at the copy."""
+    dest = tmp_path / 'demo_run'
+    shutil.copytree(demo_run.work_dir, dest, symlinks=True)
+    record = dest / 'last_checkpoint'
+    if record.is_file():
+        record.write_text(record.read_text().replace(str(demo_run.work_dir), str(dest)))
+    return DemoRun(dest, demo_run.data, demo_run.log)
