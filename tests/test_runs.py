@@ -96,6 +96,14 @@ def test_thread_choice_line():
     assert ThreadChoice(1, '--threads', 'given').line() == '1 (--threads: given)'
 
 
+def test_tools_refuse_a_thread_count_that_is_not_positive():
+    proc = subprocess.run([sys.executable, 'tools/train.py', str(CONFIG), '--threads', '0'],
+                          cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == \
+        "train.py: error: argument --threads: a positive number of threads, not '0'"
+
+
 # -- the lr schedule of a resumed run of another length -----------------------------------------
 def _schedulers(epochs, epoch_length, warmup=0):
     from mmengine.optim.scheduler import CosineAnnealingLR, LinearLR

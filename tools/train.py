@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from skeletonagent.engine import RunOptions, init_distributed, load_config  # noqa: E402
 from skeletonagent.engine.config import CfgOptionsAction  # noqa: E402
 from skeletonagent.engine.errors import run_tool  # noqa: E402
+from skeletonagent.engine.threads import threads_arg  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -30,7 +31,7 @@ def parse_args(argv=None):
     p.add_argument('--work-dir', default=None)
     p.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction, default=None,
                    help='override config keys, e.g. data.videos_per_gpu=8')
-    p.add_argument('--threads', type=int, default=None,
+    p.add_argument('--threads', type=threads_arg, default=None,
                    help='CPU threads of each process (default: chosen from the free cores; '
                         'OMP_NUM_THREADS when set)')
     p.add_argument('--debug', action='store_true', help='show the traceback of an error')

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Optional
 
 __all__ = ['ThreadChoice', 'choose_threads', 'apply_threads', 'configure_threads',
-           'usable_cpus', 'busy_cpus', 'WORKER_RESERVE_FROM']
+           'usable_cpus', 'busy_cpus', 'threads_arg', 'WORKER_RESERVE_FROM']
 
 #: From this many cores per process on, one is left free for the data workers.
 WORKER_RESERVE_FROM = 8
@@ -145,6 +145,15 @@ def _positive_int(text: str) -> Optional[int]:
     except ValueError:
         return None
     return value if value > 0 else None
+
+
+def threads_arg(text: str) -> int:
+    """``--threads`` of the tools: a positive number (argparse ``type``)."""
+    import argparse
+    value = _positive_int(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(f'a positive number of threads, not {text!r}')
+    return value
 
 
 def choose_threads(requested: Optional[int] = None, *, workers: int = 0, cuda: bool = False,
