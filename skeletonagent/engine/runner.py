@@ -5,7 +5,7 @@ import logging
 import signal
 import threading
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 from mmengine.config import Config
 from mmengine.dist import get_rank
