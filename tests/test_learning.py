@@ -63,7 +63,7 @@ def test_demo_model_overfits_a_fixed_batch(tmp_path, one_thread, monkeypatch):
     wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=opt.lr, momentum=opt.momentum,
                                            weight_decay=opt.weight_decay, nesterov=opt.nesterov))
     model.train()
-    losses = [float(model.train_step(batch, wrapper)['loss_cls']) for _ in range(STEPS)]
+    losses = [float(model.train_step(batch, wrapper)['loss_cls'].detach()) for _ in range(STEPS)]
 
     model.eval()
     with torch.no_grad():
