@@ -1,10 +1,10 @@
 """Annotation checking speed: ``validate_annotation`` on a large NTU-like file.
 
 PoseDataset checks every sample when it loads a file (fields, label, shape, finiteness).
-The finiteness check is one float64 sum per sample, the exact mask only when that sum is not
-finite; the reference is the plain check, an ``np.isfinite`` mask of every sample. Printed
-side by side in one run: the whole check, and the finiteness part of ours and of the
-reference (tests/test_dataset.py checks what is accepted and refused).
+The finiteness check is an ``np.isfinite`` mask per sample; the alternative it was chosen
+over is one float64 sum per sample (the exact mask only when the sum is not finite), which
+measured about twice as slow here. Printed side by side in one run: the whole check, and the
+finiteness part both ways (tests/test_dataset.py checks what is accepted and refused).
 
     python bench/validation.py [--samples 20000] [--frames 100]
 """
@@ -51,8 +51,8 @@ def main(argv=None) -> int:
         assert np.isfinite(ann['keypoint']).all()
     mask = time.perf_counter() - start
     print(f'validate_annotation, every check: {ours:6.2f} s')
-    print(f'finiteness alone: its float64 sum {summed:6.2f} s | reference, an isfinite mask '
-          f'{mask:6.2f} s')
+    print(f'finiteness alone: an isfinite mask (ours) {mask:6.2f} s | one float64 sum '
+          f'{summed:6.2f} s')
     return 0
 
 
