@@ -7,6 +7,7 @@ import resource
 import subprocess
 import sys
 import time
+import zlib
 from typing import Any, Callable
 
 import numpy as np
@@ -27,7 +28,8 @@ CLIP_B32_TEXT = dict(vocab_size=49408, hidden_size=512, intermediate_size=2048, 
 
 class HashTokenizer:
     """Stand-in for ``CLIPTokenizer`` when no vocabulary files are available: words are hashed
-    into the vocabulary, wrapped in CLIP's BOS/EOS ids, truncated and padded like the real one."""
+    into the vocabulary (CRC-32: the same ids in every process, unlike ``hash``), wrapped in
+    CLIP's BOS/EOS ids, truncated and padded like the real one."""
 
     def __init__(self, vocab_size: int = 49408, bos: int = 49406, eos: int = 49407, pad: int = 0) -> None:
         self.vocab_size, self.bos, self.eos, self.pad = vocab_size, bos, eos, pad
@@ -36,7 +38,7 @@ class HashTokenizer:
                  return_tensors: str = 'pt') -> dict[str, torch.Tensor]:
         rows = []
         for text in texts:
-            ids = [hash(w) % (self.vocab_size - 3) + 1 for w in text.lower().split()]
+            ids = [zlib.crc32(w.encode()) % (self.vocab_size - 3) + 1 for w in text.lower().split()]
             rows.append([self.bos] + ids[:max_length - 2] + [self.eos])
         width = max(len(r) for r in rows)
         input_ids = torch.full((len(rows), width), self.pad, dtype=torch.long)
@@ -47,13 +49,18 @@ class HashTokenizer:
         return dict(input_ids=input_ids, attention_mask=mask)
 
 
-def class_descriptions(num_classes: int, words: int = 90, seed: int = 0) -> list[str]:
-    """Paragraph-long pseudo descriptions (LLM descriptions run to ~100 words)."""
+def class_descriptions(num_classes: int, words: int | None = None, seed: int = 0) -> list[str]:
+    """Pseudo class descriptions of the official length: the official GPT-4o answers for NTU-60
+    are one sentence of 23-51 words (median 34; the official ``clip.tokenize`` refuses more
+    than 77 tokens), about 45 CLIP tokens. Here each class gets ~1.3 x N(34, 6) words, clipped
+    to 30-66 (the stand-in tokenizers give one token per word), or ``words`` each."""
     rng = np.random.default_rng(seed)
     vocab = ('the person raises left right arm hand wrist elbow shoulder knee foot leg head torso bends '
              'twists moves slowly quickly towards away from body while keeping other joints still and '
              'then returns to the starting position repeating motion forward backward upward downward').split()
-    return [f'class {i}: ' + ' '.join(rng.choice(vocab, words)) for i in range(num_classes)]
+    counts = [words] * num_classes if words is not None else \
+        np.clip(np.round(1.3 * rng.normal(34, 6, num_classes)), 30, 66).astype(int).tolist()
+    return [f'class {i}: ' + ' '.join(rng.choice(vocab, n)) for i, n in enumerate(counts)]
 
 
 def text_encoder_cfg(variant: str) -> tuple[dict, int, str]:
@@ -67,20 +74,25 @@ def text_encoder_cfg(variant: str) -> tuple[dict, int, str]:
     raise ValueError(f'unknown variant {variant!r}')
 
 
-def build_ntu_model(variant: str = 'minilm', device: str = 'cpu', with_text: bool = True, **backbone: Any):
-    """The official NTU-60 joint recognizer with the text encoder of ``variant``; ``backbone``
-    adds backbone arguments (``with_cp=True``)."""
+def build_ntu_model(variant: str = 'minilm', device: str = 'cpu', with_text: bool = True, num_classes: int = 60,
+                    **backbone: Any):
+    """The official NTU-60 joint recognizer with the text encoder of ``variant``, ``num_classes``
+    classes (pseudo descriptions and random masks for each); ``backbone`` adds or overrides
+    backbone arguments (``with_cp=True``, ``base_channels=16`` for a narrow test model)."""
     import skeletonagent.models  # noqa: F401  (registers the models)
     from skeletonagent.registry import MODELS
 
     enc_cfg, text_dim, text_key = text_encoder_cfg(variant)
-    cfg = dict(type='RecognizerGCN', backbone=dict(NTU_J_BACKBONE, text_dim=text_dim, text_key=text_key, **backbone),
-               cls_head=dict(NTU_J_HEAD), train_cfg=None, test_cfg=None, text_encoder=enc_cfg)
+    bb = dict(NTU_J_BACKBONE, text_dim=text_dim, text_key=text_key, num_classes=num_classes)
+    bb.update(backbone)
+    head = dict(NTU_J_HEAD, num_classes=num_classes, in_channels=4 * bb.get('base_channels', 96))
+    cfg = dict(type='RecognizerGCN', backbone=bb, cls_head=head, train_cfg=None, test_cfg=None, text_encoder=enc_cfg)
+    np.random.seed(0)                  # the graph's 'random' adjacency draws from numpy
     model = MODELS.build(cfg).to(device)
     if with_text:
         rng = np.random.default_rng(0)
-        masks = (rng.random((60, 25, 25)) > 0.7).astype(np.float32)
-        model.set_agent_state(class_descriptions(60), masks)
+        masks = (rng.random((num_classes, 25, 25)) > 0.7).astype(np.float32)
+        model.set_agent_state(class_descriptions(num_classes), masks)
         model.init_text_encoder(device)
     return model
 

@@ -165,6 +165,13 @@ class RecognizerGCN(BaseModel):
         self._class_embeddings = None
         return self.text_encoder
 
+    def _dtype(self) -> torch.dtype:
+        """The floating dtype of the backbone's weights (inputs are cast to it)."""
+        scale = getattr(self.backbone, 'logit_scale', None)
+        if scale is not None:
+            return scale.dtype
+        return next((p.dtype for p in self.backbone.parameters() if p.is_floating_point()), torch.float32)
+
     def _device(self) -> torch.device:
         """The device the model's weights are on."""
         return self.backbone.logit_scale.device if hasattr(self.backbone, 'logit_scale') \
@@ -241,7 +248,7 @@ class RecognizerGCN(BaseModel):
                 mode: str = 'tensor', **kwargs: Any):
         """``mode``: 'loss' (dict of losses), 'predict' (list of dicts) or 'tensor'
         (N×Class clip-averaged scores). Extra keys of the data batch are ignored."""
-        keypoint = _as_batch(keypoint)
+        keypoint = _as_batch(keypoint, self._dtype())
         label = _as_labels(label, keypoint.device)
         if mode == 'loss':
             if label is None:
@@ -393,12 +400,13 @@ class RecognizerGCN_Semi(RecognizerGCN):  # noqa: N801 - the official name
 
 
 # -- helpers ------------------------------------------------------------------------------------
-def _as_batch(keypoint: Any) -> torch.Tensor:
+def _as_batch(keypoint: Any, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """A tensor of keypoints in ``dtype`` (the model's: float32, or float64 for numerics checks)."""
     if isinstance(keypoint, (list, tuple)):
         keypoint = torch.stack([torch.as_tensor(k) for k in keypoint])
     if not torch.is_tensor(keypoint):
         raise TypeError(f'RecognizerGCN: keypoint must be a tensor, got {type(keypoint).__name__}')
-    return keypoint.float() if keypoint.dtype != torch.float32 else keypoint
+    return keypoint.to(dtype) if keypoint.dtype != dtype else keypoint
 
 
 def _as_labels(label: Any, device: torch.device) -> torch.Tensor | None:
