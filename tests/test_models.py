@@ -233,14 +233,15 @@ def test_fuse_for_inference_through_the_recognizer():
         torch.testing.assert_close(model(x, mode='tensor'), ref, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.parametrize('with_cp', [True, 'selective'])
 @pytest.mark.parametrize('backbone', ['GCN_Module_LLM', 'STGCN'])
-def test_with_cp_same_step_as_without(backbone):
+def test_with_cp_same_step_as_without(backbone, with_cp):
     """Checkpointed blocks: the same output, gradients and BN running statistics (updated once
     although each block's forward runs twice)."""
     model, x = _small_backbone(backbone)
     cp = copy.deepcopy(model)
     for block in cp.gcn:
-        block.with_cp = True
+        block.with_cp = with_cp
     results = []
     for m in (model, cp):
         m.train()
@@ -260,6 +261,13 @@ def test_with_cp_same_step_as_without(backbone):
     for name, b in state_a.items():
         torch.testing.assert_close(state_b[name], b, msg=name)
     assert state_b['gcn.1.tcn.bn.num_batches_tracked'].item() == 1
+
+
+def test_with_cp_refuses_an_unknown_mode():
+    with pytest.raises(ValueError, match="GCN_Module_LLM: with_cp must be False, True or 'selective', got 'all'"):
+        cfg = small_cfg()
+        cfg['backbone']['with_cp'] = 'all'
+        build(cfg)
 
 
 # -- configs -------------------------------------------------------------------------------------

@@ -131,8 +131,9 @@ def test_training_step_matches_the_reference(text):
     _check_step(model, ref, 1e-9)
 
 
-def test_checkpointed_step_matches_the_reference():
-    model = _model('clip', torch.float64, with_cp=True)
+@pytest.mark.parametrize('with_cp', [True, 'selective'])
+def test_checkpointed_step_matches_the_reference(with_cp):
+    model = _model('clip', torch.float64, with_cp=with_cp)
     ref = reference_from(model).to(torch.float64).train()
     _check_step(model, ref, 1e-9)
 

@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 
 from skeletonagent.registry import MODELS
-from .checkpointing import checkpoint_block
+from .checkpointing import WithCp, check_with_cp, checkpoint_block
 from .units import GCNUnit, MSTCNUnit, TemporalConv, fuse_backbone, refuse_training_if_fused
 
 __all__ = ['GCN_Block', 'GCN_Module_LLM', 'GCN_Module_LLM_K400']
@@ -54,19 +54,19 @@ class GCN_Block(nn.Module):
     """Dynamic GCN unit → multi-scale TCN, plus residual and ReLU (official ``GCN_Block``).
 
     ``with_cp`` (mmcv's name): in training, keep only the block's input for backward and
-    recompute the block's forward there (``torch.utils.checkpoint``): on the NTU-60 model,
-    0.4× the peak memory for 1.5× the step time on CPU (``bench/train_step.py``). Batch-norm
-    running statistics are updated once.
+    recompute the block's forward there (``torch.utils.checkpoint``); ``'selective'`` also keeps
+    the outputs of its convolutions and matrix products and recomputes only what lies between
+    them (see ``checkpointing``). Batch-norm running statistics are updated once.
     """
 
     def __init__(self, in_channels: int, out_channels: int, A: torch.Tensor, stride: int = 1,
-                 residual: bool = True, with_cp: bool = False, **kwargs: Any) -> None:
+                 residual: bool = True, with_cp: WithCp = False, **kwargs: Any) -> None:
         super().__init__()
         gcn_kwargs, tcn_kwargs = _split_block_kwargs(kwargs)
         self.gcn = GCNUnit(in_channels, out_channels, A, **gcn_kwargs)
         self.tcn = MSTCNUnit(out_channels, out_channels, stride=stride, **tcn_kwargs)
         self.relu = nn.ReLU(inplace=True)       # on a fresh sum, or on the TCN's last norm output
-        self.with_cp = with_cp
+        self.with_cp = check_with_cp(with_cp, 'GCN_Block')
         if not residual:
             self.residual_mode = 'none'
         elif in_channels == out_channels and stride == 1:
@@ -85,7 +85,7 @@ class GCN_Block(nn.Module):
 
     def forward(self, x: torch.Tensor, A: torch.Tensor | None = None) -> torch.Tensor:
         if self.with_cp and self.training:
-            return checkpoint_block(self, self._forward, x)
+            return checkpoint_block(self, self._forward, x, selective=self.with_cp == 'selective')
         return self._forward(x)
 
     def fuse(self) -> None:
@@ -141,8 +141,9 @@ class _GCNModuleBase(nn.Module):
         self.num_classes = int(kwargs.pop('num_classes', 60))
         self.text_dim = int(kwargs.pop('text_dim', 512))
         self.text_key = str(kwargs.pop('text_key', 'ViT-B/32'))
-        #: checkpoint every block in training (activation memory for recomputation, mmcv's name)
-        self.with_cp = bool(kwargs.pop('with_cp', False))
+        #: checkpoint every block in training (activation memory for recomputation, mmcv's
+        #: name): False, True (all) or 'selective' (all but the products)
+        self.with_cp = check_with_cp(kwargs.pop('with_cp', False), type(self).__name__)
         self.kwargs = kwargs
         self.in_channels = in_channels
         self.base_channels = base_channels

@@ -8,7 +8,8 @@ PYSKL ``state_dict`` loads without renaming. The PYSKL class names are kept as a
 """
 from __future__ import annotations
 
-from typing import Any, Sequence, Union
+from collections.abc import Sequence
+from typing import Any, Union
 
 import torch
 import torch.nn as nn

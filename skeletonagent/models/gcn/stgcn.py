@@ -20,14 +20,16 @@ classification loss only.
 from __future__ import annotations
 
 import copy
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn
 
 from skeletonagent.registry import MODELS
+
+from .checkpointing import WithCp, check_with_cp, checkpoint_block
 from .pyskl_units import GraphConv, MultiScaleTCN, TemporalConvUnit
-from .checkpointing import checkpoint_block
 from .units import fuse_backbone, refuse_training_if_fused
 
 __all__ = ['STGCN', 'STGCNBlock']
@@ -43,9 +45,9 @@ class STGCNBlock(nn.Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, A: torch.Tensor, stride: int = 1,
-                 residual: bool = True, with_cp: bool = False, **kwargs: Any) -> None:
+                 residual: bool = True, with_cp: WithCp = False, **kwargs: Any) -> None:
         super().__init__()
-        self.with_cp = with_cp
+        self.with_cp = check_with_cp(with_cp, 'STGCNBlock')
         unknown = sorted(k for k in kwargs if not (k.startswith('gcn_') or k.startswith('tcn_')))
         if unknown:
             raise TypeError(f'STGCN: unexpected keyword arguments {unknown} (block arguments must '
@@ -83,7 +85,7 @@ class STGCNBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, A: torch.Tensor | None = None) -> torch.Tensor:
         if self.with_cp and self.training:
-            return checkpoint_block(self, self._forward, x)
+            return checkpoint_block(self, self._forward, x, selective=self.with_cp == 'selective')
         return self._forward(x)
 
     def fuse(self) -> None:
@@ -122,7 +124,8 @@ class STGCN(nn.Module):
         down_stages: stages with temporal stride 2.
         pretrained: checkpoint path loaded (non-strictly) by :meth:`init_weights`.
         with_cp: checkpoint every block in training (``torch.utils.checkpoint``; see
-            ``GCN_Block``): activation memory traded for a second forward in backward.
+            ``GCN_Block``): activation memory traded for a second forward in backward; True
+            recomputes all of it, 'selective' all but the convolutions and matrix products.
         **kwargs: ``gcn_*`` / ``tcn_*`` block arguments (see the module docstring).
 
     As in PYSKL, when ``in_channels == base_channels`` there is no first (input) block and
@@ -133,7 +136,7 @@ class STGCN(nn.Module):
                  data_bn_type: str = 'VC', ch_ratio: float = 2, num_person: int = 2,
                  num_stages: int = 10, inflate_stages: Sequence[int] = (5, 8),
                  down_stages: Sequence[int] = (5, 8), pretrained: str | None = None,
-                 with_cp: bool = False, **kwargs: Any) -> None:
+                 with_cp: WithCp = False, **kwargs: Any) -> None:
         super().__init__()
         from skeletonagent.skeleton import Graph  # topology lives in skeleton/
 
@@ -184,12 +187,12 @@ class STGCN(nn.Module):
             from mmengine.runner import load_checkpoint
             load_checkpoint(self, self.pretrained, map_location='cpu', strict=False)
 
-    def fuse(self) -> 'STGCN':
+    def fuse(self) -> STGCN:
         """Fold the batch norms that follow a convolution into it, once, for inference (see
         ``GCN_Module_LLM.fuse``). Returns ``self``."""
         return fuse_backbone(self)
 
-    def train(self, mode: bool = True) -> 'STGCN':
+    def train(self, mode: bool = True) -> STGCN:
         refuse_training_if_fused(self, mode)
         return super().train(mode)
 
