@@ -240,7 +240,8 @@ def render(dataset: str, stream: str) -> str:
     L += [
         '',
         f"# {k['lr_note']}. The lr follows the total batch (videos_per_gpu x GPUs) linearly:",
-        f"# {k['videos_per_gpu']} x 8 GPUs trains at {k['lr'] * 8:g} (auto_scale_lr; enable=False keeps lr as written).",
+        f"# {k['videos_per_gpu']} x 8 GPUs trains at {k['lr'] * 8:g} "
+        '(auto_scale_lr; enable=False keeps lr as written).',
         f"optimizer = dict(type='SGD', lr={k['lr']}, momentum=0.9, weight_decay=0.0005, nesterov=True)",
         f"auto_scale_lr = dict(enable=True, base_batch_size={k['videos_per_gpu']})",
         'optimizer_config = dict(grad_clip=None)',

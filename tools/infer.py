@@ -18,8 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from skeletonagent.apis import (inference_recognizer, init_recognizer,  # noqa: E402
-                                load_keypoint_input)
+from skeletonagent.apis import inference_recognizer, init_recognizer, load_keypoint_input  # noqa: E402
 from skeletonagent.apis.inference import sample_label  # noqa: E402
 
 

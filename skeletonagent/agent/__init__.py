@@ -9,11 +9,25 @@ from .dialogue import ask_follow_ups, run_initial_dialogues
 from .initial import InitialAgent, build_initial_agent, build_initial_state, load_masks, resolve_class_names
 from .llm import LLMBackend, Offline, build_backend
 from .prompts import FOLLOW_UP, INITIAL_ROUNDS, PromptMatch, PromptSet
-from .selector import (JointSelection, base_stream, build_masks, critical_joints_from_transcript,
-                       descriptions_from_transcripts, parse_critical_joints, trim_words)
+from .selector import (
+    JointSelection,
+    base_stream,
+    build_masks,
+    critical_joints_from_transcript,
+    descriptions_from_transcripts,
+    parse_critical_joints,
+    trim_words,
+)
 from .state import AgentState
-from .transcripts import (Turn, TranscriptError, parse_transcript, read_transcript,
-                          read_transcript_dir, transcript_filename, write_transcript)
+from .transcripts import (
+    TranscriptError,
+    Turn,
+    parse_transcript,
+    read_transcript,
+    read_transcript_dir,
+    transcript_filename,
+    write_transcript,
+)
 
 __all__ = [
     "AgentState", "build_initial_state", "build_initial_agent", "InitialAgent", "load_masks", "resolve_class_names",

@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable
 
 from .llm.base import ChatResult, LLMBackend, Message, RoundStats
 from .prompts import INITIAL_ROUNDS, PromptSet
@@ -63,9 +64,9 @@ def _log_failures(failed: dict[int, str], class_names: Sequence[str]) -> None:
 
 
 def describe_classes(backend: LLMBackend, class_names: Sequence[str], layout: LayoutArg,
-                     out_dir: os.PathLike | str, prompts: Optional[PromptSet] = None,
+                     out_dir: os.PathLike | str, prompts: PromptSet | None = None,
                      chunk_size: int = 16, overwrite: bool = False,
-                     progress: Optional[Callable[[int], None]] = None) -> DescribeSummary:
+                     progress: Callable[[int], None] | None = None) -> DescribeSummary:
     """Hold the initial dialogue of every class not yet done and write its transcript.
 
     Args:

@@ -5,7 +5,7 @@ remote backend can batch or parallelise across classes.
 """
 from __future__ import annotations
 
-from typing import Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
 
 from .llm.base import LLMBackend, Message
 from .prompts import INITIAL_ROUNDS, PromptSet
@@ -25,7 +25,7 @@ def _ask_round(backend: LLMBackend, histories: Sequence[list[Message]],
 
 
 def run_initial_dialogues(backend: LLMBackend, class_names: Sequence[str], layout: LayoutArg,
-                          prompts: Optional[PromptSet] = None) -> list[list[Turn]]:
+                          prompts: PromptSet | None = None) -> list[list[Turn]]:
     """The five-round initial dialogue of every class, as turns in class order."""
     prompts = prompts or PromptSet()
     questions = [prompts.initial_questions(name, layout) for name in class_names]
@@ -43,7 +43,7 @@ def run_initial_dialogues(backend: LLMBackend, class_names: Sequence[str], layou
 
 def ask_follow_ups(backend: LLMBackend, transcripts: Sequence[Sequence[Turn]],
                    class_names: Sequence[str], similar: Mapping[int, Sequence[int]],
-                   prompts: Optional[PromptSet] = None) -> list[list[Turn]]:
+                   prompts: PromptSet | None = None) -> list[list[Turn]]:
     """New transcripts after one follow-up round, as the official agent does it.
 
     Each class keeps its initial rounds (earlier follow-ups are dropped); a class with

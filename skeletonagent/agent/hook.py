@@ -8,8 +8,8 @@ follow-up questions to the LLM, replies turned into descriptions (and, optionall
 report written. Training goes on meanwhile. At each later epoch boundary
 rank 0 says whether the round is done; when it is, rank 0 encodes the new descriptions (a
 frozen text encoder), writes the updated transcripts and broadcasts the new state, and every
-rank installs the very same descriptions, masks and embeddings before the next epoch. Checkpoints carry the state, so a resumed run
-continues with the text it had.
+rank installs the very same descriptions, masks and embeddings before the next epoch.
+Checkpoints carry the state, so a resumed run continues with the text it had.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from mmengine.dist import broadcast_object_list, get_rank
 from mmengine.hooks import Hook
@@ -48,7 +48,9 @@ def _unwrap(model):
 def _save_matrix(path: Path, matrix) -> None:
     """The confusion counts a round used (all ranks summed), next to its report."""
     import io
+
     import numpy as np
+
     from ..utils.fileio import atomic_write_bytes
     buffer = io.BytesIO()
     np.save(buffer, np.asarray(matrix))
@@ -75,7 +77,7 @@ def _add_round_scalars(runner, result, state) -> None:
 class _Payload:
     """What rank 0 broadcasts at an epoch boundary: a new state, or an error at start."""
 
-    def __init__(self, state=None, error: Optional[str] = None, note: str = '') -> None:
+    def __init__(self, state=None, error: str | None = None, note: str = '') -> None:
         self.state, self.error, self.note = state, error, note
 
 
@@ -117,7 +119,7 @@ class AgentHook(Hook):
     priority = 'NORMAL'
 
     def __init__(self, interval: int = 5, layout: str = 'nturgb+d', modality: str = 'j',
-                 num_classes: Optional[int] = None, top_k: int = 10, pad_to_k: bool = False,
+                 num_classes: int | None = None, top_k: int = 10, pad_to_k: bool = False,
                  update_masks: bool = False, background: bool = True, final_wait: float = 600.0,
                  official: bool = False, round_nice: int = 10, **agent_cfg: Any) -> None:
         if interval < 0:
@@ -142,16 +144,16 @@ class AgentHook(Hook):
         self.state = None
         self.rounds_done = 0
         # rank 0 only
-        self._transcripts: Optional[list] = None
-        self._class_names: Optional[list[str]] = None
+        self._transcripts: list | None = None
+        self._class_names: list[str] | None = None
         self._backend = None
         self._prompts = None
         self._sources = None
-        self._executor: Optional[ThreadPoolExecutor] = None
-        self._future: Optional[Future] = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._future: Future | None = None
         self._counter = None
         # (epoch, counts) of a last epoch that is a round epoch of any longer run
-        self._held: Optional[tuple[int, Any]] = None
+        self._held: tuple[int, Any] | None = None
 
     # -- set-up ---------------------------------------------------------------------------------
     @property

@@ -19,20 +19,25 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
 from .llm import build_backend
 from .prompts import PromptSet
-from .selector import (JointSelection, base_stream, build_masks, critical_joints_from_transcript,
-                       descriptions_from_transcripts)
+from .selector import (
+    JointSelection,
+    base_stream,
+    build_masks,
+    critical_joints_from_transcript,
+    descriptions_from_transcripts,
+)
 from .sources import AgentSources, resolve_sources
 from .state import AgentState
-from .transcripts import (Turn, TranscriptError, read_transcript, read_transcript_dir,
-                          transcript_filename)
+from .transcripts import TranscriptError, Turn, read_transcript, read_transcript_dir, transcript_filename
 from .vocab import LayoutArg, resolve_layout
 
 __all__ = ['build_initial_state', 'build_initial_agent', 'InitialAgent', 'resolve_class_names',
@@ -144,7 +149,7 @@ def _log_selections(selections: Sequence[JointSelection], class_names: Sequence[
                            i, name)
 
 
-def build_initial_state(agent_cfg: Optional[Mapping[str, Any]], num_classes: int,
+def build_initial_state(agent_cfg: Mapping[str, Any] | None, num_classes: int,
                         layout: LayoutArg, modality: str, work_dir: os.PathLike | str
                         ) -> AgentState:
     """The agent state training starts from (see the module docstring and
@@ -160,10 +165,10 @@ class InitialAgent:
     state: AgentState
     transcripts: list[list[Turn]]
     class_names: list[str]
-    sources: Optional[AgentSources] = None
+    sources: AgentSources | None = None
 
 
-def build_initial_agent(agent_cfg: Optional[Mapping[str, Any]], num_classes: int,
+def build_initial_agent(agent_cfg: Mapping[str, Any] | None, num_classes: int,
                         layout: LayoutArg, modality: str, work_dir: os.PathLike | str
                         ) -> InitialAgent:
     """The agent state training starts from, with its transcripts and class names.

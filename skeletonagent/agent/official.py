@@ -29,16 +29,17 @@ import string
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Sequence, Union
+from typing import Callable, Union
 
 import numpy as np
 
 from .prompts import FOLLOW_UP, INITIAL_ROUNDS, PromptSet
 from .selector import build_masks, critical_joints_from_transcript
 from .state import masks_digest
-from .transcripts import TranscriptError, find_transcript, read_transcript
+from .transcripts import find_transcript, read_transcript
 
 __all__ = ['OfficialDataset', 'OFFICIAL_DATASETS', 'OfficialImportError', 'DatasetImport',
            'import_official', 'read_official_prompts', 'official_dataset', 'MASK_STREAMS',
@@ -124,7 +125,7 @@ class DatasetImport:
     prompts: list[str]                     # template names imported
     transcripts_digest: str
     source: str
-    commit: Optional[str]
+    commit: str | None
     imported_at: str
     warnings: list[str] = field(default_factory=list)
 
@@ -223,9 +224,10 @@ def _check_joint_numbering(template: str, layout, source: str) -> None:
     number must name the joint our layout has at that index, or masks made from an LLM's
     numbers would land on other joints."""
     import re
+
     from .vocab import normalise
-    listed = dict((int(n), name) for n, name in
-                  re.findall(r'(?<![\w-])(\d{1,2})-([a-z][a-z ]*?[a-z])(?=[,.\n]| and )', template))
+    listed = {int(n): name for n, name in
+              re.findall(r'(?<![\w-])(\d{1,2})-([a-z][a-z ]*?[a-z])(?=[,.\n]| and )', template)}
     names = layout.joint_names
     if len(listed) != len(names):
         raise OfficialImportError(f'{source}: the prompt numbers {len(listed)} joints, layout '
@@ -246,7 +248,7 @@ def _sha256_files(paths: Iterable[Path]) -> str:
     return digest.hexdigest()
 
 
-def _git_commit(repo: Path) -> Optional[str]:
+def _git_commit(repo: Path) -> str | None:
     try:
         out = subprocess.run(['git', '-C', str(repo), 'rev-parse', 'HEAD'], capture_output=True,
                              text=True, timeout=10)
@@ -279,7 +281,7 @@ def _load_official_masks(path: Path, ds: OfficialDataset, num_joints: int) -> np
     return masks.astype(np.float32)
 
 
-def _import_dataset(repo: Path, ds: OfficialDataset, out_dir: Path, commit: Optional[str],
+def _import_dataset(repo: Path, ds: OfficialDataset, out_dir: Path, commit: str | None,
                     with_prompts: bool, with_masks: bool) -> DatasetImport:
     """Check and write one dataset into ``out_dir`` (which must not exist yet)."""
     from skeletonagent.datasets.label_map import load_label_map
@@ -308,7 +310,7 @@ def _import_dataset(repo: Path, ds: OfficialDataset, out_dir: Path, commit: Opti
         raise OfficialImportError(
             f'{ds.key}: {len(missing)} of {ds.num_classes} classes have no transcript in '
             f'{source_dir}: {"; ".join(missing[:5])}' + (' ...' if len(missing) > 5 else ''))
-    extra = sorted(set(p.name for p in source_dir.glob('*.txt')) - set(p.name for p in files))
+    extra = sorted({p.name for p in source_dir.glob('*.txt')} - {p.name for p in files})
     if extra:
         warnings.append(f'{len(extra)} files in {source_dir} name no class of the label map '
                         f'and were left out: {", ".join(extra[:3])}')
@@ -371,7 +373,7 @@ def _import_dataset(repo: Path, ds: OfficialDataset, out_dir: Path, commit: Opti
 
 
 def import_official(repo: PathLike, out: PathLike = DEFAULT_OUT,
-                    datasets: Optional[Sequence[str]] = None, with_prompts: bool = True,
+                    datasets: Sequence[str] | None = None, with_prompts: bool = True,
                     with_masks: bool = True,
                     log: Callable[[str], None] = logger.info) -> list[DatasetImport]:
     """Copy the official dialogues, masks and prompts of ``datasets`` (default: all five)

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any
 
 from .vocab import LayoutArg, numbered_joint_list, resolve_layout
 
@@ -127,7 +128,7 @@ class PromptSet:
         return tuple(f.name for f in fields(cls))
 
     @classmethod
-    def from_cfg(cls, overrides: Optional[Mapping[str, str]] = None) -> 'PromptSet':
+    def from_cfg(cls, overrides: Mapping[str, str] | None = None) -> PromptSet:
         """Default templates with ``overrides`` applied.
 
         Raises:
@@ -175,7 +176,7 @@ class PromptSet:
         """The follow-up question naming the classes ``action`` is confused with."""
         return self.render(FOLLOW_UP, action=action, similar=quote_names(similar))
 
-    def identify(self, text: str) -> Optional[PromptMatch]:
+    def identify(self, text: str) -> PromptMatch | None:
         """Which template produced ``text`` (None when none did), with its field values.
 
         Follow-up is tried first, then the initial rounds in order; surrounding whitespace
@@ -193,5 +194,5 @@ class PromptSet:
                     template = template.replace('*', '')
                 match = _template_regex(template).fullmatch(candidate)
                 if match is not None:
-                    return PromptMatch(kind, {k: v for k, v in match.groupdict().items()})
+                    return PromptMatch(kind, dict(match.groupdict()))
         return None

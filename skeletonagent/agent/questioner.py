@@ -22,7 +22,8 @@ rank 0's counts; :meth:`ConfusionCounter.all_reduce` sums them over the ranks in
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Union
+from collections.abc import Mapping
+from typing import Any, Union
 
 import numpy as np
 import torch
@@ -181,7 +182,7 @@ class ConfusionCounter:
                 f'device={self.device})')
 
 
-def select_confused(matrix: Union[np.ndarray, torch.Tensor], k: int = 10,
+def select_confused(matrix: np.ndarray | torch.Tensor, k: int = 10,
                     pad_to_k: bool = False, include_self: bool = False,
                     order: str = 'count') -> dict[int, list[int]]:
     """For each class, the classes it is most confused with.

@@ -27,9 +27,10 @@ import dataclasses
 import json
 import re
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Sequence, Union
+from typing import Any, Callable
 
 import numpy as np
 
@@ -69,10 +70,10 @@ class ClassRoundReport:
 
     index: int
     name: str
-    confused: list[tuple[int, str, Optional[int]]]
+    confused: list[tuple[int, str, int | None]]
     prompt: str
-    reply: Optional[str] = None
-    error: Optional[str] = None
+    reply: str | None = None
+    error: str | None = None
     detail: str = ''
     joints: list[int] = field(default_factory=list)
     dropped: list[int] = field(default_factory=list)
@@ -124,7 +125,7 @@ class RoundResult:
 
 def _check_inputs(state: AgentState, transcripts: Sequence[Sequence[Turn]],
                   class_names: Sequence[str], similar: Mapping[int, Sequence[int]],
-                  matrix: Optional[np.ndarray]) -> None:
+                  matrix: np.ndarray | None) -> None:
     num_classes = state.num_classes
     if len(transcripts) != num_classes or len(class_names) != num_classes:
         raise ValueError(f'run_round: the state has {num_classes} classes but there are '
@@ -165,10 +166,10 @@ def _without_names(text: str, names: Sequence[str]) -> str:
 
 def run_round(backend: LLMBackend, state: AgentState, transcripts: Sequence[Sequence[Turn]],
               class_names: Sequence[str], similar: Mapping[int, Sequence[int]],
-              layout: LayoutArg, modality: str, prompts: Optional[PromptSet] = None,
+              layout: LayoutArg, modality: str, prompts: PromptSet | None = None,
               update_masks: bool = False, max_words: int = DEFAULT_MAX_WORDS,
-              matrix: Optional[np.ndarray] = None, row_index: str = 'pair',
-              count_tokens: Optional[Callable[[str], int]] = None,
+              matrix: np.ndarray | None = None, row_index: str = 'pair',
+              count_tokens: Callable[[str], int] | None = None,
               max_tokens: int = 77, official_history: bool = False) -> RoundResult:
     """Ask every class in ``similar`` one follow-up question and build the new state.
 
@@ -267,7 +268,7 @@ def run_round(backend: LLMBackend, state: AgentState, transcripts: Sequence[Sequ
 
 # ---------------------------------------------------------------------- files
 def save_transcripts(transcripts: Sequence[Sequence[Turn]], class_names: Sequence[str],
-                     out_dir: Union[str, Path], classes: Optional[Sequence[int]] = None
+                     out_dir: str | Path, classes: Sequence[int] | None = None
                      ) -> list[Path]:
     """Write transcripts in the official format (``001_name.txt``), atomically.
 
@@ -334,8 +335,8 @@ def _report_dict(result: RoundResult, round_index: int, layout) -> dict[str, Any
                 updated=list(result.updated), failed=result.failed, classes=classes)
 
 
-def write_round_report(result: RoundResult, out_dir: Union[str, Path], round_index: int,
-                       layout: Optional[LayoutArg] = None) -> Path:
+def write_round_report(result: RoundResult, out_dir: str | Path, round_index: int,
+                       layout: LayoutArg | None = None) -> Path:
     """Write ``round_{NNN}.md`` (readable) and ``round_{NNN}.json`` (machine-readable).
 
     Args:

@@ -17,9 +17,10 @@ uses ``v1`` instead.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Callable, Iterable, Optional, Sequence
+from typing import Callable
 
 import numpy as np
 
@@ -233,7 +234,7 @@ def build_masks(critical_joints_per_class: Sequence[Iterable[int]], layout: Layo
     return masks
 
 
-def _round_of_kind(turns: Sequence[Turn], prompts: PromptSet, kind: str) -> Optional[int]:
+def _round_of_kind(turns: Sequence[Turn], prompts: PromptSet, kind: str) -> int | None:
     for i, turn in enumerate(turns):
         match = prompts.identify(turn.question)
         if match is not None and match.kind == kind:
@@ -242,7 +243,7 @@ def _round_of_kind(turns: Sequence[Turn], prompts: PromptSet, kind: str) -> Opti
 
 
 def critical_joints_from_transcript(turns: Sequence[Turn], layout: LayoutArg,
-                                    prompts: Optional[PromptSet] = None) -> JointSelection:
+                                    prompts: PromptSet | None = None) -> JointSelection:
     """Critical joints of one class's dialogue.
 
     Read from the joint-motion answer (the round our ``joint_motion`` template asked, or
@@ -267,7 +268,7 @@ def critical_joints_from_transcript(turns: Sequence[Turn], layout: LayoutArg,
 
 
 def trim_words(text: str, max_words: int,
-               count_tokens: Optional[Callable[[str], int]] = None,
+               count_tokens: Callable[[str], int] | None = None,
                max_tokens: int = 77) -> str:
     """``text`` on one line, cut to ``max_words`` words and, given a token counter, to
     ``max_tokens`` tokens (CLIP's context is 77 tokens including its two special ones).
@@ -295,9 +296,9 @@ def trim_words(text: str, max_words: int,
 
 
 def descriptions_from_transcripts(transcripts: Sequence[Sequence[Turn]], max_words: int = 50,
-                                  count_tokens: Optional[Callable[[str], int]] = None,
+                                  count_tokens: Callable[[str], int] | None = None,
                                   max_tokens: int = 77,
-                                  class_names: Optional[Sequence[str]] = None) -> list[str]:
+                                  class_names: Sequence[str] | None = None) -> list[str]:
     """Each class's description: the final non-empty answer of its dialogue, trimmed to
     what a text encoder accepts (see :func:`trim_words`) instead of failing.
 

@@ -10,7 +10,8 @@ API's default request settings. The official "semi" models (``RecognizerGCN_Semi
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 __all__ = ['agent_settings', 'OFFICIAL_AGENT_DEFAULTS', 'OFFICIAL_LLM', 'AGENT_KEYS']
 
@@ -47,8 +48,8 @@ OFFICIAL_AGENT_DEFAULTS = dict(transcripts='official', masks='official', prompts
 
 def _trains_from_fixed_texts(model: Mapping[str, Any]) -> bool:
     """Whether the model config names one of the official semi classes (``fixed_texts``)."""
-    from skeletonagent.registry import MODELS
     import skeletonagent.models  # noqa: F401 - registers the classes
+    from skeletonagent.registry import MODELS
     for part in (model, model.get('cls_head') or {}):
         name = part.get('type')
         cls = MODELS.get(name) if isinstance(name, str) else None
@@ -57,7 +58,7 @@ def _trains_from_fixed_texts(model: Mapping[str, Any]) -> bool:
     return False
 
 
-def agent_settings(cfg: Mapping[str, Any]) -> Optional[dict]:
+def agent_settings(cfg: Mapping[str, Any]) -> dict | None:
     """The settings of the ``AgentHook`` a config trains with, or None for a model without
     the agent (e.g. a plain ST-GCN++ baseline).
 

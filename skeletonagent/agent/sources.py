@@ -22,12 +22,20 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any
 
-from .official import (DEFAULT_OUT, MANIFEST_FILE, MASKS_SUBDIR, OFFICIAL_DATASETS,
-                       OFFICIAL_REPO_URL, PROMPTS_FILE, TRANSCRIPTS_SUBDIR)
+from .official import (
+    DEFAULT_OUT,
+    MANIFEST_FILE,
+    MASKS_SUBDIR,
+    OFFICIAL_DATASETS,
+    OFFICIAL_REPO_URL,
+    PROMPTS_FILE,
+    TRANSCRIPTS_SUBDIR,
+)
 from .prompts import PromptSet
 from .selector import base_stream
 
@@ -59,13 +67,13 @@ class AgentSources:
         manifest: that folder's ``manifest.json`` (counts, digests, source commit).
     """
 
-    transcripts: Optional[Path]
-    masks: Optional[Path]
+    transcripts: Path | None
+    masks: Path | None
     prompts: PromptSet
     text_source: str
     masks_source: str
     prompts_source: str
-    official_dir: Optional[Path] = None
+    official_dir: Path | None = None
     manifest: dict = field(default_factory=dict)
 
     @property
@@ -73,7 +81,7 @@ class AgentSources:
         return self.official_dir is not None
 
 
-def official_dir_of(agent_cfg: Mapping[str, Any]) -> Optional[Path]:
+def official_dir_of(agent_cfg: Mapping[str, Any]) -> Path | None:
     """``agent.official_dir``, or ``data/agent/<label map>`` for a label map of an official
     dataset (None when neither applies)."""
     given = agent_cfg.get('official_dir')
@@ -85,8 +93,8 @@ def official_dir_of(agent_cfg: Mapping[str, Any]) -> Optional[Path]:
     return None
 
 
-def _missing_message(agent_cfg: Mapping[str, Any], root: Optional[Path], what: str,
-                     config: Optional[str]) -> str:
+def _missing_message(agent_cfg: Mapping[str, Any], root: Path | None, what: str,
+                     config: str | None) -> str:
     label_map = agent_cfg.get('label_map')
     dataset = label_map if isinstance(label_map, str) and label_map in OFFICIAL_DATASETS else None
     out = root.parent if root is not None and root.name == dataset else (root or DEFAULT_OUT)
@@ -118,13 +126,13 @@ def _read_manifest(root: Path) -> dict:
         return {}
 
 
-def _origin(root: Path, manifest: dict, item: Optional[str] = None) -> str:
+def _origin(root: Path, manifest: dict, item: str | None = None) -> str:
     commit = manifest.get('commit')
     parts = [str(root)] + ([item] if item else []) + ([f'commit {commit[:10]}'] if commit else [])
     return f'imported official ({", ".join(parts)})'
 
 
-def resolve_prompts(agent_cfg: Optional[Mapping[str, Any]], config: Optional[str] = None
+def resolve_prompts(agent_cfg: Mapping[str, Any] | None, config: str | None = None
                     ) -> tuple[PromptSet, str]:
     """The prompt templates ``agent.prompts`` names, and where they come from (a line).
 
@@ -152,8 +160,8 @@ def resolve_prompts(agent_cfg: Optional[Mapping[str, Any]], config: Optional[str
             'ours' + (f' with overrides of {", ".join(sorted(value))}' if value else ''))
 
 
-def resolve_sources(agent_cfg: Optional[Mapping[str, Any]], modality: str = 'j',
-                    config: Optional[str] = None, llm: Optional[str] = None) -> AgentSources:
+def resolve_sources(agent_cfg: Mapping[str, Any] | None, modality: str = 'j',
+                    config: str | None = None, llm: str | None = None) -> AgentSources:
     """Resolve ``agent.transcripts`` / ``masks`` / ``prompts`` (see the module docstring).
 
     Args:
@@ -176,7 +184,7 @@ def resolve_sources(agent_cfg: Optional[Mapping[str, Any]], modality: str = 'j',
         manifest = _read_manifest(root)
 
     # transcripts
-    transcripts: Optional[Path] = None
+    transcripts: Path | None = None
     value = cfg.get('transcripts')
     if value == OFFICIAL:
         transcripts = root / TRANSCRIPTS_SUBDIR
@@ -192,7 +200,7 @@ def resolve_sources(agent_cfg: Optional[Mapping[str, Any]], modality: str = 'j',
         text_source = f'generated at start by {llm or "the configured LLM backend"}'
 
     # masks
-    masks: Optional[Path] = None
+    masks: Path | None = None
     value = cfg.get('masks')
     if value == OFFICIAL:
         masks = root / MASKS_SUBDIR / f'{base_stream(modality)}.npy'

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field, replace as _dc_replace
-from typing import Any, Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from dataclasses import replace as _dc_replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,7 +39,7 @@ class AgentState:
     masks: np.ndarray
     version: int = 0
     critical_joints: list[list[int]] = field(default_factory=list)
-    embeddings: Optional[torch.Tensor] = None
+    embeddings: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         self.descriptions = [str(d) for d in self.descriptions]
@@ -76,7 +78,7 @@ class AgentState:
         }
 
     @classmethod
-    def from_state_dict(cls, state: Mapping[str, Any]) -> 'AgentState':
+    def from_state_dict(cls, state: Mapping[str, Any]) -> AgentState:
         """Inverse of :meth:`state_dict` (masks may be a tensor, an array or nested lists).
 
         Raises:
@@ -89,9 +91,9 @@ class AgentState:
                    version=int(state.get('version', 0)),
                    critical_joints=list(state.get('critical_joints') or []))
 
-    def replace(self, descriptions: Optional[Sequence[str]] = None,
-                masks: Optional[np.ndarray] = None,
-                critical_joints: Optional[Sequence[Sequence[int]]] = None) -> 'AgentState':
+    def replace(self, descriptions: Sequence[str] | None = None,
+                masks: np.ndarray | None = None,
+                critical_joints: Sequence[Sequence[int]] | None = None) -> AgentState:
         """A new state with the given parts replaced and the version bumped by one (without
         embeddings: they belong to the old descriptions)."""
         if descriptions is None:
@@ -103,7 +105,7 @@ class AgentState:
                           version=self.version + 1,
                           critical_joints=[list(j) for j in critical_joints])
 
-    def with_embeddings(self, embeddings: Optional[torch.Tensor]) -> 'AgentState':
+    def with_embeddings(self, embeddings: torch.Tensor | None) -> AgentState:
         """The same state (same version) carrying ``embeddings`` of its descriptions."""
         return _dc_replace(self, embeddings=embeddings)
 

@@ -22,9 +22,10 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence, Union
+from typing import Union
 
 from ..utils.fileio import atomic_write_text
 
@@ -66,7 +67,7 @@ def transcript_filename(index0: int, name: str) -> str:
 
 
 #: Quote-like characters read as the ASCII apostrophe when class names are compared.
-_QUOTES = str.maketrans({c: "'" for c in '\u2018\u2019\u201a\u201b\u2032\u00b4`'})
+_QUOTES = str.maketrans(dict.fromkeys('\u2018\u2019\u201a\u201b\u2032\u00b4`', "'"))
 
 
 def class_name_key(name: str) -> str:

@@ -18,7 +18,7 @@ LayoutArg = Union[str, 'Layout']
 _WORD_RE = re.compile(r'[a-z]+')
 
 
-def resolve_layout(layout: LayoutArg) -> 'Layout':
+def resolve_layout(layout: LayoutArg) -> Layout:
     """The :class:`~skeletonagent.skeleton.Layout` for a name (a layout object is kept).
 
     Objects that merely look like a layout (tests build small hand-made ones) pass through.
@@ -51,7 +51,7 @@ def _name_table_cached(joint_names: tuple[str, ...],
     return tuple(sorted(table.items(), key=lambda item: (-len(item[0]), item[0])))
 
 
-def name_table(layout: 'Layout') -> tuple[tuple[str, int], ...]:
+def name_table(layout: Layout) -> tuple[tuple[str, int], ...]:
     """Every normalised joint name and synonym with its 0-based joint, longest name first.
 
     Joint names win over synonyms that spell the same words.
@@ -60,12 +60,12 @@ def name_table(layout: 'Layout') -> tuple[tuple[str, int], ...]:
     return _name_table_cached(tuple(layout.joint_names), synonyms)
 
 
-def joint_words(layout: 'Layout') -> list[frozenset[str]]:
+def joint_words(layout: Layout) -> list[frozenset[str]]:
     """The set of words in each joint's own name (synonyms not included)."""
     return [frozenset(words(normalise(name))) for name in layout.joint_names]
 
 
-def synonym_words(layout: 'Layout') -> list[frozenset[str]]:
+def synonym_words(layout: Layout) -> list[frozenset[str]]:
     """The set of words of all synonyms that name each joint."""
     per_joint: list[set[str]] = [set() for _ in layout.joint_names]
     for name, index in dict(getattr(layout, 'synonyms', {}) or {}).items():
@@ -74,12 +74,12 @@ def synonym_words(layout: 'Layout') -> list[frozenset[str]]:
     return [frozenset(s) for s in per_joint]
 
 
-def numbered_joint_list(layout: 'Layout') -> str:
+def numbered_joint_list(layout: Layout) -> str:
     """The layout's joints numbered from 1, as the dialogue shows them: '1-head, 2-neck, ...'."""
     return ', '.join(f'{i + 1}-{name}' for i, name in enumerate(layout.joint_names))
 
 
-def side_of_joints(layout: 'Layout') -> list[str]:
+def side_of_joints(layout: Layout) -> list[str]:
     """'left', 'right' or 'centre' for every joint (from ``layout.left/right`` and names)."""
     left, right = set(layout.left), set(layout.right)
     sides = []

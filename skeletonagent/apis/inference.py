@@ -19,7 +19,7 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 import numpy as np
 import torch
@@ -73,7 +73,7 @@ def _test_pipeline_cfg(cfg: Config) -> list:
 
 
 def class_names_from_config(cfg: Config, num_classes: int,
-                            checkpoint_meta: Optional[Mapping] = None) -> list[str]:
+                            checkpoint_meta: Mapping | None = None) -> list[str]:
     """Class names for ``cfg``: the agent's ``label_map``, else the test (or train) dataset's
     ``classes`` (names or a label-map name/path), else the checkpoint's ``dataset_meta``
     classes, else ``'class N'``. Lists of the wrong length are skipped with a warning."""
@@ -105,8 +105,8 @@ def class_names_from_config(cfg: Config, num_classes: int,
     return [f'class {i}' for i in range(num_classes)]
 
 
-def init_recognizer(config: ConfigArg, checkpoint: Optional[Union[str, os.PathLike]] = None,
-                    device: Union[str, torch.device] = 'cpu', fuse: bool = True) -> torch.nn.Module:
+def init_recognizer(config: ConfigArg, checkpoint: str | os.PathLike | None = None,
+                    device: str | torch.device = 'cpu', fuse: bool = True) -> torch.nn.Module:
     """Build the recognizer of ``config`` for inference, with ``checkpoint``'s weights.
 
     Args:
@@ -364,8 +364,8 @@ def inference_recognizer(model, keypoints: Any, keypoint_score: Any = None,
     return [(int(i), str(names[int(i)]), float(s)) for s, i in zip(values, indices)]
 
 
-def load_keypoint_input(path: Union[str, os.PathLike], index: Optional[int] = None,
-                        frame_dir: Optional[str] = None) -> Any:
+def load_keypoint_input(path: str | os.PathLike, index: int | None = None,
+                        frame_dir: str | None = None) -> Any:
     """Read an inference input file: an annotation dict or a keypoint array.
 
     * ``.pkl``: a PYSKL annotation file (pick the sample with ``index`` or ``frame_dir``;
@@ -404,7 +404,7 @@ def load_keypoint_input(path: Union[str, os.PathLike], index: Optional[int] = No
                      'a .npy (M×T×V×C array) or a .json of keypoints')
 
 
-def sample_label(sample: Any) -> Optional[int]:
+def sample_label(sample: Any) -> int | None:
     """The true label of an input :func:`load_keypoint_input` read (an annotation dict with a
     ``label`` >= 0), or None (a bare array, an unlabelled sample)."""
     if not isinstance(sample, Mapping) or sample.get('label') is None:
@@ -416,8 +416,8 @@ def sample_label(sample: Any) -> Optional[int]:
     return label if label >= 0 else None
 
 
-def load_annotation_sample(path: Union[str, os.PathLike], index: Optional[int] = None,
-                           frame_dir: Optional[str] = None) -> dict:
+def load_annotation_sample(path: str | os.PathLike, index: int | None = None,
+                           frame_dir: str | None = None) -> dict:
     """One annotation dict from a PYSKL pickle (by ``index`` or ``frame_dir``; a file of
     one sample needs neither) or from a pickle of one annotation dict.
 
@@ -427,8 +427,8 @@ def load_annotation_sample(path: Union[str, os.PathLike], index: Optional[int] =
     return load_labelled_sample(path, index, frame_dir)[0]
 
 
-def load_labelled_sample(path: Union[str, os.PathLike], index: Optional[int] = None,
-                         frame_dir: Optional[str] = None) -> tuple[dict, Optional[list[str]]]:
+def load_labelled_sample(path: str | os.PathLike, index: int | None = None,
+                         frame_dir: str | None = None) -> tuple[dict, list[str] | None]:
     """:func:`load_annotation_sample` and the file's class names (a PYSKL pickle's top-level
     ``classes`` list, as the demo data has), or None."""
     path = Path(path)
@@ -441,7 +441,7 @@ def load_labelled_sample(path: Union[str, os.PathLike], index: Optional[int] = N
     return _pick_sample(path, data, index, frame_dir), classes
 
 
-def _pick_sample(path: Path, data: Any, index: Optional[int], frame_dir: Optional[str]) -> dict:
+def _pick_sample(path: Path, data: Any, index: int | None, frame_dir: str | None) -> dict:
     if isinstance(data, Mapping) and 'keypoint' in data:     # one annotation dict
         return dict(data)
     if isinstance(data, Mapping):

@@ -1,6 +1,5 @@
 """Config translation, runners, distributed setup and checkpoint files on mmengine."""
-from .checkpoint import (atomic_write_bytes, find_resume_checkpoint, load_checkpoint_file,
-                         update_latest_link)
+from .checkpoint import atomic_write_bytes, find_resume_checkpoint, load_checkpoint_file, update_latest_link
 from .config import ConfigError, RunOptions, load_config, to_runner_kwargs
 from .dist import init_distributed
 

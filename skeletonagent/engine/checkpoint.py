@@ -56,10 +56,10 @@ SHOWN_KEYS = 5
 class AtomicLocalBackend(LocalBackend):
     """mmengine's local file backend with atomic ``put``/``put_text``."""
 
-    def put(self, obj: bytes, filepath: Union[str, Path]) -> None:
+    def put(self, obj: bytes, filepath: str | Path) -> None:
         atomic_write_bytes(filepath, obj)
 
-    def put_text(self, obj: str, filepath: Union[str, Path], encoding: str = 'utf-8') -> None:
+    def put_text(self, obj: str, filepath: str | Path, encoding: str = 'utf-8') -> None:
         atomic_write_bytes(filepath, obj.encode(encoding))
 
 
@@ -293,8 +293,8 @@ def _count(n: int, word: str) -> str:
     return f'{n} {word}' + ('' if n == 1 else 'es' if word.endswith('h') else 's')
 
 
-def load_model_weights(model: torch.nn.Module, checkpoint: Union[PathLike, dict],
-                       map_location: Any = 'cpu', name: Union[PathLike, None] = None,
+def load_model_weights(model: torch.nn.Module, checkpoint: PathLike | dict,
+                       map_location: Any = 'cpu', name: PathLike | None = None,
                        cfg: Any = None) -> dict:
     """Load a checkpoint (path or loaded dict) into ``model``, strictly; returns the
     checkpoint dict.

@@ -15,15 +15,15 @@ import copy
 import importlib
 import logging
 from argparse import ArgumentParser, Namespace
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence, Union
+from typing import Any
 
 from mmengine.config import Config, DictAction
 
 from .checkpoint import ATOMIC_BACKEND_ARGS
-from .config_keys import (COMPAT_KEYS, LOGGER_HOOKS, check_config, compat_warnings,
-                          explain_unexpected_arguments)
+from .config_keys import COMPAT_KEYS, LOGGER_HOOKS, check_config, compat_warnings, explain_unexpected_arguments
 from .errors import ConfigError
 
 __all__ = ['ConfigError', 'RunOptions', 'CfgOptionsAction', 'load_config', 'is_legacy',
@@ -36,14 +36,14 @@ __all__ = ['ConfigError', 'RunOptions', 'CfgOptionsAction', 'load_config', 'is_l
 class RunOptions:
     """What the command line adds to a config."""
     validate: bool = False
-    seed: Optional[int] = None
+    seed: int | None = None
     deterministic: bool = False
-    resume: Optional[str] = None        # 'auto', a path, or None
-    amp: Union[bool, str] = False      # True (device default), 'float16' or 'bfloat16'
+    resume: str | None = None        # 'auto', a path, or None
+    amp: bool | str = False      # True (device default), 'float16' or 'bfloat16'
     compile: bool = False
     launcher: str = 'none'
-    load_from: Optional[str] = None     # checkpoint for test
-    work_dir: Optional[str] = None      # test: where its logs go (default work_dir/test)
+    load_from: str | None = None     # checkpoint for test
+    work_dir: str | None = None      # test: where its logs go (default work_dir/test)
     extra_hooks: list = field(default_factory=list)
 
 
@@ -52,7 +52,7 @@ class CfgOptionsAction(DictAction):
     naming it (mmengine's own fails with "not enough values to unpack")."""
 
     def __call__(self, parser: ArgumentParser, namespace: Namespace,
-                 values: Union[str, Sequence[Any], None], option_string: Optional[str] = None):
+                 values: str | Sequence[Any] | None, option_string: str | None = None):
         for item in [values] if isinstance(values, str) else list(values or []):
             key = str(item).split('=', 1)[0]
             if '=' not in str(item) or not key:
@@ -79,7 +79,7 @@ def _syntax_error(path: Path, exc: SyntaxError) -> ConfigError:
                        + (f'\n    {line}' if line else ''))
 
 
-def load_config(path: str | Path, cfg_options: Optional[dict] = None) -> Config:
+def load_config(path: str | Path, cfg_options: dict | None = None) -> Config:
     """Read a config file and apply ``--cfg-options`` overrides (dotted keys)."""
     path = Path(path)
     if not path.is_file():
@@ -229,7 +229,7 @@ def lr_scaling(cfg: Config) -> dict:
     return scale
 
 
-def agent_settings(cfg: Config) -> Optional[dict]:
+def agent_settings(cfg: Config) -> dict | None:
     """The settings of the config's ``AgentHook``
     (:func:`skeletonagent.agent.settings.agent_settings`)."""
     from ..agent.settings import agent_settings as settings_of
@@ -260,7 +260,7 @@ def _tensorboard_available() -> bool:
         return False
 
 
-def _logger_settings(cfg: Config) -> tuple[int, bool, Optional[dict]]:
+def _logger_settings(cfg: Config) -> tuple[int, bool, dict | None]:
     """(interval, ignore_last, TensorBoard backend or None) from ``log_config``.
 
     ``log_config.hooks`` are mmcv's logger hooks: TextLoggerHook is mmengine's logger (its
@@ -270,7 +270,7 @@ def _logger_settings(cfg: Config) -> tuple[int, bool, Optional[dict]]:
     log_config = dict(cfg.get('log_config') or {})
     interval = log_config.get('interval', 50)
     ignore_last = True
-    tensorboard: Optional[dict] = None
+    tensorboard: dict | None = None
     if log_config.get('tensorboard', True):
         tensorboard = dict(type='TensorboardVisBackend')
     for hook in log_config.get('hooks') or []:

@@ -27,9 +27,10 @@ import contextlib
 import difflib
 import inspect
 import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Optional
+from typing import Any, Callable
 
 from ..registry import UnknownTypeError
 from .errors import ConfigError
@@ -122,7 +123,7 @@ class CompatKey:
     uses; ``check(cfg, context)`` returns the disagreement to warn about, or None."""
     key: str
     instead: str
-    check: Optional[Callable[[Any, dict], Optional[str]]] = None
+    check: Callable[[Any, dict], str | None] | None = None
 
 
 def _is_mapping(node: Any) -> bool:
@@ -144,7 +145,7 @@ def _norm_name(value: Any) -> str:
     return re.sub(r'[^a-z0-9]', '', str(value).lower())
 
 
-def _check_llm_model(cfg, ctx) -> Optional[str]:
+def _check_llm_model(cfg, ctx) -> str | None:
     if ctx.get('agent') is None:              # a model without the agent asks no LLM
         return None
     llm = ctx['agent'].get('llm') or {}
@@ -158,7 +159,7 @@ def _check_llm_model(cfg, ctx) -> Optional[str]:
     return f"the agent's LLM is agent.llm.type={llm.get('type')!r}"
 
 
-def _check_interval(cfg, ctx) -> Optional[str]:
+def _check_interval(cfg, ctx) -> str | None:
     agent = cfg.get('agent') or {}
     if isinstance(agent, Mapping) and 'interval' in agent and ctx.get('agent') is not None:
         used = ctx['agent'].get('interval')
@@ -167,7 +168,7 @@ def _check_interval(cfg, ctx) -> Optional[str]:
     return None
 
 
-def _check_head_work_dir(cfg, ctx) -> Optional[str]:
+def _check_head_work_dir(cfg, ctx) -> str | None:
     given, used = _get(cfg, 'model.cls_head.work_dir'), cfg.get('work_dir')
     if given is None or used is None:
         return None
@@ -176,14 +177,14 @@ def _check_head_work_dir(cfg, ctx) -> Optional[str]:
     return None
 
 
-def _check_workflow(cfg, ctx) -> Optional[str]:
+def _check_workflow(cfg, ctx) -> str | None:
     phases = [w[0] for w in cfg.get('workflow') or () if isinstance(w, (list, tuple)) and w]
     if any(p != 'train' for p in phases):
         return 'validation runs with --validate, every evaluation.interval epochs'
     return None
 
 
-def _check_dist_params(cfg, ctx) -> Optional[str]:
+def _check_dist_params(cfg, ctx) -> str | None:
     backend = _get(cfg, 'dist_params.backend')
     used = ctx.get('dist_backend')
     if backend and used and ctx.get('launcher', 'none') != 'none' and backend != used:
@@ -192,7 +193,7 @@ def _check_dist_params(cfg, ctx) -> Optional[str]:
 
 
 def _flag_check(key: str, bad: Callable[[Any], bool], message: str):
-    def check(cfg, ctx) -> Optional[str]:
+    def check(cfg, ctx) -> str | None:
         return message if bad(_get(cfg, key)) else None
     return check
 
@@ -226,7 +227,7 @@ COMPAT_KEYS: tuple[CompatKey, ...] = (
                           "the best checkpoint is the one of the greatest val top-1")),
 )
 
-def compat_warnings(cfg: Mapping, context: Optional[dict] = None) -> list[str]:
+def compat_warnings(cfg: Mapping, context: dict | None = None) -> list[str]:
     """One line per compatibility knob the config sets and that disagrees with what the run
     uses. ``context``: ``agent`` (the agent settings), ``launcher``, ``dist_backend``."""
     ctx = dict(context or {})
@@ -267,7 +268,7 @@ def _raise(problems: list[str]) -> None:
 
 
 # --------------------------------------------------------------------------- variables
-def config_files(path: Optional[str]) -> list[Path]:
+def config_files(path: str | None) -> list[Path]:
     """The config file and the ``_base_`` files it inherits (those that can be found)."""
     files: list[Path] = []
     todo = [Path(path)] if path else []
@@ -293,7 +294,7 @@ def config_files(path: Optional[str]) -> list[Path]:
     return files
 
 
-def _names_read(path: Optional[str]) -> set[str]:
+def _names_read(path: str | None) -> set[str]:
     """Names the config file (and its bases) read: its variables."""
     names: set[str] = set()
     for file in config_files(path):

@@ -11,7 +11,8 @@ our code, an ``AssertionError``) are bugs and keep their traceback.
 from __future__ import annotations
 
 import sys
-from typing import Callable, Optional, Sequence, TypeVar
+from collections.abc import Sequence
+from typing import Callable, TypeVar
 
 __all__ = ['ConfigError', 'USER_ERRORS', 'error_message', 'run_tool']
 
@@ -35,7 +36,7 @@ def _os_error_text(exc: OSError) -> str:
     return str(exc)
 
 
-def error_message(exc: BaseException) -> Optional[str]:
+def error_message(exc: BaseException) -> str | None:
     """The message a tool prints for ``exc`` (without ``error: ``), or None when ``exc`` is
     not a user error (a bug: the traceback is shown)."""
     from ..registry import UnknownTypeError
@@ -47,8 +48,8 @@ def error_message(exc: BaseException) -> Optional[str]:
     return text.strip() or type(exc).__name__
 
 
-def run_tool(main: Callable[[Optional[Sequence[str]]], T],
-             argv: Optional[Sequence[str]] = None) -> T:
+def run_tool(main: Callable[[Sequence[str] | None], T],
+             argv: Sequence[str] | None = None) -> T:
     """Run a tool's ``main(argv)``; a user error ends it with ``SystemExit('error: <message>')``
     (the message on stderr, exit status 1). ``--debug`` among the arguments re-raises it with
     its traceback.

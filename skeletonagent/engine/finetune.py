@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
 
 import torch
 from mmengine.hooks import Hook
@@ -64,7 +63,7 @@ class PretrainedLoad:
         return '; '.join(parts)
 
 
-def load_pretrained(model: torch.nn.Module, checkpoint: Union[str, Path]) -> PretrainedLoad:
+def load_pretrained(model: torch.nn.Module, checkpoint: str | Path) -> PretrainedLoad:
     """Load every weight of ``checkpoint`` whose name and shape fit ``model``; the others stay
     as they are. Raises :class:`ConfigError` when nothing fits (not a checkpoint of this kind
     of model), and the checkpoint module's errors for a file that is not a checkpoint."""

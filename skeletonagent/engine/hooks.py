@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import random
 import sys
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -61,8 +61,8 @@ class RandomStateHook(Hook):
     priority = 'LOW'
 
     def __init__(self) -> None:
-        self._pending: Optional[list] = None
-        self._gathered: Optional[tuple[int, list]] = None
+        self._pending: list | None = None
+        self._gathered: tuple[int, list] | None = None
 
     def after_train_epoch(self, runner) -> None:
         # Only rank 0 saves (``Runner.save_checkpoint`` is master-only), so the states of all
@@ -286,6 +286,7 @@ class RunInfoHook(Hook):
         runner.logger.info('this run uses:\n' + '\n'.join(f'  {k:<{width}}  {v}'
                                                           for k, v in lines.items()))
         import json
+
         from ..utils.fileio import atomic_write_text
         atomic_write_text(os.path.join(runner.work_dir, RUN_INFO_FILE),
                           json.dumps(dict(lines=lines, **numbers), indent=1) + '\n')
@@ -406,8 +407,8 @@ class ScheduleLengthHook(Hook):
     priority = 'ABOVE_NORMAL'   # before RandomStateHook's digests and the start block (LOW)
 
     def __init__(self) -> None:
-        self._changed: Optional[dict] = None
-        self.note: Optional[str] = None
+        self._changed: dict | None = None
+        self.note: str | None = None
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         if not getattr(runner, '_resume', False):
@@ -495,7 +496,7 @@ class ValHistoryHook(Hook):
             self.records = []
         self._write(runner)
 
-    def after_val_epoch(self, runner, metrics: Optional[dict] = None) -> None:
+    def after_val_epoch(self, runner, metrics: dict | None = None) -> None:
         if runner.train_loop is None or not metrics or runner.rank != 0:
             return
         epoch = int(runner.epoch)
@@ -512,6 +513,7 @@ class ValHistoryHook(Hook):
         if runner.rank != 0:
             return
         import json
+
         from ..utils.fileio import atomic_write_text
         rows = ',\n '.join(json.dumps(r) for r in self.records)
         atomic_write_text(os.path.join(runner.work_dir, VAL_HISTORY_FILE), f'[{rows}]\n')

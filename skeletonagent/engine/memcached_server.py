@@ -39,10 +39,18 @@ from typing import Any
 from mmengine.dist import barrier
 from mmengine.logging import print_log
 
+from ..datasets.memcache import (
+    DEFAULT_MC_CFG,
+    INSTALL_HINT,
+    MemcachedError,
+    MemcachedReader,
+    connect_host,
+    load_kpfile,
+    make_client,
+    normalize_mc_cfg,
+    probe_memcached,
+)
 from ..datasets.pose_dataset import PoseDataset
-from ..datasets.memcache import (DEFAULT_MC_CFG, INSTALL_HINT, MemcachedError, MemcachedReader,
-                                 connect_host, load_kpfile, make_client, normalize_mc_cfg,
-                                 probe_memcached)
 
 __all__ = ['MEMCACHED_BINARY', 'MemcachedServer', 'collect_kpfiles', 'estimate_item_size_mb',
            'fill_from_kpfiles', 'memcached_session', 'sentinel_key', 'serving_memcached',
@@ -64,7 +72,7 @@ def _linux_parent_death_signal() -> None:  # pragma: no cover - runs in the chil
     try:
         import ctypes
         ctypes.CDLL('libc.so.6', use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:
+    except Exception:  # noqa: BLE001 - best effort: no libc or prctl, no death signal
         pass
 
 
@@ -86,7 +94,7 @@ class MemcachedServer:
     @classmethod
     def start(cls, host: str = '127.0.0.1', port: int = DEFAULT_MC_CFG[1],
               item_size_mb: int = 64, memory_mb: int | None = None,
-              binary: str | None = None, timeout: float = 15.0) -> 'MemcachedServer':
+              binary: str | None = None, timeout: float = 15.0) -> MemcachedServer:
         """Start ``memcached -l HOST -p PORT -I ITEMm -m MEM -M`` and wait until it answers.
 
         ``-M`` makes a full server refuse new values (an error at fill time) rather than

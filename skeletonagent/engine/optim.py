@@ -12,7 +12,8 @@ the convolutions and matrix products in the low precision, as on the GPU.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator, Union
+from collections.abc import Iterator
+from typing import Union
 
 import torch
 import torch.nn as nn
@@ -39,7 +40,7 @@ class AutocastOptimWrapper(OptimWrapper):
             ``clip_grad``).
     """
 
-    def __init__(self, dtype: Union[str, torch.dtype] = 'bfloat16', device_type: str = 'cpu',
+    def __init__(self, dtype: str | torch.dtype = 'bfloat16', device_type: str = 'cpu',
                  **kwargs) -> None:
         super().__init__(**kwargs)
         cast = getattr(torch, dtype) if isinstance(dtype, str) else dtype

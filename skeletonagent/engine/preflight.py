@@ -14,8 +14,9 @@ after a model is built, a text encoder downloaded or a memcached server filled. 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any
 
 from mmengine.config import Config
 
@@ -65,14 +66,14 @@ def _is_demo_file(dataset: Mapping[str, Any], path: Path) -> bool:
     cls = DATASETS.get(dataset.get('type')) if isinstance(dataset.get('type'), str) else None
     if cls is None:
         return False
-    from ..datasets.demo import DemoPoseDataset
     from ..datasets import synthetic
+    from ..datasets.demo import DemoPoseDataset
     demo_path = getattr(synthetic, 'DEMO_ANN_FILE', None)
     return issubclass(cls, DemoPoseDataset) and (
         demo_path is None or path.resolve() == Path(demo_path).resolve())
 
 
-def _pickle_problem(path: Path) -> Optional[str]:
+def _pickle_problem(path: Path) -> str | None:
     """Why ``path`` cannot be a complete pickle, from its first and last byte, or None.
 
     A pickle of protocol 2 or newer starts with the PROTO opcode (0x80) and always ends with
@@ -132,7 +133,7 @@ def _cached(repo: str) -> bool:
     return isinstance(found, str)
 
 
-def _hub_unreachable(repo: str, timeout: float = 5.0) -> Optional[str]:
+def _hub_unreachable(repo: str, timeout: float = 5.0) -> str | None:
     """None when the hub answers for ``repo`` (one request, no retries); else why not."""
     try:
         from huggingface_hub import get_hf_file_metadata, hf_hub_url
@@ -188,7 +189,7 @@ def check_text_encoder(cfg: Config) -> None:
 
 # --------------------------------------------------------------------------- all
 def preflight(cfg: Config, opts: RunOptions, mode: str = 'train',
-              splits: Optional[Iterable[str]] = None) -> None:
+              splits: Iterable[str] | None = None) -> None:
     """The checks of the module docstring, in order; raises the first problem found.
 
     ``splits``: the data splits the run reads (default: train, plus val with

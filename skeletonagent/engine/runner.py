@@ -5,7 +5,6 @@ import logging
 import signal
 import threading
 from pathlib import Path
-from typing import Optional
 
 from mmengine.config import Config
 from mmengine.dist import get_rank
@@ -14,21 +13,26 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
-from .checkpoint import (PlainCheckpointHook, find_resume_checkpoint, load_checkpoint_file,
-                         load_model_weights, register_checkpoint_globals,
-                         remove_stale_temp_files)
+from ..registry import explain_unknown_types
+from .checkpoint import (
+    PlainCheckpointHook,
+    check_checkpoint_config,
+    find_resume_checkpoint,
+    load_checkpoint_file,
+    load_model_weights,
+    register_checkpoint_globals,
+    remove_stale_temp_files,
+)
 from .config import RunOptions, resolve_resume, to_runner_kwargs
 from .memcached_server import serving_memcached
-from ..registry import explain_unknown_types
-from .checkpoint import check_checkpoint_config
 from .threads import ThreadChoice, configure_threads
 
 
 def _register_all() -> None:
     """Import every room that registers something the configs may name."""
     from .. import datasets, evaluation, models  # noqa: F401
-    from ..datasets import demo  # noqa: F401
     from ..agent import hook  # noqa: F401
+    from ..datasets import demo  # noqa: F401
     from . import finetune, hooks, logs  # noqa: F401
 
 
@@ -120,7 +124,7 @@ def _workers(cfg: Config) -> int:
     return int(loader.get('num_workers', 0) or 0)
 
 
-def set_threads(cfg: Config, threads: Optional[int] = None) -> ThreadChoice:
+def set_threads(cfg: Config, threads: int | None = None) -> ThreadChoice:
     """Choose and set this process's CPU threads (``engine/threads.py`` has the rule).
 
     The processes of a distributed run meet at a barrier first: each then counts the busy
@@ -139,13 +143,13 @@ def _publish_threads(runner: Runner, choice: ThreadChoice) -> None:
         print_log(f'threads: {choice.line()}', logger='current')
 
 
-def _set_out_file(runner: Runner, out_file: Optional[str]) -> None:
+def _set_out_file(runner: Runner, out_file: str | None) -> None:
     for metric in runner.test_evaluator.metrics:
         if hasattr(metric, 'out_file'):
             metric.out_file = out_file
 
 
-def run_test(runner: Runner, out_file: Optional[str]) -> dict:
+def run_test(runner: Runner, out_file: str | None) -> dict:
     """Test with the runner's current weights; dump per-sample scores to ``out_file``."""
     runner._test_loop = runner.build_test_loop(runner._test_loop)  # builds the evaluator
     _set_out_file(runner, out_file)
@@ -179,14 +183,14 @@ class _StopOnSignals:
     records the signal and the hook raises after the current iteration."""
 
     def __init__(self) -> None:
-        self.received: Optional[str] = None
+        self.received: str | None = None
         self._previous: dict = {}
 
     def _handle(self, signum, frame) -> None:
         self.received = signal.Signals(signum).name
         raise RunInterrupted(self.received)
 
-    def __enter__(self) -> '_StopOnSignals':
+    def __enter__(self) -> _StopOnSignals:
         if threading.current_thread() is not threading.main_thread():
             return self
         for sig, default in ((signal.SIGINT, signal.default_int_handler),
@@ -232,7 +236,7 @@ def _stop_workers(runner: Runner) -> None:
                 pass
 
 
-def _interrupted(runner: Optional[Runner], cfg: Config, exc: BaseException,
+def _interrupted(runner: Runner | None, cfg: Config, exc: BaseException,
                  trained: bool) -> RunInterrupted:
     """Log one line for an interrupted run (what to run next) and end it cleanly."""
     stop = exc if isinstance(exc, RunInterrupted) else RunInterrupted('SIGINT')
@@ -266,14 +270,14 @@ def _interrupted(runner: Optional[Runner], cfg: Config, exc: BaseException,
 @explain_unknown_types()  # an unknown config type names the close registered ones
 @serving_memcached  # memcached=True: start / fill / stop the server around the run
 def train(cfg: Config, opts: RunOptions, test_last: bool = False,
-          test_best: bool = False, threads: Optional[int] = None) -> dict:
+          test_best: bool = False, threads: int | None = None) -> dict:
     """Train; optionally test the last and the best checkpoint. Returns the test metrics.
 
     ``threads``: ``--threads N`` (None: :func:`~.threads.choose_threads`). The run ends with
     a summary (:mod:`.summary`); Ctrl-C and SIGTERM end it with one line saying how to
     resume, raising :class:`RunInterrupted`."""
     choice = set_threads(cfg, threads)
-    runner: Optional[Runner] = None
+    runner: Runner | None = None
     trained = False
     with _StopOnSignals() as guard:
         try:
@@ -296,7 +300,7 @@ def train(cfg: Config, opts: RunOptions, test_last: bool = False,
 
 
 def _test_after_training(runner: Runner, test_last: bool,
-                         test_best: bool) -> tuple[dict, Optional[Path]]:
+                         test_best: bool) -> tuple[dict, Path | None]:
     results: dict = {}
     work_dir = Path(runner.work_dir)
     if test_last:
@@ -316,7 +320,7 @@ def _test_after_training(runner: Runner, test_last: bool,
     return results, report
 
 
-def _log_summary(runner: Runner, cfg: Config, results: dict, report: Optional[Path]) -> None:
+def _log_summary(runner: Runner, cfg: Config, results: dict, report: Path | None) -> None:
     """The summary block (:func:`.summary.summary_lines`) in the log."""
     from .hooks import read_val_history
     from .summary import format_block, summary_lines
@@ -329,7 +333,7 @@ def _log_summary(runner: Runner, cfg: Config, results: dict, report: Optional[Pa
     runner.logger.info(format_block('run summary:', lines))
 
 
-def write_report_safely(work_dir: Path, pred: Path) -> Optional[Path]:
+def write_report_safely(work_dir: Path, pred: Path) -> Path | None:
     """The evaluation report (``work_dir/report/index.html``); a failure is logged as a
     warning and never ends the run."""
     try:
@@ -345,8 +349,8 @@ def write_report_safely(work_dir: Path, pred: Path) -> Optional[Path]:
 
 @explain_unknown_types()  # an unknown config type names the close registered ones
 @serving_memcached  # memcached=True: start / fill / stop the server around the run
-def test(cfg: Config, checkpoint: str, opts: RunOptions, out_file: Optional[str],
-         threads: Optional[int] = None) -> dict:
+def test(cfg: Config, checkpoint: str, opts: RunOptions, out_file: str | None,
+         threads: int | None = None) -> dict:
     """Evaluate ``checkpoint`` on the test split (``threads``: as :func:`train`).
 
     The weights are loaded strictly (mmengine's ``load_from`` only warns about missing keys):

@@ -4,8 +4,8 @@ predictions, the report and the TensorBoard logs are, and the command that fuses
 with the others (``tools/ensemble.py``)."""
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
 
 from mmengine.config import Config
 
@@ -19,7 +19,7 @@ STREAMS = ('j', 'b', 'k', 'jm', 'bm', 'km')
 _NAMES = (('acc/top1', 'top-1'), ('acc/top5', 'top-5'), ('acc/mean1', 'mean class'))
 
 
-def best_record(history: Sequence[Mapping], key: str = 'acc/top1') -> Optional[Mapping]:
+def best_record(history: Sequence[Mapping], key: str = 'acc/top1') -> Mapping | None:
     """The validation record with the highest ``key``; the first on ties, as mmengine's
     ``CheckpointHook`` keeps the first best (``rule='greater'``)."""
     best = None
@@ -42,7 +42,7 @@ def _leaf(dataset: Mapping) -> Mapping:
 
 
 def fusion_command(cfg: Config, work_dir: str | Path, pred_name: str = 'best_pred.pkl'
-                   ) -> Optional[tuple[str, list[str]]]:
+                   ) -> tuple[str, list[str]] | None:
     """``(command, streams not trained yet)`` fusing this run's predictions with those of the
     other stream configs next to its config (``configs/<dataset>/{j,b,k,jm,bm,km}.py``, work
     dirs named after them), or None when there is no other stream or the work dirs do not
@@ -68,7 +68,7 @@ def fusion_command(cfg: Config, work_dir: str | Path, pred_name: str = 'best_pre
 
 def summary_lines(cfg: Config, work_dir: str | Path, max_epochs: int,
                   history: Sequence[Mapping], results: Mapping[str, Mapping],
-                  best_ckpt: Optional[str] = None, report: Optional[Path] = None,
+                  best_ckpt: str | None = None, report: Path | None = None,
                   tensorboard: bool = False) -> dict[str, str]:
     """The summary as ``{label: text}`` (see the module docstring).
 

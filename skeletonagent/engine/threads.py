@@ -44,8 +44,9 @@ from __future__ import annotations
 import os
 import statistics
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping, Optional
+from typing import Callable
 
 __all__ = ['ThreadChoice', 'choose_threads', 'apply_threads', 'configure_threads',
            'usable_cpus', 'busy_cpus', 'threads_arg', 'WORKER_RESERVE_FROM']
@@ -73,7 +74,7 @@ class ThreadChoice:
         return f'{self.threads} ({self.source}: {self.reason})'
 
 
-def _cgroup_quota() -> Optional[float]:
+def _cgroup_quota() -> float | None:
     """CPUs allowed by a cgroup quota (v2 ``cpu.max``, v1 ``cpu.cfs_quota_us``), or None."""
     try:
         with open('/sys/fs/cgroup/cpu.max') as f:
@@ -105,7 +106,7 @@ def usable_cpus() -> int:
     return max(1, cpus)
 
 
-def _procs_running() -> Optional[int]:
+def _procs_running() -> int | None:
     try:
         with open('/proc/stat') as f:
             for line in f:
@@ -117,7 +118,7 @@ def _procs_running() -> Optional[int]:
 
 
 def busy_cpus(samples: int = 5, interval: float = 0.05,
-              read: Callable[[], Optional[int]] = _procs_running) -> Optional[int]:
+              read: Callable[[], int | None] = _procs_running) -> int | None:
     """CPUs other processes keep busy now: the median number of runnable tasks on the
     machine over ``samples`` readings ``interval`` seconds apart, less this process (which
     is running while it reads). None where the kernel does not say (not Linux)."""
@@ -139,7 +140,7 @@ def _load_text() -> str:
         return 'load average unknown'
 
 
-def _positive_int(text: str) -> Optional[int]:
+def _positive_int(text: str) -> int | None:
     try:
         value = int(str(text).strip())
     except ValueError:
@@ -156,10 +157,10 @@ def threads_arg(text: str) -> int:
     return value
 
 
-def choose_threads(requested: Optional[int] = None, *, workers: int = 0, cuda: bool = False,
-                   env: Optional[Mapping[str, str]] = None, cpus: Optional[int] = None,
-                   machine_cpus: Optional[int] = None, busy: Optional[int] = -1,
-                   current: Optional[int] = None, load: Optional[str] = None) -> ThreadChoice:
+def choose_threads(requested: int | None = None, *, workers: int = 0, cuda: bool = False,
+                   env: Mapping[str, str] | None = None, cpus: int | None = None,
+                   machine_cpus: int | None = None, busy: int | None = -1,
+                   current: int | None = None, load: str | None = None) -> ThreadChoice:
     """The threads this process should use (the rule of the module docstring).
 
     Args:
@@ -221,8 +222,8 @@ def apply_threads(choice: ThreadChoice) -> None:
         torch.set_num_threads(choice.threads)
 
 
-def configure_threads(requested: Optional[int] = None, workers: int = 0,
-                      cuda: Optional[bool] = None) -> ThreadChoice:
+def configure_threads(requested: int | None = None, workers: int = 0,
+                      cuda: bool | None = None) -> ThreadChoice:
     """:func:`choose_threads` for this process and :func:`apply_threads`; returns the choice."""
     if cuda is None:
         import torch

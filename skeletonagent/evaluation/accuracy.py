@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import pickle
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import numpy as np
 from mmengine.evaluator import BaseMetric
 
-from ..utils.fileio import atomic_write_bytes
 from ..registry import METRICS
+from ..utils.fileio import atomic_write_bytes
 from .functional import confusion_matrix, mean_class_accuracy, top_k_accuracy
 
 _ALIASES = {'top_k_accuracy': 'top_k_accuracy', 'mean_class_accuracy': 'mean_class_accuracy'}
@@ -32,9 +33,9 @@ class SkeletonAccuracy(BaseMetric):
     def __init__(self,
                  metrics: Sequence[str] | str = ('top_k_accuracy', 'mean_class_accuracy'),
                  topk: Sequence[int] = (1, 5),
-                 out_file: Optional[str] = None,
+                 out_file: str | None = None,
                  collect_device: str = 'cpu',
-                 prefix: Optional[str] = None) -> None:
+                 prefix: str | None = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         metrics = [metrics] if isinstance(metrics, str) else list(metrics)
         unknown = [m for m in metrics if m not in _ALIASES]
@@ -87,7 +88,7 @@ class SkeletonAccuracy(BaseMetric):
 
     def _dump(self, scores: np.ndarray, labels: np.ndarray) -> None:
         path = Path(self.out_file)
-        atomic_write_bytes(path, pickle.dumps([s for s in scores], protocol=4))
+        atomic_write_bytes(path, pickle.dumps(list(scores), protocol=4))
         if (labels >= 0).all():
             cm = confusion_matrix(scores.argmax(1), labels, scores.shape[1])
             cm_path = path.with_name(path.stem + '_confusion.npy')

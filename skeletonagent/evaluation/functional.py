@@ -6,7 +6,7 @@ accuracy averages per-class recall over the classes present in the labels.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

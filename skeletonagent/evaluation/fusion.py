@@ -22,8 +22,8 @@ import os
 import os.path as osp
 import pickle
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 

@@ -33,9 +33,10 @@ import csv
 import json
 import logging
 import pickle
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Union
 
 import numpy as np
 
@@ -68,12 +69,12 @@ class ReportInputs:
     """What the report is made of (any part may be missing)."""
 
     work_dir: Path
-    pred_file: Optional[Path] = None
-    scores: Optional[np.ndarray] = None          # N × C
-    confusion: Optional[np.ndarray] = None       # C × C, rows true, columns predicted
+    pred_file: Path | None = None
+    scores: np.ndarray | None = None          # N × C
+    confusion: np.ndarray | None = None       # C × C, rows true, columns predicted
     class_names: list[str] = field(default_factory=list)
-    layout: Optional[str] = None
-    config_file: Optional[Path] = None
+    layout: str | None = None
+    config_file: Path | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -85,7 +86,7 @@ class ReportInputs:
         return len(self.class_names)
 
 
-def _find_pred(work_dir: Path, pred: Optional[PathLike]) -> Optional[Path]:
+def _find_pred(work_dir: Path, pred: PathLike | None) -> Path | None:
     if pred is not None:
         path = Path(pred)
         if not path.is_file() and (work_dir / path).is_file():
@@ -99,13 +100,13 @@ def _find_pred(work_dir: Path, pred: Optional[PathLike]) -> Optional[Path]:
     return None
 
 
-def _find_config(work_dir: Path) -> Optional[Path]:
+def _find_config(work_dir: Path) -> Path | None:
     """The config mmengine dumped into the work dir (the newest top-level ``*.py``)."""
     found = sorted(work_dir.glob('*.py'), key=lambda p: p.stat().st_mtime, reverse=True)
     return found[0] if found else None
 
 
-def _config_settings(config_file: Optional[Path], inputs: ReportInputs) -> tuple[Any, Any]:
+def _config_settings(config_file: Path | None, inputs: ReportInputs) -> tuple[Any, Any]:
     """``(label_map, layout)`` from the dumped config (None where not found)."""
     if config_file is None:
         return None, None
@@ -121,7 +122,7 @@ def _config_settings(config_file: Optional[Path], inputs: ReportInputs) -> tuple
         return None, None
 
 
-def _labels_from_ann(ann: PathLike, split: Optional[str]) -> tuple[np.ndarray, Any]:
+def _labels_from_ann(ann: PathLike, split: str | None) -> tuple[np.ndarray, Any]:
     """Labels (dataset order) and class names of ``split`` of an annotation file."""
     from ..datasets import PoseDataset
     dataset = PoseDataset(str(ann), pipeline=[], split=split, test_mode=True)
@@ -130,10 +131,10 @@ def _labels_from_ann(ann: PathLike, split: Optional[str]) -> tuple[np.ndarray, A
     return labels, dataset.classes
 
 
-def load_inputs(work_dir: PathLike, pred: Optional[PathLike] = None,
-                ann: Optional[PathLike] = None, split: Optional[str] = None,
-                class_names: Optional[Sequence[str]] = None,
-                layout: Optional[str] = None) -> ReportInputs:
+def load_inputs(work_dir: PathLike, pred: PathLike | None = None,
+                ann: PathLike | None = None, split: str | None = None,
+                class_names: Sequence[str] | None = None,
+                layout: str | None = None) -> ReportInputs:
     """Gather predictions, the confusion matrix, class names and the layout of a work dir."""
     from .functional import confusion_matrix
     work_dir = Path(work_dir)
@@ -174,7 +175,7 @@ def load_inputs(work_dir: PathLike, pred: Optional[PathLike] = None,
     label_map, cfg_layout = _config_settings(inputs.config_file, inputs)
     inputs.layout = layout or cfg_layout or 'nturgb+d'
     num_classes = inputs.num_classes
-    names: Optional[list[str]] = list(class_names) if class_names is not None else None
+    names: list[str] | None = list(class_names) if class_names is not None else None
     if names is None and label_map is not None:
         try:
             from ..datasets.label_map import load_label_map
@@ -191,7 +192,7 @@ def load_inputs(work_dir: PathLike, pred: Optional[PathLike] = None,
     return inputs
 
 
-def _names_from_rounds(work_dir: Path, num_classes: int) -> Optional[list[str]]:
+def _names_from_rounds(work_dir: Path, num_classes: int) -> list[str] | None:
     """Class names the agent's round reports mention (when they name every class)."""
     known: dict[int, str] = {}
     for report in read_rounds(work_dir):
@@ -384,7 +385,7 @@ def _series(records: Sequence[dict], key: str, x_key: str) -> tuple[list, list]:
     return xs, ys
 
 
-def plot_curves(records: Sequence[dict], out: Path) -> Optional[dict]:
+def plot_curves(records: Sequence[dict], out: Path) -> dict | None:
     """Loss components, learning rate, train accuracy (by iteration) and validation accuracy
     (by epoch) from the JSON scalars log; agent rounds as dotted lines. None without data."""
     train = [r for r in records if 'loss' in r or 'lr' in r]
@@ -428,7 +429,7 @@ def plot_curves(records: Sequence[dict], out: Path) -> Optional[dict]:
     return dict(train_records=len(train), val_records=len(val), agent_records=len(agent))
 
 
-def _draw_joints(layout: str, joints: Sequence[int], out_dir: Path) -> Optional[Path]:
+def _draw_joints(layout: str, joints: Sequence[int], out_dir: Path) -> Path | None:
     """The skeleton with ``joints`` highlighted (the visualisation room's drawing), cached by
     joint set; None when that drawing is not available or fails."""
     try:
@@ -508,7 +509,7 @@ details { margin: 0.3em 0 0.8em; }
 {% endif %}{% if c.description %}<p><b>Description</b> ({{ 'changed' if c.description_changed else 'unchanged' }}): {{ c.description }}</p>
 {% endif %}</details>
 {% endfor %}{% endfor %}{% endif %}</body></html>
-"""
+"""  # noqa: E501 - the template's lines are the page's
 
 
 def _round_context(report: dict, names: Sequence[str], layout: str, out_dir: Path) -> dict:
@@ -554,8 +555,8 @@ def read_run_info(work_dir: PathLike) -> dict[str, str]:
 
 
 def _write_html(out_dir: Path, inputs: ReportInputs, summary: list[str],
-                pairs: Sequence[tuple], per_class: Optional[list], images: dict,
-                rounds: Sequence[dict], top_n: int, run_info: Optional[dict] = None) -> Path:
+                pairs: Sequence[tuple], per_class: list | None, images: dict,
+                rounds: Sequence[dict], top_n: int, run_info: dict | None = None) -> Path:
     """Render :data:`PAGE` into ``out_dir/index.html``."""
     import jinja2
     names = inputs.class_names
@@ -574,11 +575,11 @@ def _write_html(out_dir: Path, inputs: ReportInputs, summary: list[str],
 
 
 # ----------------------------------------------------------------------------- entry point
-def write_report(work_dir: PathLike, pred: Optional[PathLike] = None,
-                 ann: Optional[PathLike] = None, split: Optional[str] = None,
-                 top_n: int = 20, out_dir: Optional[PathLike] = None,
-                 class_names: Optional[Sequence[str]] = None,
-                 layout: Optional[str] = None) -> Path:
+def write_report(work_dir: PathLike, pred: PathLike | None = None,
+                 ann: PathLike | None = None, split: str | None = None,
+                 top_n: int = 20, out_dir: PathLike | None = None,
+                 class_names: Sequence[str] | None = None,
+                 layout: str | None = None) -> Path:
     """Write the report of ``work_dir`` into ``out_dir`` (default ``work_dir/report``).
 
     Args:

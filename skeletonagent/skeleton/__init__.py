@@ -1,6 +1,5 @@
 """The single source of skeleton topology: layouts, graph adjacency, and rest-pose geometry."""
-from .geometry import (LAYOUT_BY_JOINTS, REST_POSES, LayoutTree, infer_layout, layout_tree,
-                       rest_pose)
+from .geometry import LAYOUT_BY_JOINTS, REST_POSES, LayoutTree, infer_layout, layout_tree, rest_pose
 from .graph import Graph
 from .layouts import LAYOUTS, Layout, get_layout
 

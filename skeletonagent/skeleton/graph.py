@@ -1,7 +1,7 @@
 """Graph adjacency matrices of a skeleton layout (PYSKL / official ``Graph``)."""
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 

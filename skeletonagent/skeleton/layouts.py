@@ -9,9 +9,9 @@ in the official order.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping
 
 __all__ = ['Layout', 'LAYOUTS', 'get_layout']
 
@@ -77,10 +77,10 @@ class Layout:
 
     # A layout is immutable: copies are itself; pickles rebuild it from its fields (the
     # read-only mappings cannot be pickled as they are, and DataLoader workers need it).
-    def __copy__(self) -> 'Layout':
+    def __copy__(self) -> Layout:
         return self
 
-    def __deepcopy__(self, memo: dict) -> 'Layout':
+    def __deepcopy__(self, memo: dict) -> Layout:
         return self
 
     def __reduce__(self):

@@ -3,6 +3,6 @@
 These are for tests, benchmarks and demos, not for training; they live in the package so
 that ``bench/`` and the end-to-end tests can use them without copying.
 """
-from .llm_server import Fault, FakeLLMServer, asks_about
+from .llm_server import FakeLLMServer, Fault, asks_about
 
 __all__ = ['Fault', 'FakeLLMServer', 'asks_about']

@@ -24,9 +24,10 @@ import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterable, Optional, Union
+from typing import Any, Callable, Union
 
 __all__ = ['Fault', 'FakeLLMServer', 'asks_about', 'Record', 'REFUSAL_TEXT', 'BAD_JOINTS_TEXT']
 
@@ -48,38 +49,38 @@ class Fault:
 
     kind: str                       # 'status', 'hang', 'drop', 'reply', 'malformed'
     code: int = 200                 # HTTP status of 'status'
-    retry_after: Optional[float] = None   # Retry-After header (seconds) of 'status'
+    retry_after: float | None = None   # Retry-After header (seconds) of 'status'
     seconds: float = 0.0            # how long 'hang' holds the request
-    text: Optional[str] = None      # content of 'reply' (None: null); error message of 'status'
-    refusal_text: Optional[str] = None  # the message's ``refusal`` field of 'reply'
+    text: str | None = None      # content of 'reply' (None: null); error message of 'status'
+    refusal_text: str | None = None  # the message's ``refusal`` field of 'reply'
     finish_reason: str = 'stop'
-    times: Optional[int] = 1
+    times: int | None = 1
 
     @classmethod
-    def status(cls, code: int, retry_after: Optional[float] = None,
-               times: Optional[int] = 1) -> 'Fault':
+    def status(cls, code: int, retry_after: float | None = None,
+               times: int | None = 1) -> Fault:
         """An HTTP error status (429 and 503 may carry ``retry_after`` seconds)."""
         if not 400 <= code <= 599:
             raise ValueError(f'Fault.status needs an HTTP error code (4xx or 5xx), got {code}')
         return cls('status', code=code, retry_after=retry_after, times=times)
 
     @classmethod
-    def hang(cls, seconds: float = 5.0, times: Optional[int] = 1) -> 'Fault':
+    def hang(cls, seconds: float = 5.0, times: int | None = 1) -> Fault:
         """Hold the request ``seconds`` (longer than the client's timeout), then reply."""
         return cls('hang', seconds=float(seconds), times=times)
 
     @classmethod
-    def drop(cls, times: Optional[int] = 1) -> 'Fault':
+    def drop(cls, times: int | None = 1) -> Fault:
         """Close the connection without a response."""
         return cls('drop', times=times)
 
     @classmethod
-    def reply(cls, text: Optional[str], times: Optional[int] = 1) -> 'Fault':
+    def reply(cls, text: str | None, times: int | None = 1) -> Fault:
         """A normal completion whose content is ``text`` (None: a null content)."""
         return cls('reply', text=text, times=times)
 
     @classmethod
-    def refusal(cls, style: str = 'text', times: Optional[int] = 1) -> 'Fault':
+    def refusal(cls, style: str = 'text', times: int | None = 1) -> Fault:
         """The model declines: in words (``'text'``), through the message's ``refusal``
         field with no content (``'field'``), or by a ``content_filter`` finish reason with
         no content (``'filter'``)."""
@@ -92,17 +93,17 @@ class Fault:
         return cls('reply', text=None, finish_reason='content_filter', times=times)
 
     @classmethod
-    def empty(cls, times: Optional[int] = 1) -> 'Fault':
+    def empty(cls, times: int | None = 1) -> Fault:
         """A completion with empty content."""
         return cls('reply', text='', times=times)
 
     @classmethod
-    def malformed(cls, times: Optional[int] = 1) -> 'Fault':
+    def malformed(cls, times: int | None = 1) -> Fault:
         """Status 200 with a truncated, unparseable JSON body."""
         return cls('malformed', times=times)
 
     @classmethod
-    def bad_joints(cls, times: Optional[int] = 1) -> 'Fault':
+    def bad_joints(cls, times: int | None = 1) -> Fault:
         """A reply naming joint numbers out of range of every layout."""
         return cls('reply', text=BAD_JOINTS_TEXT, times=times)
 
@@ -138,7 +139,7 @@ class Record:
 
 
 class _Rule:
-    def __init__(self, fault: Fault, predicate: Optional[Predicate] = None) -> None:
+    def __init__(self, fault: Fault, predicate: Predicate | None = None) -> None:
         self.fault, self.predicate, self.left = fault, predicate, fault.times
 
     def take(self) -> Fault:
@@ -153,16 +154,16 @@ class _Rule:
 
 class _Handler(BaseHTTPRequestHandler):
     server_version = 'FakeLLMServer/1'
-    owner: 'FakeLLMServer'  # set on the per-server subclass
+    owner: FakeLLMServer  # set on the per-server subclass
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib name
         pass  # keep test output clean
 
     # -------------------------------------------------------------- responses
-    def _send_json(self, code: int, payload: Any, headers: Optional[dict] = None) -> None:
+    def _send_json(self, code: int, payload: Any, headers: dict | None = None) -> None:
         self._send_raw(code, json.dumps(payload).encode(), headers)
 
-    def _send_raw(self, code: int, data: bytes, headers: Optional[dict] = None) -> None:
+    def _send_raw(self, code: int, data: bytes, headers: dict | None = None) -> None:
         try:
             self.send_response(code)
             self.send_header('Content-Type', 'application/json')
@@ -174,7 +175,7 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (timed out) first
 
-    def _send_error(self, code: int, message: str, headers: Optional[dict] = None) -> None:
+    def _send_error(self, code: int, message: str, headers: dict | None = None) -> None:
         kind = {429: 'rate_limit_exceeded', 400: 'invalid_request_error'}.get(code, 'server_error')
         self._send_json(code, {'error': {'message': message, 'type': kind, 'code': code}}, headers)
 
@@ -258,7 +259,7 @@ class FakeLLMServer:
         port: 0 picks a free port.
     """
 
-    def __init__(self, responder: Optional[Responder] = None, latency: float = 0.0,
+    def __init__(self, responder: Responder | None = None, latency: float = 0.0,
                  model: str = 'fake-llm', layout: str = 'nturgb+d', host: str = '127.0.0.1',
                  port: int = 0) -> None:
         self.responder = responder
@@ -272,8 +273,8 @@ class FakeLLMServer:
         self._rules: list[_Rule] = []     # predicate rules
         self._script: list[_Rule] = []    # the queue
         self._offline = None
-        self._httpd: Optional[_Server] = None
-        self._thread: Optional[threading.Thread] = None
+        self._httpd: _Server | None = None
+        self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
 
     # -------------------------------------------------------------- lifecycle
@@ -286,7 +287,7 @@ class FakeLLMServer:
     def running(self) -> bool:
         return self._httpd is not None
 
-    def start(self) -> 'FakeLLMServer':
+    def start(self) -> FakeLLMServer:
         """Start serving (on a free port the first time, on the same port afterwards)."""
         if self._httpd is not None:
             return self
@@ -311,7 +312,7 @@ class FakeLLMServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def up(self) -> 'FakeLLMServer':
+    def up(self) -> FakeLLMServer:
         """Listen again on the same port after :meth:`down`."""
         return self.start()
 
@@ -320,7 +321,7 @@ class FakeLLMServer:
         self._stopping.set()
         self.down()
 
-    def __enter__(self) -> 'FakeLLMServer':
+    def __enter__(self) -> FakeLLMServer:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -380,7 +381,7 @@ class FakeLLMServer:
         if seconds > 0:
             self._stopping.wait(seconds)
 
-    def _fault_for(self, body: dict) -> Optional[Fault]:
+    def _fault_for(self, body: dict) -> Fault | None:
         with self._lock:
             for rule in self._rules:
                 if not rule.spent and rule.predicate(body):
@@ -415,7 +416,7 @@ class FakeLLMServer:
                     for m in body['messages'] if isinstance(m, dict)]
         return offline.chat(messages)
 
-    def _completion(self, body: dict, text: Optional[str], refusal: Optional[str] = None,
+    def _completion(self, body: dict, text: str | None, refusal: str | None = None,
                     finish_reason: str = 'stop') -> dict:
         prompt = sum(len(str(m.get('content') or '')) for m in body.get('messages', [])
                      if isinstance(m, dict))
@@ -432,7 +433,7 @@ class FakeLLMServer:
         }
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Serve until interrupted: ``python -m skeletonagent.testing.llm_server --latency 1``.
 
     Prints ``base_url: http://127.0.0.1:PORT/v1`` once listening (benchmarks read it), so a

@@ -23,7 +23,7 @@ import shutil
 import subprocess
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 import numpy as np
 
@@ -52,7 +52,7 @@ def _layout(layout: Any):
     return get_layout(layout)
 
 
-def critical_joints_from_mask(masks: Any, class_index: Optional[int] = None) -> list[int]:
+def critical_joints_from_mask(masks: Any, class_index: int | None = None) -> list[int]:
     """The critical joints a Selector mask encodes: the rows that hold a non-zero.
 
     :func:`skeletonagent.agent.selector.build_masks` sets ``mask[c, row, :] = 1`` for the
@@ -125,7 +125,7 @@ def _project(points: np.ndarray, azimuth: float = AZIMUTH,
     return np.stack([-xr, yr], axis=-1)
 
 
-def _prepare(keypoint: Any, layout: Any, keypoint_score: Any, dim: Optional[int],
+def _prepare(keypoint: Any, layout: Any, keypoint_score: Any, dim: int | None,
              score_thr: float) -> tuple[Any, np.ndarray, np.ndarray, bool]:
     """→ (layout, points M×T×V×2 in drawing coordinates, visible M×T×V, y_down)."""
     kp = np.asarray(keypoint, dtype=np.float64)
@@ -233,7 +233,7 @@ def _persons_present(visible: np.ndarray) -> np.ndarray:
     return present if len(present) else np.arange(min(1, visible.shape[0]))
 
 
-def _caption(title: Optional[str], layout, critical: Sequence[int]) -> str:
+def _caption(title: str | None, layout, critical: Sequence[int]) -> str:
     parts = [title] if title else []
     if critical:
         names = ', '.join(layout.joint_names[j] for j in critical)
@@ -247,9 +247,9 @@ def _wrap(text: str, width: int) -> str:
 
 
 # --------------------------------------------------------------------------- titles
-def class_names_for(label_map: Optional[PathLike] = None,
-                    file_classes: Optional[Sequence[str]] = None,
-                    config: Optional[PathLike] = None) -> tuple[Optional[list[str]], str]:
+def class_names_for(label_map: PathLike | None = None,
+                    file_classes: Sequence[str] | None = None,
+                    config: PathLike | None = None) -> tuple[list[str] | None, str]:
     """Class names for titles and where they come from, the first that exists of: a label
     map (a shipped name such as ``'ntu60'`` or a file), the annotation file's own ``classes``,
     a config's (its ``agent.label_map`` or its datasets' ``classes``). ``(None, 'none')``
@@ -277,8 +277,8 @@ def class_names_for(label_map: Optional[PathLike] = None,
     return None, 'none'
 
 
-def sample_title(sample: dict, class_names: Optional[Sequence[str]] = None,
-                 critical_class: Optional[int] = None) -> str:
+def sample_title(sample: dict, class_names: Sequence[str] | None = None,
+                 critical_class: int | None = None) -> str:
     """``'S001C001P001R001A023: hand waving (label 22)'``: the sample's name, its class name
     (when ``class_names`` has it) and number; ``critical_class`` adds whose critical joints
     are drawn."""
@@ -299,7 +299,7 @@ def sample_title(sample: dict, class_names: Optional[Sequence[str]] = None,
 
 
 # --------------------------------------------------------------------------- sequences
-def _check_critical(critical: Optional[Iterable[int]], layout) -> list[int]:
+def _check_critical(critical: Iterable[int] | None, layout) -> list[int]:
     joints = sorted({int(j) for j in (critical or ())})
     bad = [j for j in joints if not 0 <= j < layout.num_joints]
     if bad:
@@ -309,9 +309,9 @@ def _check_critical(critical: Optional[Iterable[int]], layout) -> list[int]:
 
 
 def render_frames(keypoint: Any, layout: Any = None, *, keypoint_score: Any = None,
-                  critical: Optional[Iterable[int]] = None, frames: Optional[Sequence[int]] = None,
-                  dim: Optional[int] = None, size: tuple[float, float] = (4.0, 4.0),
-                  dpi: int = 100, title: Optional[str] = None,
+                  critical: Iterable[int] | None = None, frames: Sequence[int] | None = None,
+                  dim: int | None = None, size: tuple[float, float] = (4.0, 4.0),
+                  dpi: int = 100, title: str | None = None,
                   score_thr: float = 0.0) -> Iterator[np.ndarray]:
     """Yield one H×W×3 uint8 image per frame of an M×T×V×C sequence (same size each).
 
@@ -358,7 +358,7 @@ def _grid_png(points, visible, layout, critical, y_down, out: Path, num_panels: 
     fig.savefig(out, dpi=dpi, format='png')
 
 
-def find_ffmpeg() -> Optional[str]:
+def find_ffmpeg() -> str | None:
     """An ffmpeg executable: on PATH, matplotlib's ``animation.ffmpeg_path``, or the one the
     ``imageio-ffmpeg`` package ships; None when there is none."""
     found = shutil.which('ffmpeg')
@@ -409,9 +409,9 @@ def _chain(first, rest):
 
 def draw_skeleton_sequence(keypoint: Any, out: PathLike, layout: Any = None, *,
                            keypoint_score: Any = None,
-                           critical: Optional[Iterable[int]] = None, fps: float = 15,
-                           num_panels: int = 6, dim: Optional[int] = None,
-                           title: Optional[str] = None, dpi: int = 100,
+                           critical: Iterable[int] | None = None, fps: float = 15,
+                           num_panels: int = 6, dim: int | None = None,
+                           title: str | None = None, dpi: int = 100,
                            size: tuple[float, float] = (4.0, 4.0), stride: int = 1,
                            score_thr: float = 0.0) -> Path:
     """Draw an M×T×V×C skeleton sequence to ``out`` (``.png``, ``.gif`` or ``.mp4``).
@@ -487,7 +487,7 @@ def _named_positions() -> dict[str, tuple[float, float]]:
     return table
 
 
-def _hand_pose(layout) -> Optional[np.ndarray]:
+def _hand_pose(layout) -> np.ndarray | None:
     """A spread right hand, palm facing the viewer, for MediaPipe's 21 joints."""
     names = layout.joint_names
     if len(names) != 21 or names[0] != 'wrist':
@@ -530,7 +530,7 @@ def canonical_pose(layout: Any) -> np.ndarray:
 
 
 def draw_critical_joints(layout: Any, joints: Iterable[int], out_png: PathLike, *,
-                         title: Optional[str] = None, label_joints: bool = True,
+                         title: str | None = None, label_joints: bool = True,
                          size: tuple[float, float] = (3.0, 4.0), dpi: int = 100) -> Path:
     """Draw ``layout``'s skeleton in a neutral pose with ``joints`` highlighted, to a PNG.
 

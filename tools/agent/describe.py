@@ -37,7 +37,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def agent_settings(args: argparse.Namespace) -> dict:
     settings: dict = {}
     if args.config:
-        from skeletonagent.engine.config import agent_settings as from_config, load_config
+        from skeletonagent.engine.config import agent_settings as from_config
+        from skeletonagent.engine.config import load_config
         settings = from_config(load_config(args.config, args.cfg_options)) or {}
     if args.label_map:
         settings['label_map'] = args.label_map
@@ -51,9 +52,9 @@ def agent_settings(args: argparse.Namespace) -> dict:
 def main(argv=None) -> int:
     args = parse_args(argv)
     from skeletonagent.agent import build_backend
-    from skeletonagent.agent.sources import resolve_prompts
     from skeletonagent.agent.describe import describe_classes
     from skeletonagent.agent.initial import resolve_class_names
+    from skeletonagent.agent.sources import resolve_prompts
     settings = agent_settings(args)
     if 'label_map' not in settings and not settings.get('num_classes'):
         print('describe: give --config or --label-map', file=sys.stderr)

@@ -19,8 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from skeletonagent.agent.official import (DEFAULT_OUT, OFFICIAL_DATASETS,  # noqa: E402
-                                          OfficialImportError, import_official)
+from skeletonagent.agent.official import DEFAULT_OUT, OFFICIAL_DATASETS, OfficialImportError, import_official  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any
 
 __all__ = ['Message', 'LLMBackend', 'check_messages', 'ChatResult', 'RoundStats', 'FAILURE_KINDS']
 
@@ -56,8 +57,8 @@ class ChatResult:
     failed too; 0 for a cache hit or a chat the round's budget or down server stopped).
     """
 
-    text: Optional[str]
-    error: Optional[str] = None
+    text: str | None
+    error: str | None = None
     detail: str = ''
     requests: int = 0
     prompt_tokens: int = 0
@@ -90,7 +91,7 @@ class RoundStats:
     seconds: float = 0.0
 
     @classmethod
-    def from_results(cls, results: Sequence[ChatResult], seconds: float) -> 'RoundStats':
+    def from_results(cls, results: Sequence[ChatResult], seconds: float) -> RoundStats:
         return cls(chats=len(results), requests=sum(r.requests for r in results),
                    prompt_tokens=sum(r.prompt_tokens for r in results),
                    completion_tokens=sum(r.completion_tokens for r in results),
@@ -120,7 +121,7 @@ class RoundStats:
 class LLMBackend(ABC):
     """Base class of LLM backends (registered in ``skeletonagent.registry.LLM_BACKENDS``)."""
 
-    def configure(self, layout: Any = None, prompts: Any = None) -> None:
+    def configure(self, layout: Any = None, prompts: Any = None) -> None:  # noqa: B027 - optional, a no-op
         """Tell the backend the skeleton layout and prompt templates of the dialogue.
 
         Remote LLMs read everything from the messages and ignore this; the offline backend
@@ -157,9 +158,9 @@ class LLMBackend(ABC):
                 results.append(ChatResult(text, seconds=time.perf_counter() - start))
         return results
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional, a no-op
         """Release clients or threads (nothing by default)."""
 
-    def describe(self) -> Optional[str]:
+    def describe(self) -> str | None:
         """A short human-readable name for logs."""
         return type(self).__name__

@@ -16,8 +16,9 @@ import json
 import logging
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Union
 
 from skeletonagent.utils.fileio import atomic_write_text
 
@@ -61,7 +62,7 @@ class ResponseCache:
         """Where the entry of ``key`` lives."""
         return self.directory / key[:2] / f'{key}.json'
 
-    def get(self, request: Mapping[str, Any]) -> Optional[str]:
+    def get(self, request: Mapping[str, Any]) -> str | None:
         """The cached answer to ``request``, or None (a miss, or a corrupt entry)."""
         key = request_key(request)
         path = self.path(key)
@@ -84,7 +85,7 @@ class ResponseCache:
         return text
 
     def put(self, request: Mapping[str, Any], text: str,
-            usage: Optional[Mapping[str, int]] = None) -> Path:
+            usage: Mapping[str, int] | None = None) -> Path:
         """Store the successful answer ``text`` to ``request``; returns the entry's path."""
         if not isinstance(text, str) or not text.strip():
             raise ValueError('only non-empty answers are cached')

@@ -7,8 +7,8 @@ here; a layout with other joint names gets its joints by the same words.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Optional
 
 from ..vocab import joint_words, side_of_joints, synonym_words, words
 
@@ -116,7 +116,7 @@ _MOTION_PHRASES: tuple[tuple[frozenset[str], str], ...] = (
 )
 
 
-def _lexicon_entry(word: str) -> Optional[tuple[str, ...]]:
+def _lexicon_entry(word: str) -> tuple[str, ...] | None:
     """Lexicon concepts of ``word`` or of a simple inflection of it (plural, -ing, -ed)."""
     candidates = [word]
     if word.endswith('s') and not word.endswith('ss'):

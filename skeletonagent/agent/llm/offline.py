@@ -11,15 +11,14 @@ for real descriptions.
 from __future__ import annotations
 
 import re
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from skeletonagent.registry import LLM_BACKENDS
 
 from ..prompts import FOLLOW_UP, INITIAL_ROUNDS, PromptSet
 from ..vocab import LayoutArg, resolve_layout
 from .base import LLMBackend, Message, check_messages
-from .heuristics import (ActionGuess, guess_action, joint_motion_phrase, part_label,
-                         region_joints, select_few)
+from .heuristics import ActionGuess, guess_action, joint_motion_phrase, part_label, region_joints, select_few
 
 __all__ = ['Offline']
 
@@ -69,14 +68,14 @@ class Offline(LLMBackend):
     # NOTE: a heuristic stand-in, not an LLM. Every answer is a function of the class name,
     # the layout and the round alone (no model, no randomness, no network).
 
-    def __init__(self, layout: Optional[LayoutArg] = None, prompts=None,
+    def __init__(self, layout: LayoutArg | None = None, prompts=None,
                  max_listed_joints: int = 10, keep_joints: int = 8) -> None:
         self.layout = resolve_layout(layout) if layout is not None else None
         self.prompts = PromptSet.from_cfg(prompts)
         self.max_listed_joints = int(max_listed_joints)
         self.keep_joints = int(keep_joints)
 
-    def configure(self, layout: Optional[LayoutArg] = None, prompts=None) -> None:
+    def configure(self, layout: LayoutArg | None = None, prompts=None) -> None:
         if layout is not None:
             self.layout = resolve_layout(layout)
         if prompts is not None:
@@ -117,7 +116,7 @@ class Offline(LLMBackend):
         return ' '.join(user_texts[0].split()[:8])
 
     @staticmethod
-    def _similar_names(field: Optional[str], question: str, action: str) -> list[str]:
+    def _similar_names(field: str | None, question: str, action: str) -> list[str]:
         names = _QUOTED_RE.findall(field) if field else []
         if not names:
             names = [n for n in _QUOTED_RE.findall(question) if n != action]

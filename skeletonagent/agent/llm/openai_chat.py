@@ -43,10 +43,11 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any, Callable, Mapping, Optional, Sequence, Union
+from typing import Any, Callable
 from urllib.parse import urlsplit, urlunsplit
 
 from skeletonagent.registry import LLM_BACKENDS
@@ -87,7 +88,7 @@ class LLMError(RuntimeError):
     """An LLM backend could not answer; ``kind`` is one of ``FAILURE_KINDS`` (None for a
     configuration error)."""
 
-    def __init__(self, message: str, kind: Optional[str] = None) -> None:
+    def __init__(self, message: str, kind: str | None = None) -> None:
         super().__init__(message)
         self.kind = kind
 
@@ -96,7 +97,7 @@ class MissingAPIKeyError(LLMError):
     """The environment variable that should hold the API key is unset or empty."""
 
 
-def looks_like_refusal(text: Optional[str]) -> bool:
+def looks_like_refusal(text: str | None) -> bool:
     """Whether an answer's opening reads as the model declining ("I'm sorry, but I can't")."""
     if not text:
         return False
@@ -105,7 +106,7 @@ def looks_like_refusal(text: Optional[str]) -> bool:
 
 
 # --------------------------------------------------------------------------- helpers
-def _progress_bar(total: int, desc: Optional[str]):
+def _progress_bar(total: int, desc: str | None):
     """A tqdm bar over a round's chats on stderr, or None: shown when stderr is a terminal or
     ``SKELETONAGENT_PROGRESS=1``, never when it is ``0`` (logs stay free of bars)."""
     flag = os.environ.get('SKELETONAGENT_PROGRESS', '').strip().lower()
@@ -126,10 +127,10 @@ class _Reply:
     """A parsed completion."""
 
     text: Any
-    finish_reason: Optional[str]
-    refusal: Optional[str]
+    finish_reason: str | None
+    refusal: str | None
 
-    def problem(self) -> Optional[tuple[str, str]]:
+    def problem(self) -> tuple[str, str] | None:
         """``(kind, detail)`` when the reply is not a usable answer."""
         if self.refusal:
             return 'refusal', f'refusal field: {self.refusal[:120]!r}'
@@ -156,15 +157,15 @@ class _Round:
     """The budgets and the server's health of one ``chat_results`` call, shared by its
     threads."""
 
-    def __init__(self, max_requests: Optional[int], max_tokens: Optional[int]) -> None:
+    def __init__(self, max_requests: int | None, max_tokens: int | None) -> None:
         self.max_requests, self.max_tokens = max_requests, max_tokens
         self.lock = threading.Lock()
         self.requests = 0
         self.tokens = 0
         self.answered = False              # some HTTP attempt of the round got a response
-        self.down: Optional[str] = None    # why the server counts as unreachable
+        self.down: str | None = None    # why the server counts as unreachable
 
-    def admit(self) -> Optional[_Failure]:
+    def admit(self) -> _Failure | None:
         """Count one more HTTP attempt, or say why the round forbids it."""
         with self.lock:
             if self.down is not None:
@@ -207,11 +208,11 @@ class _Chat:
 
 
 #: The chat whose request the current thread is sending (None outside ``_run_chat``).
-_CURRENT_CHAT: contextvars.ContextVar[Optional[_Chat]] = contextvars.ContextVar(
+_CURRENT_CHAT: contextvars.ContextVar[_Chat | None] = contextvars.ContextVar(
     'skeletonagent_openai_chat', default=None)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _sdk() -> SimpleNamespace:
     """What needs ``openai`` (imported on first use, not with this module): ``RoundStop``,
     the ``OpenAIError`` the transport raises to end a request without the SDK's retries;
@@ -318,7 +319,7 @@ def _redact_url(url: str) -> str:
     return urlunsplit(parts).rstrip('/')
 
 
-def _redact_key(text: str, api_key: Optional[str]) -> str:
+def _redact_key(text: str, api_key: str | None) -> str:
     """``text`` with the API key replaced (a server's error message may echo it)."""
     if not text or not api_key or api_key == 'EMPTY' or len(api_key) < 8:
         return text
@@ -360,16 +361,16 @@ class OpenAIChat(LLMBackend):
         extra_body: extra JSON fields of every request (e.g. ``{'top_p': 0.9}``).
     """
 
-    def __init__(self, model: str, base_url: Optional[str] = None,
-                 api_key_env: Optional[str] = 'OPENAI_API_KEY', temperature: Optional[float] = 0.0,
-                 max_tokens: Optional[int] = 512, timeout: float = 60.0, max_retries: int = 4,
-                 max_concurrency: int = 32, backoff: Optional[float] = None,
-                 backoff_cap: Optional[float] = None,
-                 max_requests_per_round: Optional[int] = None,
-                 max_tokens_per_round: Optional[int] = None,
-                 cache_dir: Union[str, 'os.PathLike[str]', None] = None,
-                 system_prompt: Optional[str] = None,
-                 extra_body: Optional[Mapping[str, Any]] = None) -> None:
+    def __init__(self, model: str, base_url: str | None = None,
+                 api_key_env: str | None = 'OPENAI_API_KEY', temperature: float | None = 0.0,
+                 max_tokens: int | None = 512, timeout: float = 60.0, max_retries: int = 4,
+                 max_concurrency: int = 32, backoff: float | None = None,
+                 backoff_cap: float | None = None,
+                 max_requests_per_round: int | None = None,
+                 max_tokens_per_round: int | None = None,
+                 cache_dir: str | os.PathLike[str] | None = None,
+                 system_prompt: str | None = None,
+                 extra_body: Mapping[str, Any] | None = None) -> None:
         if not isinstance(model, str) or not model:
             raise ValueError(f'OpenAIChat needs a model name, got {model!r}')
         api_key = _read_api_key(api_key_env)  # first: a missing key is the likeliest mistake
@@ -402,7 +403,7 @@ class OpenAIChat(LLMBackend):
         self._client = self._make_client(base_url, api_key)
         self.base_url = _redact_key(_redact_url(str(self._client.base_url)), api_key)
 
-    def _make_client(self, base_url: Optional[str], api_key: str) -> Any:
+    def _make_client(self, base_url: str | None, api_key: str) -> Any:
         import openai  # deferred: importing it takes ~0.7 s
         kwargs: dict[str, Any] = dict(api_key=api_key, timeout=self.timeout,
                                       max_retries=self.max_retries,
@@ -453,7 +454,7 @@ class OpenAIChat(LLMBackend):
         return [r.text for r in results]
 
     def chat_results(self, chats: Sequence[Sequence[Message]],
-                     progress: Optional[Callable[[ChatResult], None]] = None
+                     progress: Callable[[ChatResult], None] | None = None
                      ) -> list[ChatResult]:
         """Outcomes of one round of chats, in order (see the module docstring).
 
@@ -468,7 +469,7 @@ class OpenAIChat(LLMBackend):
         return _Round(self.max_requests_per_round, self.max_tokens_per_round)
 
     def _round(self, chats: Sequence[Sequence[Message]],
-               progress: Optional[Callable[[ChatResult], None]]
+               progress: Callable[[ChatResult], None] | None
                ) -> tuple[list[ChatResult], _Round]:
         chats = list(chats)
         state = self._new_round()
@@ -530,7 +531,7 @@ class OpenAIChat(LLMBackend):
         start = time.perf_counter()
         chat = _Chat(state)
 
-        def result(text: Optional[str], error: Optional[str] = None, detail: str = '',
+        def result(text: str | None, error: str | None = None, detail: str = '',
                    cached: bool = False) -> ChatResult:
             detail = _redact_key(detail, self._client.api_key)  # an error may echo the key
             return ChatResult(text, error=error, detail=detail, requests=chat.requests,
@@ -570,7 +571,7 @@ class OpenAIChat(LLMBackend):
         finally:
             _CURRENT_CHAT.reset(token)
 
-    def _ask(self, request: dict[str, Any], chat: _Chat) -> Union[_Reply, _Failure]:
+    def _ask(self, request: dict[str, Any], chat: _Chat) -> _Reply | _Failure:
         """One request, retried by the SDK: the reply, or the failure that ended it."""
         before = chat.requests
         try:
@@ -612,7 +613,7 @@ class OpenAIChat(LLMBackend):
         return _Failure('other', text)
 
     @staticmethod
-    def _parse(completion: Any, chat: _Chat) -> Union[_Reply, _Failure]:
+    def _parse(completion: Any, chat: _Chat) -> _Reply | _Failure:
         usage = getattr(completion, 'usage', None)
         prompt = int(getattr(usage, 'prompt_tokens', 0) or 0)
         answer = int(getattr(usage, 'completion_tokens', 0) or 0)
@@ -641,13 +642,13 @@ def _round_stop(exc: BaseException) -> Any:
     return None
 
 
-def _down_result(result: ChatResult, state: _Round, api_key: Optional[str]) -> bool:
+def _down_result(result: ChatResult, state: _Round, api_key: str | None) -> bool:
     """Whether ``result`` failed only because the round's server was down."""
     return (state.down is not None and result.error == 'connection'
             and result.detail == _redact_key(state.down, api_key))
 
 
-def _refused(outcome: Union[_Reply, _Failure]) -> bool:
+def _refused(outcome: _Reply | _Failure) -> bool:
     if not isinstance(outcome, _Reply):
         return False
     problem = outcome.problem()
@@ -662,7 +663,7 @@ def _rephrased(request: dict[str, Any]) -> dict[str, Any]:
     return dict(request, messages=messages)
 
 
-def _read_api_key(api_key_env: Optional[str]) -> str:
+def _read_api_key(api_key_env: str | None) -> str:
     """The key from the environment ('EMPTY' when no key is needed); never logged."""
     if api_key_env is None:
         return 'EMPTY'

@@ -19,8 +19,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Union
 
 from skeletonagent.registry import LLM_BACKENDS
 
@@ -81,7 +82,7 @@ class TranscriptReplay(LLMBackend):
             action name from a question; :meth:`configure` may set them later.
     """
 
-    def __init__(self, transcripts: PathLike, label_map: Union[PathLike, Sequence[str], None] = None,
+    def __init__(self, transcripts: PathLike, label_map: PathLike | Sequence[str] | None = None,
                  prompts=None) -> None:
         self.directory = Path(transcripts).expanduser()
         if not self.directory.is_dir():
@@ -130,7 +131,7 @@ class TranscriptReplay(LLMBackend):
                                len(results), result.error, result.detail)
         return results
 
-    def identify(self, question: str) -> Optional[int]:
+    def identify(self, question: str) -> int | None:
         """The class (0-based) a chat whose first question is ``question`` is about."""
         cls = self._by_first_question.get(_squash(question))
         if cls is not None:

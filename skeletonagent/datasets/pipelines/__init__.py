@@ -7,8 +7,7 @@ from .compose import Compose, PipelineError
 from .features import FEATURES, GenSkeFeat, JointToBone, JointToKB, MergeSkeFeat, ToMotion
 from .formatting import Collect, FormatGCNInput, Rename, ToTensor, to_tensor
 from .loading import DecompressPose, PoseDecode
-from .pose_related import (Flip, Kinetics_Transform, Part_Drop, PreNormalize2D, PreNormalize3D,
-                           RandomRot, Spatial_Flip)
+from .pose_related import Flip, Kinetics_Transform, Part_Drop, PreNormalize2D, PreNormalize3D, RandomRot, Spatial_Flip
 from .sampling import UniformSample, UniformSampleDecode, UniformSampleFrames
 
 __all__ = [

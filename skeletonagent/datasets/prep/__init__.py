@@ -5,9 +5,19 @@ thin wrappers around :func:`prepare_ntu`, :func:`prepare_uav` and
 :func:`check_annotation_file`.
 """
 from .check import check_annotation_file, format_summary
-from .ntu import (RunResult, SkeletonFileError, default_missing_file, ntu_name_fields,
-                  ntu_sample, ntu_splits, parse_skeleton_text, prepare_ntu, read_missing_list,
-                  run_samples, select_bodies)
+from .ntu import (
+    RunResult,
+    SkeletonFileError,
+    default_missing_file,
+    ntu_name_fields,
+    ntu_sample,
+    ntu_splits,
+    parse_skeleton_text,
+    prepare_ntu,
+    read_missing_list,
+    run_samples,
+    select_bodies,
+)
 from .uav import prepare_uav, uav_name_fields, uav_sample, uav_splits
 
 __all__ = [

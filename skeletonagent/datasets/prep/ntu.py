@@ -397,7 +397,7 @@ def _load_cached(work_dir: Path, name: str, path: Path, key: Any) -> tuple[bool,
             entry = pickle.load(f)
     except FileNotFoundError:
         return False, None
-    except Exception:        # a truncated or foreign file: redo the sample
+    except Exception:  # noqa: BLE001 - a truncated or foreign file: redo the sample
         return False, None
     if (not isinstance(entry, dict) or entry.get('key') != key
             or entry.get('source') != _source_stamp(path)):

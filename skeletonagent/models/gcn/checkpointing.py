@@ -5,9 +5,10 @@ again in backward. ``with_cp=True`` keeps only the block's input; ``with_cp='sel
 keeps the outputs of the block's products (convolutions, matrix products, softmax) and
 recomputes only the cheap operators between them (batch norms, activations, additions,
 concatenations): on the NTU-60 model 0.56x the peak memory of no checkpointing at about the
-same step time (``bench/train_step.py``; all: 0.29x memory). A training-mode batch norm would update its running statistics (and
-``num_batches_tracked``) on both runs. The running statistics are put back after the
-recomputation, so a checkpointed step changes exactly what an ordinary step changes.
+same step time (``bench/train_step.py``; all: 0.29x memory). A training-mode batch norm would
+update its running statistics (and ``num_batches_tracked``) on both runs. The running
+statistics are put back after the recomputation, so a checkpointed step changes exactly what
+an ordinary step changes.
 """
 from __future__ import annotations
 

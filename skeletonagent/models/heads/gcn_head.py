@@ -7,6 +7,7 @@ import torch
 import torch.nn as nn
 
 from skeletonagent.registry import MODELS
+
 from .base import PooledLinearHead
 from .simple_head import top_k_accuracy
 

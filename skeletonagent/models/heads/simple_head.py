@@ -7,6 +7,7 @@ import torch
 import torch.nn as nn
 
 from skeletonagent.registry import MODELS
+
 from ..losses import AlignmentLoss, soft_cross_entropy
 from .base import PooledLinearHead
 

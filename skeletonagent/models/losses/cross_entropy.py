@@ -1,7 +1,8 @@
 """Classification losses: cross entropy (hard or soft labels) and the mixup soft-label CE."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn

@@ -13,8 +13,8 @@ than 100 frames scale the official window lengths (13–20 of 25 four-frame bloc
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F

@@ -1,7 +1,7 @@
 """Common interface of the text encoders (class descriptions → embeddings)."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
@@ -33,7 +33,7 @@ class TextEncoder(nn.Module):
                 param.requires_grad_(False)
             super().train(False)
 
-    def train(self, mode: bool = True) -> 'TextEncoder':
+    def train(self, mode: bool = True) -> TextEncoder:
         """A frozen encoder stays in eval mode whatever its parent asks."""
         return super().train(mode and self.trainable)
 

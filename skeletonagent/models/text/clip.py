@@ -7,6 +7,7 @@ from typing import Any, Callable
 import torch
 
 from skeletonagent.registry import TEXT_ENCODERS
+
 from .base import TextEncoder
 
 __all__ = ['CLIP']

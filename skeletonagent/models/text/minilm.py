@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from skeletonagent.registry import TEXT_ENCODERS
+
 from .base import TextEncoder
 
 __all__ = ['MiniLM', 'minilm_model_path']
