@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn
 
 from skeletonagent.registry import MODELS
+
 from .checkpointing import WithCp, check_with_cp, checkpoint_block
 from .units import GCNUnit, MSTCNUnit, TemporalConv, fuse_backbone, refuse_training_if_fused
 
@@ -50,7 +52,7 @@ def _split_block_kwargs(kwargs: dict) -> tuple[dict, dict]:
     return gcn_kwargs, tcn_kwargs
 
 
-class GCN_Block(nn.Module):
+class GCN_Block(nn.Module):  # noqa: N801 - the official name
     """Dynamic GCN unit → multi-scale TCN, plus residual and ReLU (official ``GCN_Block``).
 
     ``with_cp`` (mmcv's name): in training, keep only the block's input for backward and
@@ -206,7 +208,7 @@ class _GCNModuleBase(nn.Module):
         """Whether :meth:`fuse` has folded the batch norms (inference only from then on)."""
         return self._fused
 
-    def fuse(self) -> '_GCNModuleBase':
+    def fuse(self) -> _GCNModuleBase:
         """Fold every batch norm that follows a convolution into it, once, for inference
         (``torch.nn.utils.fusion.fuse_conv_bn_eval``; the forward is unchanged).
 
@@ -215,7 +217,7 @@ class _GCNModuleBase(nn.Module):
         be trained (``train()`` raises) nor saved as a checkpoint. Returns ``self``."""
         return fuse_backbone(self)
 
-    def train(self, mode: bool = True) -> '_GCNModuleBase':
+    def train(self, mode: bool = True) -> _GCNModuleBase:
         refuse_training_if_fused(self, mode)
         return super().train(mode)
 
@@ -262,7 +264,7 @@ class _GCNModuleBase(nn.Module):
 
 
 @MODELS.register_module()
-class GCN_Module_LLM(_GCNModuleBase):
+class GCN_Module_LLM(_GCNModuleBase):  # noqa: N801 - the official name
     """Backbone of SkeletonAgent (NTU, UAV, FineGYM configs): joint embedding, positional
     embedding and data BN, then ``num_stages - 1`` GCN blocks (official ``GCN_Module_LLM``)."""
 
@@ -306,7 +308,7 @@ class GCN_Module_LLM(_GCNModuleBase):
 
 
 @MODELS.register_module()
-class GCN_Module_LLM_K400(_GCNModuleBase):
+class GCN_Module_LLM_K400(_GCNModuleBase):  # noqa: N801 - the official name
     """Backbone for Kinetics-400 (2D COCO skeletons): data BN on the raw input, a first GCN
     block from the input channels, then the stages (official ``GCN_Module_LLM_K400``)."""
 

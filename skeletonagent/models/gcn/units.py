@@ -20,7 +20,8 @@ Speed and memory come from torch, not from hand-written kernels:
 """
 from __future__ import annotations
 
-from typing import Any, Sequence, Union
+from collections.abc import Sequence
+from typing import Any, Union
 
 import torch
 import torch.nn as nn

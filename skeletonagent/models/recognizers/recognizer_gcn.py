@@ -17,7 +17,8 @@ text encoder.
 from __future__ import annotations
 
 import warnings
-from typing import Any, NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -25,6 +26,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModel
 
 from skeletonagent.registry import MODELS, TEXT_ENCODERS
+
 from ..text.cache import TextEmbeddingCache
 from .mixup import skeleton_part_mix, split_mixed_batch
 
@@ -57,7 +59,7 @@ class StepLogVars(dict):
     receive as ``outputs``), with the step's :class:`TrainPredictions` as the attribute
     ``predictions`` rather than an item, so loggers never see it."""
 
-    predictions: 'TrainPredictions | None' = None
+    predictions: TrainPredictions | None = None
 
 
 def average_clip(cls_score: torch.Tensor, mode: str | None = 'prob') -> torch.Tensor:
@@ -157,7 +159,7 @@ class RecognizerGCN(BaseModel):
             text_key = getattr(self.backbone, 'text_key', encoder.key)
             if encoder.key != text_key:
                 warnings.warn(f'RecognizerGCN: text encoder key {encoder.key!r} differs from the '
-                              f'backbone text_key {text_key!r}')
+                              f'backbone text_key {text_key!r}', stacklevel=2)
             self.text_encoder = encoder
         if device is None:
             device = self._device()
@@ -450,5 +452,5 @@ def _ignore_missing_text_encoder_keys(module, incompatible_keys) -> None:
     dropped = [k for k in missing if k.startswith(TEXT_ENCODER_PREFIX)]
     if dropped and _trained_encoder(module):
         warnings.warn(f'RecognizerGCN: the checkpoint holds no weights of the trained text '
-                      f'encoder ({len(dropped)} tensors); it keeps its pretrained weights')
+                      f'encoder ({len(dropped)} tensors); it keeps its pretrained weights', stacklevel=2)
     missing[:] = [k for k in missing if not k.startswith(TEXT_ENCODER_PREFIX)]
