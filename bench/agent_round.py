@@ -51,6 +51,7 @@ def start_server(latency: float) -> tuple[subprocess.Popen, str]:
 def build_model(num_classes: int):
     import torch
     from mmengine.config import Config
+
     from skeletonagent.registry import MODELS
     importlib.import_module('skeletonagent.models')   # registers the models
     cfg = Config.fromfile(str(ROOT / 'configs' / 'demo' / 'j.py'))
@@ -73,10 +74,13 @@ def main(argv=None) -> int:
     parser.add_argument('--batch', type=int, default=32)
     parser.add_argument('--baseline-s', type=float, default=5.0, help='seconds of steps alone before each round')
     parser.add_argument('--repeats', type=int, default=3, help='rounds (each after steps alone)')
+    parser.add_argument('--switch-interval', type=float, default=None,
+                        help="sys.setswitchinterval while a round runs (seconds; default: the hook's choice)")
     args = parser.parse_args(argv)
 
     import numpy as np
     import torch
+
     from skeletonagent.agent import build_initial_agent, select_confused
     from skeletonagent.agent.llm import build_backend
     from skeletonagent.agent.prompts import PromptSet
@@ -109,14 +113,18 @@ def main(argv=None) -> int:
     backend.chat_results([[{'role': 'user', 'content': prompts.initial_questions(
         initial.class_names[0], 'nturgb+d')[0]}]])
     outcome: dict = {}
+    default_interval = sys.getswitchinterval()
 
     def round_job() -> None:
         lower_thread_priority(10)        # as the training hook's round thread
+        if args.switch_interval:
+            sys.setswitchinterval(args.switch_interval)
         start = time.perf_counter()
         result = run_round(backend, initial.state, initial.transcripts, initial.class_names,
                            similar, layout='nturgb+d', modality='j', prompts=prompts, matrix=matrix)
         write_round_report(result, work / 'rounds', 1, layout='nturgb+d')
         outcome.update(seconds=time.perf_counter() - start, result=result)
+        sys.setswitchinterval(default_interval)
 
     def step() -> float:
         opt.zero_grad(set_to_none=True)
@@ -141,7 +149,7 @@ def main(argv=None) -> int:
             step()
         for _ in range(args.repeats):           # alternate: steps alone, steps during a round
             t_end = time.perf_counter() + args.baseline_s
-            n, dt = steps_while(lambda: time.perf_counter() < t_end)
+            n, dt = steps_while(lambda t_end=t_end: time.perf_counter() < t_end)
             base_steps, base_s = base_steps + n, base_s + dt
             thread = threading.Thread(target=round_job, name='agent-round')
             thread.start()

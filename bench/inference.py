@@ -36,9 +36,8 @@ GOAL = 2.0
 
 
 def child(args: argparse.Namespace) -> None:
-    import torch
-
     import _common as C
+    import torch
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -32,9 +32,9 @@ def main(argv=None) -> int:
     parser.add_argument('--timeout', type=float, default=0.3)
     args = parser.parse_args(argv)
 
+    import _common as C
     import openai
 
-    import _common as C
     from skeletonagent.testing import FakeLLMServer, Fault
 
     def ask(srv, timeout: float):

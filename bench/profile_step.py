@@ -31,9 +31,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 def _step_fn(model_kind: str, variant: str, batch: int, frames: int, num_classes: int = 60, **backbone):
     """(model, step(i) -> loss, text tower module) for one configuration (seeded inputs)."""
-    import torch
-
     import _common as C
+    import torch
     from reference_model import reference_from
 
     torch.manual_seed(0)
@@ -72,10 +71,9 @@ def _step_fn(model_kind: str, variant: str, batch: int, frames: int, num_classes
 
 
 def child(args: argparse.Namespace) -> None:
+    import _common as C
     import torch
     from torch.profiler import ProfilerActivity, profile
-
-    import _common as C
 
     torch.set_num_threads(args.threads)
     _, step, text = _step_fn(args.models, args.variants, args.batch, args.frames)
@@ -84,7 +82,8 @@ def child(args: argparse.Namespace) -> None:
     # the text tower's operators: mark its forward (autograd records the thread's sequence
     # numbers, so its backward operators are found through them)
     marks = []
-    handle_pre = text.register_forward_pre_hook(lambda *a: marks.append(torch.profiler.record_function('## text tower').__enter__()))
+    handle_pre = text.register_forward_pre_hook(
+        lambda *a: marks.append(torch.profiler.record_function('## text tower').__enter__()))
     handle_post = text.register_forward_hook(lambda *a: marks.pop().__exit__(None, None, None))
     with profile(activities=[ProfilerActivity.CPU], record_shapes=args.shapes) as prof:
         step(args.warmup)

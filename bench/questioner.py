@@ -64,6 +64,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
 
     import _common as C
+
     from skeletonagent.agent import ConfusionCounter
 
     gen = torch.Generator().manual_seed(1)

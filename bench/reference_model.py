@@ -27,7 +27,7 @@ from __future__ import annotations
 import copy
 import math
 import random
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
@@ -263,7 +263,7 @@ class RefRecognizer(nn.Module):
         if not trainable:
             text_model.eval()
 
-    def train(self, mode: bool = True) -> 'RefRecognizer':
+    def train(self, mode: bool = True) -> RefRecognizer:
         super().train(mode)
         if not self.trainable:
             self.text_encoder.model.eval()

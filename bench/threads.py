@@ -34,9 +34,8 @@ MODES = ('default', 'ours')
 
 
 def child(args: argparse.Namespace) -> None:
-    import torch
-
     import _common as C
+    import torch
     choice = None
     if args.mode == 'ours':
         from skeletonagent.engine.threads import configure_threads

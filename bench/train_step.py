@@ -37,7 +37,8 @@ does not count time spent waiting for a core (shared caches still slow it, up to
 the busy 2-core machine); with more threads it also counts their spin-waits.
 
 Usage: python bench/train_step.py [--variants minilm,clip-frozen,clip-trainable]
-       [--paths reference,plain,sel,cp,bf16,bf16-sel,bf16-cp] [--steps 5] [--warmup 2] [--threads 2] [--malloc tuned|default]
+       [--paths reference,plain,sel,cp,bf16,bf16-sel,bf16-cp] [--steps 5] [--warmup 2] [--threads 2]
+       [--malloc tuned|default]
 """
 from __future__ import annotations
 
@@ -55,12 +56,11 @@ GOAL_TIME, GOAL_MEMORY = 0.6, 0.5
 
 
 def child(args: argparse.Namespace) -> None:
-    import torch
-    from mmengine.optim import OptimWrapper
-
     import random
 
     import _common as C
+    import torch
+    from mmengine.optim import OptimWrapper
     from reference_model import reference_from
 
     tuned = 'glibc.malloc.trim_threshold' in os.environ.get('GLIBC_TUNABLES', '')
@@ -123,7 +123,8 @@ def child(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--variants', default='minilm,clip-frozen,clip-trainable')
-    parser.add_argument('--paths', default='reference,plain,sel,cp,bf16,bf16-sel,bf16-cp', help=f'comma-separated, of {",".join(PATHS)}')
+    parser.add_argument('--paths', default='reference,plain,sel,cp,bf16,bf16-sel,bf16-cp',
+                        help=f'comma-separated, of {",".join(PATHS)}')
     parser.add_argument('--steps', type=int, default=5, help='timed steps (median and min reported)')
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--threads', type=int, default=2)
@@ -160,7 +161,7 @@ def main() -> None:
             elif ref:
                 goals.append((variant, path, res['median_s'] / ref[0], peak / ref[2]))
 
-            def ratio(value: float, i: int) -> str:
+            def ratio(value: float, i: int, ref: tuple | None = ref) -> str:
                 return f'{value / ref[i]:6.2f}' if ref else f'{"-":>6s}'
             extra = f'  (compile {res["compile_s"]:.0f} s)' if res.get('compile_s') else ''
             print(f'{variant:15s} {path:9s} {res["median_s"]:8.2f} {res["min_s"]:6.2f} {ratio(res["median_s"], 0)} '

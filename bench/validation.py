@@ -28,6 +28,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     import _common as C
+
     from skeletonagent.datasets.pose_dataset import validate_annotation
 
     rng = np.random.default_rng(0)

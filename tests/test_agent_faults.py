@@ -16,10 +16,16 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-
 from agent_fakes import FakeRecognizer, step_outputs
-from skeletonagent.agent import (INITIAL_ROUNDS, PromptSet, build_backend, build_initial_agent,
-                                 run_round, write_round_report)
+
+from skeletonagent.agent import (
+    INITIAL_ROUNDS,
+    PromptSet,
+    build_backend,
+    build_initial_agent,
+    run_round,
+    write_round_report,
+)
 from skeletonagent.agent.initial import TRANSCRIPT_SUBDIR
 from skeletonagent.agent.llm.openai_chat import REPHRASE_PREFIX
 from skeletonagent.agent.selector import build_masks
@@ -310,7 +316,7 @@ def test_server_down_for_the_whole_round(srv, make_backend, initial, tmp_path):
     backend = make_backend(srv, max_retries=4)
     srv.down()
     result = one_round(backend, initial)
-    reports, md = check_round(result, initial, {c: 'connection' for c in ASKED}, tmp_path)
+    reports, md = check_round(result, initial, dict.fromkeys(ASKED, 'connection'), tmp_path)
     assert result.state is initial.agent.state and result.state.version == 0
     assert result.updated == [] and srv.request_count == 0
     assert 'state version: 0 -> 0' in md

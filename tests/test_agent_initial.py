@@ -7,8 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from skeletonagent.agent import (AgentState, Turn, build_initial_state, read_transcript,
-                                 transcript_filename, write_transcript)
+from skeletonagent.agent import (
+    AgentState,
+    Turn,
+    build_initial_state,
+    read_transcript,
+    transcript_filename,
+    write_transcript,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ['drink water', 'kick right leg', 'nod head', 'sit/stand']

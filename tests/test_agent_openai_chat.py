@@ -10,8 +10,7 @@ import pytest
 
 from skeletonagent.agent import PromptSet, build_backend
 from skeletonagent.agent.llm import LLMError, MissingAPIKeyError, OpenAIChat, RoundStats
-from skeletonagent.agent.llm.openai_chat import (REPHRASE_PREFIX, _why_unreachable,
-                                                  looks_like_refusal)
+from skeletonagent.agent.llm.openai_chat import REPHRASE_PREFIX, _why_unreachable, looks_like_refusal
 from skeletonagent.skeleton import get_layout
 from skeletonagent.testing import FakeLLMServer, Fault, asks_about
 

@@ -4,13 +4,23 @@ import json
 import numpy as np
 import pytest
 
-from skeletonagent.agent import (INITIAL_ROUNDS, AgentState, LLMBackend, Offline, Turn,
-                                 build_initial_state, read_transcript, read_transcript_dir,
-                                 run_round, save_transcripts, transcript_filename,
-                                 write_round_report)
+from skeletonagent.agent import (
+    INITIAL_ROUNDS,
+    AgentState,
+    LLMBackend,
+    Offline,
+    Turn,
+    build_initial_state,
+    read_transcript,
+    read_transcript_dir,
+    run_round,
+    save_transcripts,
+    transcript_filename,
+    write_round_report,
+)
 from skeletonagent.agent.initial import TRANSCRIPT_SUBDIR
-from skeletonagent.datasets.label_map import load_label_map
 from skeletonagent.agent.llm import ChatResult
+from skeletonagent.datasets.label_map import load_label_map
 
 LAYOUT = 'nturgb+d'
 NUM_INITIAL = len(INITIAL_ROUNDS)
@@ -130,7 +140,7 @@ def test_failed_chats_keep_the_previous_class_state(initial, tmp_path):
     assert result.state.version == state.version + 1
 
     # All failed: the very same state comes back.
-    failing = Scripted({n: ('server_error', '503') for n in names})
+    failing = Scripted(dict.fromkeys(names, ('server_error', '503')))
     none = run_round(failing, state, transcripts, names, {0: [1], 1: [0]}, LAYOUT, 'j')
     assert none.state is state and none.stats.failures == {'server_error': 2}
     assert none.stats.requests == 6

@@ -12,8 +12,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-
 from agent_fakes import FakeRecognizer, step_outputs
+
 from skeletonagent.agent.hook import REPORT_SUBDIR, AgentHook
 
 NUM_CLASSES = 12    # the demo label map

@@ -6,9 +6,14 @@ from types import MappingProxyType, SimpleNamespace
 import numpy as np
 import pytest
 
-from skeletonagent.agent.selector import (base_stream, build_masks, critical_joints_from_transcript,
-                                          descriptions_from_transcripts, parse_critical_joints,
-                                          trim_words)
+from skeletonagent.agent.selector import (
+    base_stream,
+    build_masks,
+    critical_joints_from_transcript,
+    descriptions_from_transcripts,
+    parse_critical_joints,
+    trim_words,
+)
 from skeletonagent.agent.transcripts import Turn
 from skeletonagent.skeleton import get_layout
 
@@ -167,7 +172,8 @@ def test_descriptions_are_final_answers_trimmed():
 
 def test_trim_to_token_budget():
     text = ' '.join(['word'] * 40)
-    count = lambda s: len(s.split()) * 2 + 2  # two tokens a word, plus start/end tokens
+    def count(s: str) -> int:
+        return len(s.split()) * 2 + 2  # two tokens a word, plus start/end tokens
     trimmed = trim_words(text, max_words=100, count_tokens=count, max_tokens=77)
     assert count(trimmed) <= 77 and len(trimmed.split()) == 37
     assert trim_words('short text', 50, count) == 'short text'

@@ -3,10 +3,19 @@ from pathlib import Path
 
 import pytest
 
-from skeletonagent.agent.transcripts import (SEPARATOR, TranscriptError, Turn, format_transcript,
-                                             messages_to_turns, parse_transcript, read_transcript,
-                                             read_transcript_dir, transcript_filename,
-                                             turns_to_messages, write_transcript)
+from skeletonagent.agent.transcripts import (
+    SEPARATOR,
+    TranscriptError,
+    Turn,
+    format_transcript,
+    messages_to_turns,
+    parse_transcript,
+    read_transcript,
+    read_transcript_dir,
+    transcript_filename,
+    turns_to_messages,
+    write_transcript,
+)
 
 # A hand-written file in the official layout (our own text): a leading blank line before
 # each round, answers with trailing double spaces as the shipped GPT-4o files have, and a

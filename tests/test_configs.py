@@ -36,7 +36,7 @@ def _w(jb, bb, kb):
 
 
 def _aug(name, *streams):
-    return {s: name for s in streams}
+    return dict.fromkeys(streams, name)
 
 
 # The official values, per dataset (written from the official files, not from the generator).

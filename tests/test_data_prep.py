@@ -15,9 +15,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from skeletonagent.datasets.prep import (SkeletonFileError, check_annotation_file,
-                                         ntu_splits, parse_skeleton_text, prepare_ntu,
-                                         prepare_uav, read_missing_list, select_bodies)
+from skeletonagent.datasets.prep import (
+    SkeletonFileError,
+    check_annotation_file,
+    ntu_splits,
+    parse_skeleton_text,
+    prepare_ntu,
+    prepare_uav,
+    read_missing_list,
+    select_bodies,
+)
 from skeletonagent.datasets.prep.check import main as check_main
 from skeletonagent.datasets.prep.ntu import default_missing_file, missing_list_file
 

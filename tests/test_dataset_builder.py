@@ -9,9 +9,15 @@ import torch
 from mmengine.registry import DATA_SAMPLERS, FUNCTIONS, DefaultScope
 from mmengine.runner import Runner
 
-from skeletonagent.datasets import (DEMO_CLASSES, ClassSpecificSampler, PoseDataset,
-                                    build_dataloader, load_label_map, pose_collate,
-                                    worker_init_fn)
+from skeletonagent.datasets import (
+    DEMO_CLASSES,
+    ClassSpecificSampler,
+    PoseDataset,
+    build_dataloader,
+    load_label_map,
+    pose_collate,
+    worker_init_fn,
+)
 from skeletonagent.datasets.label_map import LABEL_MAP_DIR
 
 PIPELINE = [
@@ -89,7 +95,7 @@ def test_class_specific_sampler_multiplies_classes():
     assert len(indices) == len(sampler) == 20 + 5 + 10
     counts = Counter(labels[i] for i in indices)
     assert counts == {0: 20, 1: 5, 2: 10}
-    assert Counter(i for i in indices if labels[i] == 0) == {i: 2 for i in range(10)}
+    assert Counter(i for i in indices if labels[i] == 0) == dict.fromkeys(range(10), 2)
     assert list(sampler) == indices                               # same epoch, same order
     sampler.set_epoch(1)
     assert list(sampler) != indices and len(list(sampler)) == 35

@@ -72,7 +72,7 @@ def test_train_writes_checkpoints_logs_and_predictions(demo_run):
     info = json.loads((work_dir / 'run_info.json').read_text(encoding='utf-8'))['lines']
     assert info['batch and lr'] == '32 per process x 1 process = 32; lr 0.1 (config lr 0.1 ' \
                                    'for a batch of 32, scaled by 1)'
-    assert info['agent texts'] == f"dialogues 12 generated at start by Offline"
+    assert info['agent texts'] == "dialogues 12 generated at start by Offline"
     assert info['agent LLM'] == 'Offline' and info['agent prompts'] == 'ours'
     assert info['agent masks'].startswith('built from the dialogues by the Selector, sha256 ')
     log = next(work_dir.glob('*/*.log')).read_text()

@@ -10,11 +10,17 @@ import pytest
 import torch
 from mmengine.logging import HistoryBuffer
 
-from skeletonagent.engine.checkpoint import (CheckpointError, CheckpointMismatchError,
-                                             PlainCheckpointHook, atomic_write_bytes,
-                                             find_resume_checkpoint, load_checkpoint_file,
-                                             load_model_weights, rebuild_history_buffer,
-                                             update_latest_link)
+from skeletonagent.engine.checkpoint import (
+    CheckpointError,
+    CheckpointMismatchError,
+    PlainCheckpointHook,
+    atomic_write_bytes,
+    find_resume_checkpoint,
+    load_checkpoint_file,
+    load_model_weights,
+    rebuild_history_buffer,
+    update_latest_link,
+)
 
 
 class Evil:

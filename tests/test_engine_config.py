@@ -208,6 +208,7 @@ def test_variables_the_config_reads_are_not_keys(tmp_path):
 
 def test_paper_and_demo_configs_use_every_key():
     import glob
+
     from skeletonagent.engine.config import check_config
     files = sorted(glob.glob(str(ROOT / 'configs' / '**' / '*.py'), recursive=True))
     files = [f for f in files if not f.endswith('_generate.py')]
@@ -229,6 +230,7 @@ def test_unexpected_argument_at_build_time_is_named_with_its_path():
 # --------------------------------------------------------------------------- tools' parsing
 def test_cfg_options_item_without_a_value_is_a_config_error():
     import argparse
+
     from skeletonagent.engine.config import CfgOptionsAction
     parser = argparse.ArgumentParser()
     parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction)
@@ -500,9 +502,9 @@ def test_tensorboard_tags_by_phase_and_flat_json(tmp_path):
     import json
 
     from mmengine.visualization import LocalVisBackend, TensorboardVisBackend
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from skeletonagent.engine.logs import PhaseVisualizer, with_phase
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     vis = PhaseVisualizer(name='phase_test', save_dir=str(tmp_path),
                           vis_backends=[dict(type='LocalVisBackend'),
                                         dict(type='TensorboardVisBackend')])

@@ -33,6 +33,7 @@ def _demo_model():
 
 def _worker(rank: int, port: int, out: str, hook_on: bool) -> None:
     import torch.distributed as dist
+
     from skeletonagent.engine.dist import BroadcastBNBuffersHook
     torch.set_num_threads(1)
     dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=2)
@@ -104,6 +105,7 @@ def test_scaled_lr_in_a_runner_and_its_start_block(tmp_path):
     """A real mmengine Runner built from the demo config: the optimizer's lr is the config lr
     times total batch / base batch, and the start block says so."""
     from mmengine.runner import Runner
+
     from skeletonagent.engine.hooks import RunInfoHook, _lr_line
     from skeletonagent.engine.runner import build_model
     cfg = load_config(ROOT / 'configs/demo/j.py',

@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from skeletonagent.evaluation import (SkeletonAccuracy, confusion_matrix, mean_class_accuracy,
-                                      top_k_accuracy)
+from skeletonagent.evaluation import SkeletonAccuracy, confusion_matrix, mean_class_accuracy, top_k_accuracy
 
 
 def test_top_k_and_mean_class_on_known_scores():
@@ -31,10 +30,10 @@ def test_metric_dumps_scores_in_order(tmp_path):
     scores = np.array([[.7, .1, .1, .1], [.1, .6, .2, .1], [.1, .1, .3, .5],
                        [.1, .4, .3, .2], [.5, .2, .2, .1], [.4, .3, .2, .1]], np.float32)
     labels = [0, 1, 2, 3, 0, 1]
-    metric.process({}, [dict(pred_score=torch.from_numpy(s), gt_label=l)
-                        for s, l in zip(scores[:3], labels[:3])])
-    metric.process({}, [dict(pred_score=torch.from_numpy(s), gt_label=l)
-                        for s, l in zip(scores[3:], labels[3:])])
+    metric.process({}, [dict(pred_score=torch.from_numpy(s), gt_label=y)
+                        for s, y in zip(scores[:3], labels[:3])])
+    metric.process({}, [dict(pred_score=torch.from_numpy(s), gt_label=y)
+                        for s, y in zip(scores[3:], labels[3:])])
     res = metric.evaluate(6)
     assert res['acc/top1'] == pytest.approx(3 / 6)
     assert res['acc/top5'] == pytest.approx(1.0)          # 4 classes: every label is in the top 5

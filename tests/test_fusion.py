@@ -10,9 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from skeletonagent.evaluation.fusion import (FusionError, fuse, load_scores, main,
-                                             run_ensemble, search_weights, split_labels,
-                                             stream_names)
+from skeletonagent.evaluation.fusion import (
+    FusionError,
+    fuse,
+    load_scores,
+    main,
+    run_ensemble,
+    search_weights,
+    split_labels,
+    stream_names,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 C = 8                                       # classes in the score files

@@ -8,8 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from skeletonagent.apis import (inference_recognizer, init_recognizer, input_spec,
-                                load_annotation_sample, load_keypoint_input)
+from skeletonagent.apis import (
+    inference_recognizer,
+    init_recognizer,
+    input_spec,
+    load_annotation_sample,
+    load_keypoint_input,
+)
 from skeletonagent.apis.inference import _prepare
 from skeletonagent.datasets.label_map import load_label_map
 from skeletonagent.engine.checkpoint import CheckpointMismatchError

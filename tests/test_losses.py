@@ -6,8 +6,14 @@ import math
 import pytest
 import torch
 
-from skeletonagent.models.losses import (AlignmentLoss, CrossEntropyLoss, KLLoss, SoftCrossEntropyLoss,
-                                         create_logits, same_label_matrix)
+from skeletonagent.models.losses import (
+    AlignmentLoss,
+    CrossEntropyLoss,
+    KLLoss,
+    SoftCrossEntropyLoss,
+    create_logits,
+    same_label_matrix,
+)
 from skeletonagent.registry import MODELS
 
 

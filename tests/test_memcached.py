@@ -18,12 +18,10 @@ import pytest
 import torch
 
 from skeletonagent.datasets import PoseDataset
-from skeletonagent.datasets.memcache import (MemcachedError, MemcachedReader, make_client,
-                                             probe_memcached)
-from skeletonagent.engine import memcached_server
-from skeletonagent.engine.memcached_server import (MemcachedServer, fill_from_kpfiles,
-                                                   memcached_session, sentinel_key)
+from skeletonagent.datasets.memcache import MemcachedError, MemcachedReader, make_client, probe_memcached
 from skeletonagent.datasets.pipelines import Compose
+from skeletonagent.engine import memcached_server
+from skeletonagent.engine.memcached_server import MemcachedServer, fill_from_kpfiles, memcached_session, sentinel_key
 
 ROOT = Path(__file__).resolve().parents[1]
 needs_memcached = pytest.mark.skipif(

@@ -19,7 +19,6 @@ from skeletonagent.registry import MODELS, TEXT_ENCODERS
 from skeletonagent.skeleton import get_layout
 
 
-
 @pytest.fixture(autouse=True, scope='module')
 def _single_thread():
     """Tiny tensors: one intra-op thread is fastest (and immune to a busy machine)."""
@@ -116,7 +115,7 @@ def test_units_with_other_norm_layers_match_official_forward():
     torch.manual_seed(0)
     gcn, tcn = GCNUnit(8, 8, torch.rand(3, 25, 25)), MSTCNUnit(8, 8)
     for unit in (gcn, tcn):
-        for name, mod in list(unit.named_modules()):
+        for _, mod in list(unit.named_modules()):
             for child_name, child in list(mod.named_children()):
                 if type(child) is nn.BatchNorm2d:
                     setattr(mod, child_name, OtherBN(child.num_features))
@@ -246,7 +245,7 @@ def test_with_cp_same_step_as_without(backbone, with_cp):
     for m in (model, cp):
         m.train()
         calls = []
-        hook = m.gcn[1].tcn.register_forward_hook(lambda *args: calls.append(1))
+        hook = m.gcn[1].tcn.register_forward_hook(lambda *args, calls=calls: calls.append(1))
         out = _features(m(x))
         out.square().mean().backward()
         hook.remove()

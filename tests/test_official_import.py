@@ -2,19 +2,16 @@
 and every paper config starting from what it imported (or stopping with the two ways on)."""
 from __future__ import annotations
 
-import copy
 import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-
 from official_tree import FOLLOW_UP, INITIAL, joints_of, summary_of, write_official_tree
+
 from skeletonagent.agent import build_initial_agent
-from skeletonagent.agent.official import (OFFICIAL_DATASETS, OfficialImportError, import_official,
-                                          read_official_prompts)
+from skeletonagent.agent.official import OFFICIAL_DATASETS, OfficialImportError, import_official, read_official_prompts
 from skeletonagent.agent.selector import base_stream, build_masks
 from skeletonagent.agent.sources import AgentSourceMissing, resolve_sources
 from skeletonagent.agent.state import masks_digest
@@ -84,7 +81,8 @@ def test_imported_prompts_are_named_templates_that_ask_as_the_scripts_did(import
     prompts = PromptSet.from_cfg(templates)
     question = prompts.follow_up_question('drink', ['eat', 'wave'])
     assert question == FOLLOW_UP.format('drink', "'eat', 'wave'", 'drink')
-    assert prompts.initial_questions('drink', 'uav')[2].startswith('The body has 17 joints numbered: 1-nose, 2-right shoulder')
+    assert prompts.initial_questions('drink', 'uav')[2].startswith(
+        'The body has 17 joints numbered: 1-nose, 2-right shoulder')
 
 
 def test_stored_questions_without_stars_are_still_recognised(imported):
@@ -132,7 +130,8 @@ def test_prompt_numbering_must_name_our_layouts_joints(tmp_path):
     # the numbering our uav layout had before it followed the official prompt
     script.write_text(script.read_text(encoding='utf-8').replace(
         '2-right shoulder', '2-left shoulder'), encoding='utf-8')
-    with pytest.raises(OfficialImportError, match=r"names joints differently.*2-left shoulder \(ours: 'right shoulder'\)"):
+    with pytest.raises(OfficialImportError,
+                       match=r"names joints differently.*2-left shoulder \(ours: 'right shoulder'\)"):
         import_official(repo, tmp_path / 'out', datasets=['uav'])
 
 

@@ -5,13 +5,31 @@ import numpy as np
 import pytest
 import torch
 
-from skeletonagent.datasets.pipelines import (Collect, Compose, DecompressPose, Flip,
-                                              FormatGCNInput, GenSkeFeat, JointToBone, JointToKB,
-                                              Kinetics_Transform, MergeSkeFeat, Part_Drop,
-                                              PipelineError, PoseDecode, PreNormalize2D,
-                                              PreNormalize3D, RandomRot, Rename, Spatial_Flip,
-                                              ToMotion, ToTensor, UniformSample,
-                                              UniformSampleDecode, UniformSampleFrames)
+from skeletonagent.datasets.pipelines import (
+    Collect,
+    Compose,
+    DecompressPose,
+    Flip,
+    FormatGCNInput,
+    GenSkeFeat,
+    JointToBone,
+    JointToKB,
+    Kinetics_Transform,
+    MergeSkeFeat,
+    Part_Drop,
+    PipelineError,
+    PoseDecode,
+    PreNormalize2D,
+    PreNormalize3D,
+    RandomRot,
+    Rename,
+    Spatial_Flip,
+    ToMotion,
+    ToTensor,
+    UniformSample,
+    UniformSampleDecode,
+    UniformSampleFrames,
+)
 from skeletonagent.registry import TRANSFORMS
 from skeletonagent.skeleton import get_layout
 

@@ -10,10 +10,21 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from skeletonagent.datasets.pipelines import (DecompressPose, Flip, GenSkeFeat, JointToBone,
-                                              JointToKB, Kinetics_Transform, Part_Drop,
-                                              PreNormalize3D, RandomRot, Spatial_Flip, ToMotion,
-                                              UniformSampleDecode, UniformSampleFrames)
+from skeletonagent.datasets.pipelines import (
+    DecompressPose,
+    Flip,
+    GenSkeFeat,
+    JointToBone,
+    JointToKB,
+    Kinetics_Transform,
+    Part_Drop,
+    PreNormalize3D,
+    RandomRot,
+    Spatial_Flip,
+    ToMotion,
+    UniformSampleDecode,
+    UniformSampleFrames,
+)
 from skeletonagent.skeleton import LAYOUTS, get_layout
 
 

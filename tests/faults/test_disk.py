@@ -22,8 +22,7 @@ import pytest
 import torch
 
 from skeletonagent.agent.transcripts import Turn, read_transcript, write_transcript
-from skeletonagent.engine.checkpoint import (ATOMIC_BACKEND_ARGS, load_checkpoint_file,
-                                             update_latest_link)
+from skeletonagent.engine.checkpoint import ATOMIC_BACKEND_ARGS, load_checkpoint_file, update_latest_link
 from skeletonagent.utils import fileio
 
 ROOT = Path(__file__).resolve().parents[2]

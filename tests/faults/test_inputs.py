@@ -21,8 +21,7 @@ import torch
 
 from skeletonagent.datasets import PoseDataset
 from skeletonagent.datasets.errors import DataError
-from skeletonagent.engine.checkpoint import (CheckpointError, CheckpointMismatchError,
-                                             load_checkpoint_file)
+from skeletonagent.engine.checkpoint import CheckpointError, CheckpointMismatchError, load_checkpoint_file
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / 'configs' / 'demo' / 'j.py'
@@ -231,9 +230,14 @@ def test_label_map_with_wrong_class_count(data, tmp_path):
 
 
 def test_transcript_with_no_answers(tmp_path):
-    from skeletonagent.agent.transcripts import (SEPARATOR, TranscriptError, Turn,
-                                                 read_transcript_dir, transcript_filename,
-                                                 write_transcript)
+    from skeletonagent.agent.transcripts import (
+        SEPARATOR,
+        TranscriptError,
+        Turn,
+        read_transcript_dir,
+        transcript_filename,
+        write_transcript,
+    )
     names = ['raise left hand', 'bow']
     write_transcript(tmp_path / transcript_filename(0, names[0]), [Turn('How?', 'Like this.')])
     bad = tmp_path / transcript_filename(1, names[1])

@@ -398,6 +398,7 @@ def test_resume_lookup_after_a_kill_between_save_and_link(tmp_path):
 
 def test_random_state_survives_a_weights_only_checkpoint(tmp_path):
     import numpy as np
+
     from skeletonagent.engine.hooks import RANDOM_STATE_KEY, get_random_state, set_random_state
 
     def draw():
@@ -418,6 +419,7 @@ def test_latest_link_moves_to_a_checkpoint_whose_record_a_kill_cut(tmp_path):
     """Killed while mmengine rewrote ``last_checkpoint`` in place (left empty) after saving
     the last epoch: the resumed run trains nothing, yet moves the link to that checkpoint."""
     from types import SimpleNamespace
+
     from skeletonagent.engine.checkpoint import update_latest_link
     from skeletonagent.engine.hooks import LatestCheckpointLinkHook
     for n in (2, 3):
