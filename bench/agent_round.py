@@ -74,6 +74,8 @@ def main(argv=None) -> int:
     parser.add_argument('--batch', type=int, default=32)
     parser.add_argument('--baseline-s', type=float, default=5.0, help='seconds of steps alone before each round')
     parser.add_argument('--repeats', type=int, default=3, help='rounds (each after steps alone)')
+    parser.add_argument('--round-nice', default='idle', type=lambda v: v if v == 'idle' else int(v),
+                        help="the round thread's priority, as agent.round_nice: 'idle' (default) or a nice increment")
     parser.add_argument('--switch-interval', type=float, default=None,
                         help="sys.setswitchinterval while a round runs (seconds; default: the hook's choice)")
     args = parser.parse_args(argv)
@@ -116,7 +118,7 @@ def main(argv=None) -> int:
     default_interval = sys.getswitchinterval()
 
     def round_job() -> None:
-        lower_thread_priority(10)        # as the training hook's round thread
+        lower_thread_priority(args.round_nice)        # as the training hook's round thread
         if args.switch_interval:
             sys.setswitchinterval(args.switch_interval)
         start = time.perf_counter()

@@ -382,3 +382,31 @@ def test_sigterm_to_the_job_with_workers_is_logged_and_ends_cleanly(tmp_path, sm
     assert line.endswith(f'the same command with --resume auto continues from '
                          f'{tmp_path}/run/epoch_1.pth (the start of epoch 2)'), line
     assert 'Traceback' not in out and 'killed by signal' not in out
+
+
+@pytest.mark.skipif(not hasattr(os, 'SCHED_IDLE'), reason='Linux scheduling policies')
+def test_round_threads_run_at_idle_priority_and_the_caller_keeps_its_own():
+    import threading
+
+    from skeletonagent.utils.threads import lower_thread_priority
+    seen = {}
+
+    def round_thread() -> None:
+        seen['changed'] = lower_thread_priority('idle')
+        seen['policy'] = os.sched_getscheduler(0)
+        child = threading.Thread(target=lambda: seen.update(child=os.sched_getscheduler(0)))
+        child.start()                 # the request threads a round starts inherit it
+        child.join()
+
+    thread = threading.Thread(target=round_thread)
+    thread.start()
+    thread.join()
+    assert seen == dict(changed=True, policy=os.SCHED_IDLE, child=os.SCHED_IDLE)
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER
+
+
+@pytest.mark.parametrize('value', ['low', 2.5, True])
+def test_agent_round_nice_refuses_what_is_neither_idle_nor_an_increment(value):
+    from skeletonagent.agent.hook import AgentHook
+    with pytest.raises(ValueError, match="agent.round_nice must be 'idle' or a nice increment"):
+        AgentHook(round_nice=value)

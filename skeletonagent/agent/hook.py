@@ -99,8 +99,9 @@ class AgentHook(Hook):
             the step loop and installs it at once (deterministic, for debugging).
         final_wait: seconds to wait at the end of training for a round still in flight
             (its report and transcripts are completed; the model is not changed any more).
-        round_nice: how much lower the round threads' CPU priority is than the training
-            steps' (Linux nice increment; 0 keeps it).
+        round_nice: the round threads' CPU priority below the training steps': 'idle'
+            (default: Linux ``SCHED_IDLE``, they run only on cores the steps leave idle), or a
+            nice increment (0 keeps the training's priority).
         official: reproduce the official agent loop (``agent.official=True``, the paper
             configs): counts restart every epoch (a round sees only the last epoch's
             confusions) and only rank 0's counts are used (the official head counts its own
@@ -121,7 +122,7 @@ class AgentHook(Hook):
     def __init__(self, interval: int = 5, layout: str = 'nturgb+d', modality: str = 'j',
                  num_classes: int | None = None, top_k: int = 10, pad_to_k: bool = False,
                  update_masks: bool = False, background: bool = True, final_wait: float = 600.0,
-                 official: bool = False, round_nice: int = 10, **agent_cfg: Any) -> None:
+                 official: bool = False, round_nice: int | str = 'idle', **agent_cfg: Any) -> None:
         if interval < 0:
             raise ValueError(f'AgentHook: interval must be >= 0 epochs, got {interval}')
         if top_k < 1:
@@ -138,7 +139,9 @@ class AgentHook(Hook):
         self.official = bool(official)
         if self.official:
             self.background = False          # the official round blocks, at the epoch's end
-        self.round_nice = int(round_nice)
+        if round_nice != 'idle' and (isinstance(round_nice, bool) or not isinstance(round_nice, int)):
+            raise ValueError(f"agent.round_nice must be 'idle' or a nice increment (int), got {round_nice!r}")
+        self.round_nice = round_nice
         self.steps_during_round = 0
         self.agent_cfg = agent_cfg
         self.state = None

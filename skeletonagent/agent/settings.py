@@ -27,7 +27,7 @@ AGENT_KEYS: dict[str, str] = {
     'background': 'run rounds in a background thread',
     'final_wait': 'seconds to wait at the end for a round in flight',
     'official': 'the official agent loop',
-    'round_nice': 'how much lower the round threads run',
+    'round_nice': "the round threads' CPU priority: 'idle' (SCHED_IDLE) or a nice increment",
     'label_map': 'class names (a label map name or file)',
     'transcripts': "dialogues to start from (a folder, or 'official')",
     'masks': "masks to start from (a .npy, or 'official')",
