@@ -12,6 +12,8 @@ boundary where it installs the state, are timed after the round.
 Usage: python bench/agent_round.py [--classes 60] [--latency 1.0] [--concurrency N]
        [--threads 2] [--batch 32] [--repeats 3] [--baseline-s 5]
 The printed round time is the median of the repeats; throughput is summed over them.
+The round thread runs at ``--round-nice`` (the hook's ``agent.round_nice``): 'idle'
+(``SCHED_IDLE``, the default: it runs only on cores the steps leave idle) or a nice increment.
 Official: a sequential loop of 60 requests (~60 s at 1 s each), plus every training step
 re-reading the description files. Targets: round <= 6 s, throughput during round >= 90 %.
 """
