@@ -96,3 +96,14 @@ def demo_run_copy(demo_run, tmp_path) -> DemoRun:
     if record.is_file():
         record.write_text(record.read_text().replace(str(demo_run.work_dir), str(dest)))
     return DemoRun(dest, demo_run.data, demo_run.log)
+
+
+@pytest.fixture(scope='module')
+def single_thread():
+    """One intra-op thread for the module: tiny tensors run fastest that way, and a busy
+    machine cannot slow them down (``pytestmark = pytest.mark.usefixtures('single_thread')``)."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import random
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,14 +20,10 @@ from skeletonagent.models.text.base import TextEncoder
 from skeletonagent.registry import MODELS, TEXT_ENCODERS
 from skeletonagent.skeleton import get_layout
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'bench'))
+from reference_model import official_mix  # noqa: E402  (the official mixup, restated in plain torch)
 
-@pytest.fixture(autouse=True, scope='module')
-def _single_thread():
-    """Tiny tensors: one intra-op thread is fastest (and immune to a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('single_thread')
 
 
 MS_CFG = [(3, 1), (3, 2), (3, 3), (3, 4), ('max', 3), '1x1']
@@ -481,38 +479,7 @@ def test_head_loss_terms_sum_to_official_total():
 
 
 # -- mixup ----------------------------------------------------------------------------------------
-def official_mix(keypoint, label, num_classes, parts):
-    """Literal re-statement of the official ``skeleton_mix`` / ``ske_swap_randscale`` (CPU)."""
-    x = keypoint.permute(0, 4, 2, 3, 1).contiguous()                      # N C T V M
-    N, C, T, V, M = x.size()
-    idx = torch.arange(N)
-    randidx = (idx + torch.randint(1, N - 1, (1,))) % N if N > 2 else idx
-    spa_idx = []
-    for part in random.sample([list(p) for p in parts], random.randint(2, 3)):
-        spa_idx += part
-    spa_idx.sort()
-    Ct = random.randint(13, 20)
-    tem_idx = random.randint(0, T // 4 - Ct)
-    rt = Ct * 4
-    xst = x.clone()
-    p = random.random()
-    if p > 0.25:
-        Ct_2 = random.randint(Ct, 25)
-        tem_idx_2 = random.randint(0, T // 4 - Ct_2)
-        rt_2 = Ct_2 * 4
-        tmp = xst[:, :, tem_idx_2 * 4: tem_idx_2 * 4 + rt_2].permute(0, 4, 3, 1, 2).contiguous()
-        tmp = F.interpolate(tmp.view(N * M, V * C, -1), size=rt).view(N, M, V, C, rt)
-        tmp = tmp.permute(0, 3, 4, 2, 1).contiguous()
-        xst[:, :, tem_idx * 4: tem_idx * 4 + rt, spa_idx, :] = tmp[randidx][:, :, :, spa_idx, :]
-        mask = torch.zeros(T // 4, V)
-        mask[tem_idx:tem_idx + Ct, spa_idx] = 1
-    else:
-        lamb = random.random()
-        xst = xst * (1 - lamb) + xst[randidx] * lamb
-        mask = torch.zeros(T // 4, V) + lamb
-    lamb = mask.mean()
-    onehot = torch.zeros(N, num_classes).scatter_(1, label.unsqueeze(-1), 1)
-    return xst.permute(0, 4, 2, 3, 1).contiguous(), onehot * (1 - lamb) + onehot[randidx] * lamb
+
 
 
 @pytest.mark.parametrize('seed', range(6))

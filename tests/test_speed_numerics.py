@@ -31,12 +31,7 @@ TINY_CLIP = dict(vocab_size=49408, hidden_size=32, intermediate_size=64, num_hid
 NUM_CLASSES = 10
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('single_thread')
 
 
 def _model(text: str, dtype: torch.dtype, **backbone):

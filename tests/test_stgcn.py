@@ -35,12 +35,7 @@ GESTURE_MODEL = dict(
     cls_head=dict(type='GCNHead', num_classes=40, in_channels=128))
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('single_thread')
 
 
 def stgcnpp_model_cfg(stream: str = 'j') -> dict:
