@@ -82,9 +82,13 @@ def agent_run(tmp_path_factory):
 
 
 def test_follow_ups_name_exactly_the_most_confused_classes(agent_run):
-    work_dir, requests, _ = agent_run
+    work_dir, requests, log = agent_run
     rounds = sorted((work_dir / 'agent' / 'rounds').glob('round_*_confusion.npy'))
-    assert len(rounds) == 3                                  # after epochs 1, 2 and 3 of 4
+    # a round is asked after epochs 1, 2 and 3 of 4, unless the previous one is still running
+    # (a background round may outlast a short demo epoch on a busy machine): then the log
+    # says it was skipped
+    skipped = re.findall(r'previous round is still running at epoch (\d+); skipping', log)
+    assert len(rounds) >= 1 and len(rounds) + len(skipped) == 3, (rounds, skipped)
     asked = _follow_ups(requests)
     expected = {}
     for path in rounds:

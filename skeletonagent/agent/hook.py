@@ -99,9 +99,12 @@ class AgentHook(Hook):
             the step loop and installs it at once (deterministic, for debugging).
         final_wait: seconds to wait at the end of training for a round still in flight
             (its report and transcripts are completed; the model is not changed any more).
-        round_nice: the round threads' CPU priority below the training steps': 'idle'
-            (default: Linux ``SCHED_IDLE``, they run only on cores the steps leave idle), or a
-            nice increment (0 keeps the training's priority).
+        round_nice: the round threads' CPU priority below the training steps': a nice
+            increment (default 10; 0 keeps the training's priority), or 'idle' (Linux
+            ``SCHED_IDLE``: they run only on cores the steps leave idle; more training
+            throughput during a round where the training leaves some core time free, e.g. one
+            process on a GPU machine, but a round can starve, and the next one be skipped,
+            where the training processes keep every core busy).
         official: reproduce the official agent loop (``agent.official=True``, the paper
             configs): counts restart every epoch (a round sees only the last epoch's
             confusions) and only rank 0's counts are used (the official head counts its own
@@ -122,7 +125,7 @@ class AgentHook(Hook):
     def __init__(self, interval: int = 5, layout: str = 'nturgb+d', modality: str = 'j',
                  num_classes: int | None = None, top_k: int = 10, pad_to_k: bool = False,
                  update_masks: bool = False, background: bool = True, final_wait: float = 600.0,
-                 official: bool = False, round_nice: int | str = 'idle', **agent_cfg: Any) -> None:
+                 official: bool = False, round_nice: int | str = 10, **agent_cfg: Any) -> None:
         if interval < 0:
             raise ValueError(f'AgentHook: interval must be >= 0 epochs, got {interval}')
         if top_k < 1:
