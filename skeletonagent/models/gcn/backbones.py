@@ -99,11 +99,8 @@ class GCN_Block(nn.Module):  # noqa: N801 - the official name
 
 
 def _to_blocks(x: torch.Tensor, nm: int, t: int, v: int, c: int) -> torch.Tensor:
-    """N×M×T×V×C (any strides) → (N·M)×C×T×V in channels-last memory order, which the units
-    keep throughout: their 1×1 convolutions of one input run as one product on it without
-    copies (``units.pointwise_convs``; with it a float32 CPU training step took 0.84x the
-    time of the contiguous layout, bench/train_step.py)."""
-    return x.reshape(nm, t, v, c).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+    """N×M×T×V×C (any strides) → (N·M)×C×T×V, contiguous (the official layout)."""
+    return x.reshape(nm, t, v, c).permute(0, 3, 1, 2).contiguous()
 
 
 def _features_out(x: torch.Tensor, n: int, m: int) -> torch.Tensor:
