@@ -12,6 +12,9 @@ import torch
 
 from skeletonagent.agent import OFFICIAL_SELECTION, ConfusionCounter, select_confused
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'bench'))
+from questioner import official_loop  # noqa: E402  (the official per-sample loop, transcribed)
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -25,14 +28,7 @@ def official_counts(batches, num_classes):
     """A direct transcription of the official per-sample double loop, for reference."""
     stats = np.zeros((num_classes, num_classes), dtype=np.int64)
     for logits, labels in batches:
-        pred = logits.argmax(1).tolist()
-        lbl = labels.tolist()
-        for i in range(len(lbl)):
-            if pred[i] != lbl[i]:
-                stats[lbl[i], pred[i]] += 1
-            for j in range(len(lbl)):
-                if pred[j] == lbl[i] and lbl[j] != lbl[i]:
-                    stats[lbl[i], lbl[j]] += 1
+        official_loop(logits.argmax(1).tolist(), labels.tolist(), stats)
     return stats
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import tool_env  # the environment every tool subprocess of the suite gets
 
 from skeletonagent.engine.checkpoint import load_checkpoint_file
 
@@ -23,15 +24,6 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / 'configs' / 'demo' / 'j.py'
 
 pytestmark = pytest.mark.slow
-
-
-def _env():
-    env = dict(os.environ)
-    env['PYTHONPATH'] = str(ROOT) + os.pathsep + env.get('PYTHONPATH', '')
-    env.setdefault('OMP_NUM_THREADS', '1')
-    env['HF_HUB_OFFLINE'] = '1'
-    env['SKELETONAGENT_PROGRESS'] = '0'
-    return env
 
 
 def _short(work_dir: Path, data: Path, epochs: int) -> list[str]:
@@ -42,7 +34,7 @@ def _short(work_dir: Path, data: Path, epochs: int) -> list[str]:
 
 
 def _run(args, timeout=300):
-    proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=_env(), capture_output=True,
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=tool_env(), capture_output=True,
                           text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     return proc
@@ -119,7 +111,7 @@ def test_resume_auto_continues_from_latest(demo_run_copy):
 
 
 def test_dist_train_two_gloo_processes(demo_data, tmp_path):
-    env = _env()
+    env = tool_env()
     proc = subprocess.run(['bash', 'tools/dist_train.sh', str(CONFIG), '2', '--seed', '0',
                            *_short(tmp_path, demo_data, 1)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
@@ -138,7 +130,7 @@ def test_dist_test_two_processes_matches_single(demo_run, tmp_path):
     out = tmp_path / 'dist.pkl'
     proc = subprocess.run(['bash', 'tools/dist_test.sh', str(CONFIG), str(work_dir / 'epoch_2.pth'),
                            '2', '--out', str(out), *_short(tmp_path / 't', demo_run.data, 1)],
-                          cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+                          cwd=ROOT, env=tool_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     ours = np.stack(pickle.loads(out.read_bytes()))
     last = np.stack(pickle.loads((work_dir / 'last_pred.pkl').read_bytes()))
