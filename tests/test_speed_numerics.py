@@ -177,3 +177,19 @@ def test_fused_inference_matches_the_reference():
         ours = model(clips, mode='tensor')
         theirs = ref.forward_test(clips)
     torch.testing.assert_close(ours, theirs, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize('with_cp', [False, 'selective'])
+def test_every_gradient_has_its_parameters_layout(with_cp):
+    """The blocks run channels-last: each parameter's gradient must come back with the
+    parameter's own strides (DDP copies each gradient into a bucket view laid out like its
+    parameter; on a mismatch it warned and copied every step, and 2-process gloo runs aborted
+    at exit now and then)."""
+    model = _model('clip', torch.float32, with_cp=with_cp)
+    keypoint, label = _inputs(torch.float32)
+    _ours(model, keypoint, label)
+    params = [(name, p) for name, p in model.named_parameters() if p.grad is not None]
+    assert any(p.dim() == 4 and p.shape[2:] != (1, 1) for _, p in params)   # temporal convs are in
+    mismatched = [(name, tuple(p.stride()), tuple(p.grad.stride())) for name, p in params
+                  if p.stride() != p.grad.stride()]
+    assert not mismatched, f'gradient strides differ from their parameters: {mismatched[:5]}'
