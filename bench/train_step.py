@@ -20,7 +20,9 @@ not mix):
 * ``sel``      float32, ``with_cp='selective'``: every GCN block checkpointed, its products'
   outputs kept (only norms, activations, sums and concatenations recomputed)
 * ``cp``       float32, ``with_cp=True``: every GCN block checkpointed (torch.utils.checkpoint)
-* ``bf16``     ``--amp`` on CPU: bfloat16 autocast (AutocastOptimWrapper)
+* ``bf16``     ``--amp`` on CPU: bfloat16 autocast (AutocastOptimWrapper); fast only on a CPU
+  with native bfloat16 (AVX512-BF16 or AMX), emulated and ~10x slower than float32 elsewhere
+  (the table's header says which)
 * ``bf16-sel``, ``bf16-cp``  both
 * ``compile``  float32, the backbone under ``torch.compile`` (as ``--compile``; not in the
   default list: compiling takes minutes on 2 cores and is excluded from the step times)
@@ -145,6 +147,11 @@ def main() -> None:
     print(C.machine_line())
     print(f'malloc: {args.malloc}, threads: {args.threads}, device: {args.device}, '
           f'{args.warmup} warm-up + {args.steps} timed steps')
+    if args.device == 'cpu' and any(p.startswith('bf16') for p in paths):
+        from skeletonagent.engine.optim import cpu_has_native_bf16
+        if not cpu_has_native_bf16():
+            print('note: this CPU has no native bfloat16 (AVX512-BF16 or AMX): the bf16 rows run emulated, '
+                  'several times slower than float32')
     print(f'{"variant":15s} {"path":9s} {"median s":>8s} {"min s":>6s} {"x ref":>6s} {"cpu s":>6s} '
           f'{"x ref":>6s} {"peak GB":>7s} {"x ref":>6s} {"loss":>7s}  {"others":>6s}  steps (s)')
     goals = []
