@@ -211,4 +211,3 @@ def test_cpu_autocast_warns_where_bfloat16_is_emulated(monkeypatch, native):
         assert not warnings
     else:
         assert len(warnings) == 1 and 'no native bfloat16' in warnings[0] and 'without --amp' in warnings[0]
-

@@ -353,8 +353,7 @@ class MSTCNUnit(nn.Module):
         #: branches whose first operation is a 1×1 conv of the unit's input (all of the
         #: official plan, the strided '1x1' branch included): those convs run as one product
         #: (see :func:`pointwise_convs`)
-        self.entry_branches = tuple(i for i, b in enumerate(branches)
-                                    if _is_pointwise(b[0] if isinstance(b, nn.Sequential) else b))
+        self.entry_branches = tuple(i for i, b in enumerate(branches) if _is_pointwise(self._entry_conv(b)))
         tin_channels = mid * (self.num_branches - 1) + rem_mid
         self.transform = nn.Sequential(
             nn.BatchNorm2d(tin_channels), self.act, nn.Conv2d(tin_channels, out_channels, kernel_size=1))
@@ -376,10 +375,7 @@ class MSTCNUnit(nn.Module):
             if i not in entry:
                 outs.append(branch(x))
             elif isinstance(branch, nn.Sequential):
-                y = entry[i]
-                for layer in list(branch)[1:]:
-                    y = layer(y)
-                outs.append(y)
+                outs.append(branch[1:](entry[i]))        # the rest of the branch after its entry
             else:
                 outs.append(entry[i])
         out = _ntvc(torch.cat(outs, 1))
