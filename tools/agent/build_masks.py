@@ -12,11 +12,13 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's package first
 
-from skeletonagent.agent import build_masks, critical_joints_from_transcript, read_transcript_dir
-from skeletonagent.datasets.label_map import load_label_map
-from skeletonagent.skeleton import get_layout
+import numpy as np  # noqa: E402
+
+from skeletonagent.agent import build_masks, critical_joints_from_transcript, read_transcript_dir  # noqa: E402
+from skeletonagent.datasets.label_map import load_label_map  # noqa: E402
+from skeletonagent.skeleton import get_layout  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:

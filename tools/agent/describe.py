@@ -15,9 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
-from mmengine.config import DictAction
-from tqdm import tqdm
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's package first
+
+from mmengine.config import DictAction  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -9,8 +9,11 @@ file, the sample and the field named on stderr. --layout / --config also check t
 sample has the number of joints that layout (or the config's pipeline) needs.
 """
 import sys
+from pathlib import Path
 
-from skeletonagent.datasets.prep.check import main
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's package first
+
+from skeletonagent.datasets.prep.check import main  # noqa: E402
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -5,9 +5,12 @@
     python tools/data/make_demo_data.py --label-map skeletonagent/data/label_map/demo.txt
 """
 import argparse
+import sys
 from pathlib import Path
 
-from skeletonagent.datasets.synthetic import DEMO_CLASSES, ensure_demo_data
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's package first
+
+from skeletonagent.datasets.synthetic import DEMO_CLASSES, ensure_demo_data  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:

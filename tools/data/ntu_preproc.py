@@ -14,8 +14,11 @@ See skeletonagent/datasets/prep/ntu.py for the details.
 """
 import argparse
 import sys
+from pathlib import Path
 
-from skeletonagent.datasets.prep import prepare_ntu
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's package first
+
+from skeletonagent.datasets.prep import prepare_ntu  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:

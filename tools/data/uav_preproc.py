@@ -11,8 +11,11 @@ Splits csv1_train / csv1_val / csv2_train / csv2_val (the names the official con
 """
 import argparse
 import sys
+from pathlib import Path
 
-from skeletonagent.datasets.prep import prepare_uav
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's package first
+
+from skeletonagent.datasets.prep import prepare_uav  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:

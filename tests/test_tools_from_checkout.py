@@ -1,0 +1,55 @@
+"""Every script under tools/ runs from a checkout with no installed package: it puts its own
+checkout first on sys.path, so `python tools/...` uses the code beside it, not another
+installed copy."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+# One process for all scripts (torch is imported once; mmengine's registries cannot be built
+# twice in a process, so the package is imported once too): the installed package is hidden,
+# and before each script sys.path is put back, so each must add its checkout itself.
+RUNNER = r'''
+import importlib.util, io, runpy, sys, contextlib
+sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f).lower()]
+sys.path[:] = [p for p in sys.path if p and not __import__('os').path.isdir(p + '/skeletonagent')]
+importlib.invalidate_caches()
+assert importlib.util.find_spec('skeletonagent') is None, 'the installed package is still visible'
+base_path = list(sys.path)
+for script in sys.argv[1:]:
+    sys.path[:] = base_path
+    sys.argv = [script, '--help']
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
+            runpy.run_path(script, run_name='__main__')
+    except SystemExit as exc:
+        code = exc.code
+    else:
+        code = 0
+    module = sys.modules.get('skeletonagent')
+    added = [p for p in sys.path if p not in base_path]
+    print(script, code, 'usage:' in out.getvalue(), added[:1] or None, getattr(module, '__file__', None), sep='\t')
+'''
+
+
+def _scripts() -> list[Path]:
+    return sorted(p for p in (REPO / 'tools').rglob('*.py')
+                  if "__name__ == '__main__'" in p.read_text())
+
+
+def test_every_tool_runs_from_the_checkout_without_an_installed_package(tmp_path):
+    scripts = _scripts()
+    assert len(scripts) >= 10
+    proc = subprocess.run([sys.executable, '-c', RUNNER, *map(str, scripts)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split('\t') for line in proc.stdout.splitlines() if line.startswith(str(REPO))]
+    assert [Path(r[0]) for r in rows] == scripts, proc.stdout + proc.stderr
+    for script, code, usage, added, package in rows:
+        assert (code, usage) == ('0', 'True'), f'{script}: exit {code}, usage printed: {usage}\n{proc.stderr}'
+        assert added == repr([str(REPO)]), f'{script} did not put its checkout first on sys.path: {added}'
+        assert package in ('None', str(REPO / 'skeletonagent' / '__init__.py')), (script, package)
