@@ -13,6 +13,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from skeletonagent.utils.malloc import MALLOC_TUNABLES as _MALLOC_TUNABLES
+
 #: the official NTU-60 joint config (configs/ntu60_xsub/j.py of the official repository)
 NTU_J_BACKBONE = dict(
     type='GCN_Module_LLM', llm_model='gpt4o', llm_modality='j', num_classes=60,
@@ -97,12 +99,9 @@ def build_ntu_model(variant: str = 'minilm', device: str = 'cpu', with_text: boo
     return model
 
 
-#: glibc settings for training processes (``--malloc tuned``): freed activations stay in the
-#: heap and are reused by the next step instead of being returned to the kernel and
-#: page-faulted in again (several seconds of system time per step in a VM); thread caches and
-#: fast bins, which pin small chunks between large free blocks and fragment the heap, are off.
-MALLOC_TUNABLES = ('glibc.malloc.tcache_count=0:glibc.malloc.mxfast=0:'
-                   'glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=17179869184')
+#: glibc settings for training processes (``--malloc tuned``): the ones ``tools/train.py``
+#: restarts itself with (``skeletonagent.utils.malloc``: freed activations stay in the heap)
+MALLOC_TUNABLES = _MALLOC_TUNABLES
 
 
 def malloc_env(mode: str) -> dict:

@@ -14,6 +14,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
 from ..registry import explain_unknown_types
+from ..utils.malloc import malloc_line
 from .checkpoint import (
     PlainCheckpointHook,
     check_checkpoint_config,
@@ -137,10 +138,12 @@ def set_threads(cfg: Config, threads: int | None = None) -> ThreadChoice:
 
 
 def _publish_threads(runner: Runner, choice: ThreadChoice) -> None:
-    """The choice in the log and in the start block (``run_info/threads``)."""
+    """The choice in the log and in the start block (``run_info/threads``); the malloc
+    settings (``skeletonagent.utils.malloc``) in the log."""
     runner.message_hub.update_info('run_info/threads', {'threads': choice.line()})
     if get_rank() == 0:
         print_log(f'threads: {choice.line()}', logger='current')
+        print_log(f'malloc: {malloc_line()}', logger='current')
 
 
 def _set_out_file(runner: Runner, out_file: str | None) -> None:
