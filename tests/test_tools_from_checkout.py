@@ -3,6 +3,7 @@ checkout first on sys.path, so `python tools/...` uses the code beside it, not a
 installed copy."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -44,7 +45,10 @@ def _scripts() -> list[Path]:
 def test_every_tool_runs_from_the_checkout_without_an_installed_package(tmp_path):
     scripts = _scripts()
     assert len(scripts) >= 10
-    proc = subprocess.run([sys.executable, '-c', RUNNER, *map(str, scripts)], cwd=tmp_path,
+    # without the malloc restart of tools/train.py and tools/test.py, which would start this
+    # whole runner again
+    env = dict(os.environ, SKELETONAGENT_MALLOC='default')
+    proc = subprocess.run([sys.executable, '-c', RUNNER, *map(str, scripts)], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     rows = [line.split('\t') for line in proc.stdout.splitlines() if line.startswith(str(REPO))]

@@ -8,11 +8,10 @@ its activations in again (an N×C×T×V activation of the NTU-60 model is 20 MB 
 the next step: no ``mmap`` for large blocks, no trimming, and no thread caches or fast bins
 (which pin small chunks between large free blocks and fragment the heap).
 
-Measured with ``bench/scale.py``'s training rows (NTU-60 joint model, MiniLM, 2 threads, a
-2-core AMD EPYC VM, 2026-12-03), median step and peak RSS: batch 8 12.5 s / 6.8 GB with glibc's
-defaults against 8.9 s / 6.0 GB tuned; batch 16 34.0 s / 10.9 GB with the earlier tuning that
-still ``mmap``-ed blocks of 32 MiB and more, 18.5 s / 11.5 GB tuned. The numbers a model
-computes do not change.
+Measured with ``bench/malloc.py`` (NTU-60 joint model, MiniLM, 2 threads, a 2-core AMD EPYC
+VM, 2026-12-03), median step and peak RSS, glibc's defaults against tuned: batch 8 12.3 s /
+6.65 GB against 9.8 s / 5.93 GB; batch 16 40.1 s / 11.0 GB against 17.6 s / 11.2 GB. The
+numbers a model computes do not change.
 
 glibc reads these settings (``GLIBC_TUNABLES``) only when a program starts, so
 :func:`reexec_with_tuned_malloc` starts the tool again in the same process (``execve``: same
