@@ -21,6 +21,8 @@ FAULTS = r'''
 import ctypes, os, resource, sys
 sys.path.insert(0, sys.argv[1])
 print('start', os.getpid(), flush=True)
+if os.environ.get('DROP_ORIG_ARGV'):      # as on Python 3.9, which has no sys.orig_argv
+    del sys.orig_argv
 from skeletonagent.utils.malloc import reexec_with_tuned_malloc
 reexec_with_tuned_malloc()
 libc = ctypes.CDLL(None)
@@ -60,6 +62,9 @@ def test_the_restarted_process_reuses_freed_memory_without_page_faults(tmp_path)
     assert len(starts) == 2 and starts[0] == starts[1], starts
     assert tunables == MALLOC_TUNABLES
     assert faults < 100, faults                          # 64 MiB is 16384 pages of 4 KiB
+
+    starts, faults, tunables = _run(tmp_path, DROP_ORIG_ARGV='1')
+    assert len(starts) == 2 and starts[0] == starts[1] and tunables == MALLOC_TUNABLES and faults < 100
 
     starts, faults, tunables = _run(tmp_path, SKELETONAGENT_MALLOC='default')
     assert len(starts) == 1 and tunables == 'None'

@@ -66,8 +66,9 @@ def reexec_with_tuned_malloc() -> None:
         return
     sys.stdout.flush()
     sys.stderr.flush()
-    # sys.orig_argv keeps the interpreter's own options (-u, -X ..., -m module)
-    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
+    # sys.orig_argv (Python 3.10+) keeps the interpreter's own options (-u, -X ..., -m module)
+    argv = sys.orig_argv[1:] if hasattr(sys, 'orig_argv') else sys.argv
+    os.execve(sys.executable, [sys.executable, *argv], env)
 
 
 def malloc_line(environ: Mapping[str, str] | None = None) -> str:
