@@ -13,7 +13,9 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from skeletonagent.utils.malloc import MALLOC_TUNABLES as _MALLOC_TUNABLES
+#: glibc settings for training processes (``--malloc tuned``): the ones ``tools/train.py``
+#: restarts itself with (``skeletonagent.utils.malloc``: freed activations stay in the heap)
+from skeletonagent.utils.malloc import MALLOC_TUNABLES
 
 #: the official NTU-60 joint config (configs/ntu60_xsub/j.py of the official repository)
 NTU_J_BACKBONE = dict(
@@ -97,11 +99,6 @@ def build_ntu_model(variant: str = 'minilm', device: str = 'cpu', with_text: boo
         model.set_agent_state(class_descriptions(num_classes), masks)
         model.init_text_encoder(device)
     return model
-
-
-#: glibc settings for training processes (``--malloc tuned``): the ones ``tools/train.py``
-#: restarts itself with (``skeletonagent.utils.malloc``: freed activations stay in the heap)
-MALLOC_TUNABLES = _MALLOC_TUNABLES
 
 
 def malloc_env(mode: str) -> dict:

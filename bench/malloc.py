@@ -13,6 +13,7 @@ Usage: python bench/malloc.py [--batches 8,16] [--frames 100] [--steps 3] [--war
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sys
 from pathlib import Path
@@ -46,8 +47,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--quick', action='store_true', help="bench/scale.py's smoke-test model (base_channels 16)")
     args = parser.parse_args(argv)
-    import os
-
     import _common as C
     if 'glibc.malloc.' in os.environ.get('GLIBC_TUNABLES', ''):
         parser.error('GLIBC_TUNABLES already sets malloc tunables: run this script without them')

@@ -14,9 +14,9 @@ REPO = Path(__file__).resolve().parents[1]
 # twice in a process, so the package is imported once too): the installed package is hidden,
 # and before each script sys.path is put back, so each must add its checkout itself.
 RUNNER = r'''
-import importlib.util, io, runpy, sys, contextlib
+import contextlib, importlib.util, io, os, runpy, sys
 sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f).lower()]
-sys.path[:] = [p for p in sys.path if p and not __import__('os').path.isdir(p + '/skeletonagent')]
+sys.path[:] = [p for p in sys.path if p and not os.path.isdir(p + '/skeletonagent')]
 importlib.invalidate_caches()
 assert importlib.util.find_spec('skeletonagent') is None, 'the installed package is still visible'
 base_path = list(sys.path)

@@ -38,13 +38,18 @@ MALLOC_TUNABLES = ('glibc.malloc.tcache_count=0:glibc.malloc.mxfast=0:'
 MALLOC_ENV = 'SKELETONAGENT_MALLOC'
 
 
+def _choice(environ: Mapping[str, str]) -> str:
+    """``SKELETONAGENT_MALLOC`` as given (stripped, lower case); ``tuned`` when unset or empty."""
+    return environ.get(MALLOC_ENV, '').strip().lower() or 'tuned'
+
+
 def tuned_malloc_env(environ: Mapping[str, str], libc: str | None = None) -> dict[str, str] | None:
     """``environ`` plus :data:`MALLOC_TUNABLES` in ``GLIBC_TUNABLES`` (after any other tunables
     it holds), or None when nothing is to change: the C library (``libc``, default
     ``platform.libc_ver()``) is not glibc, ``GLIBC_TUNABLES`` already sets a ``glibc.malloc``
     tunable, or ``SKELETONAGENT_MALLOC=default``. Any other value of that variable than
     ``tuned`` or ``default`` is a ValueError that names it."""
-    choice = environ.get(MALLOC_ENV, 'tuned').strip().lower() or 'tuned'
+    choice = _choice(environ)
     if choice not in ('tuned', 'default'):
         raise ValueError(f"{MALLOC_ENV}={environ[MALLOC_ENV]!r}: use 'tuned' (the default) or 'default' "
                          "(glibc's own malloc settings)")
@@ -79,6 +84,6 @@ def malloc_line(environ: Mapping[str, str] | None = None) -> str:
         return f'tuned, freed activations stay in the heap ({MALLOC_ENV}=default turns it off)'
     if 'glibc.malloc.' in current:
         return f'GLIBC_TUNABLES={current} (the environment\'s)'
-    if environ.get(MALLOC_ENV, '').strip().lower() == 'default':
+    if _choice(environ) == 'default':
         return f"glibc's defaults ({MALLOC_ENV}=default)"
     return 'the C library\'s defaults'
