@@ -1,6 +1,6 @@
 """Every script under tools/ runs from a checkout with no installed package: it puts its own
 checkout first on sys.path, so `python tools/...` uses the code beside it, not another
-installed copy."""
+installed copy. Every script also skips the cycle collection at exit (utils/fast_exit.py)."""
 from __future__ import annotations
 
 import os
@@ -23,6 +23,9 @@ base_path = list(sys.path)
 for script in sys.argv[1:]:
     sys.path[:] = base_path
     sys.argv = [script, '--help']
+    fast_exit = sys.modules.get('skeletonagent.utils.fast_exit')
+    if fast_exit is not None:               # registered by the script before: again for this one
+        fast_exit._registered = False
     out = io.StringIO()
     try:
         with contextlib.redirect_stdout(out):
@@ -33,7 +36,9 @@ for script in sys.argv[1:]:
         code = 0
     module = sys.modules.get('skeletonagent')
     added = [p for p in sys.path if p not in base_path]
-    print(script, code, 'usage:' in out.getvalue(), added[:1] or None, getattr(module, '__file__', None), sep='\t')
+    fast_exit = sys.modules.get('skeletonagent.utils.fast_exit')
+    print(script, code, 'usage:' in out.getvalue(), added[:1] or None, getattr(module, '__file__', None),
+          getattr(fast_exit, '_registered', False), sep='\t')
 '''
 
 
@@ -53,7 +58,8 @@ def test_every_tool_runs_from_the_checkout_without_an_installed_package(tmp_path
     assert proc.returncode == 0, proc.stderr
     rows = [line.split('\t') for line in proc.stdout.splitlines() if line.startswith(str(REPO))]
     assert [Path(r[0]) for r in rows] == scripts, proc.stdout + proc.stderr
-    for script, code, usage, added, package in rows:
+    for script, code, usage, added, package, skips_exit_collection in rows:
         assert (code, usage) == ('0', 'True'), f'{script}: exit {code}, usage printed: {usage}\n{proc.stderr}'
+        assert skips_exit_collection == 'True', f'{script} does not call skip_exit_collection()'
         assert added == repr([str(REPO)]), f'{script} did not put its checkout first on sys.path: {added}'
         assert package in ('None', str(REPO / 'skeletonagent' / '__init__.py')), (script, package)

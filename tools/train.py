@@ -10,8 +10,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 if __name__ == '__main__':      # first, before torch: glibc reads its malloc settings at start
+    from skeletonagent.utils.fast_exit import skip_exit_collection
     from skeletonagent.utils.malloc import reexec_with_tuned_malloc
     reexec_with_tuned_malloc()
+    skip_exit_collection()      # no cycle collection of torch's objects at exit
 
 from skeletonagent.engine import RunOptions, init_distributed, load_config  # noqa: E402
 from skeletonagent.engine.config import CfgOptionsAction  # noqa: E402

@@ -16,4 +16,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's 
 from skeletonagent.datasets.prep.check import main  # noqa: E402
 
 if __name__ == '__main__':
+    from skeletonagent.utils.fast_exit import skip_exit_collection
+    skip_exit_collection()   # no cycle collection of torch's objects at exit
     sys.exit(main())
