@@ -31,5 +31,5 @@ setup(
     package_data={'skeletonagent.data': ['label_map/*.txt', 'ntu_missing/*.txt']},
     include_package_data=True,
     install_requires=read_requirements('requirements.txt'),
-    extras_require={'tests': ['pytest>=7', 'pytest-timeout', 'ruff==0.17.6']},
+    extras_require={'tests': ['pytest>=7', 'pytest-timeout', 'pytest-xdist>=3', 'filelock', 'ruff==0.17.6']},
 )

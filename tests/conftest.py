@@ -15,6 +15,7 @@ another config) keep starting their own.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -70,20 +71,50 @@ def demo_data(tmp_path_factory) -> Path:
                                  num_test_per_class=2))
 
 
-@pytest.fixture(scope='session')
-def demo_run(tmp_path_factory, demo_data) -> DemoRun:
-    """The shared 2-epoch demo run (see the module docstring)."""
-    work_dir = tmp_path_factory.mktemp('demo_run')
+def _train_demo_run(work_dir: Path, data: Path) -> str:
+    """The shared run's ``tools/train.py`` (see the module docstring); its stdout and stderr."""
     opts = [f'work_dir={work_dir}', 'total_epochs=2', 'data.workers_per_gpu=0',
             'log_config.interval=1', 'agent.interval=1', 'agent.background=False',
-            *data_options(demo_data)]
+            *data_options(data)]
     proc = subprocess.run([sys.executable, 'tools/train.py', str(DEMO_CONFIG), '--validate',
                            '--test-last', '--test-best', '--seed', '0', '--cfg-options', *opts],
                           cwd=ROOT, env=tool_env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    before = _listing(work_dir)
-    yield DemoRun(work_dir, demo_data, proc.stdout + proc.stderr)
-    assert _listing(work_dir) == before, 'a test wrote into the shared demo run (use demo_run_copy)'
+    return proc.stdout + proc.stderr
+
+
+def _shared_demo_run(tmp_path_factory, data: Path) -> DemoRun:
+    """Under pytest-xdist (``-n 2``): one run for all workers, trained by the first worker that
+    needs it, in the folder above the workers' own temporary folders. A file lock makes the
+    others wait for it; the run is recorded (``run.json``) only once it succeeded, so after a
+    failure each worker trains it again and reports its own error."""
+    from filelock import FileLock
+    shared = tmp_path_factory.getbasetemp().parent / 'demo_run_shared'
+    shared.mkdir(exist_ok=True)
+    record = shared / 'run.json'
+    with FileLock(str(shared / 'lock')):
+        if not record.is_file():
+            work_dir = shared / 'work_dir'
+            shutil.rmtree(work_dir, ignore_errors=True)     # what a failed attempt left
+            work_dir.mkdir()
+            log = _train_demo_run(work_dir, data)
+            record.write_text(json.dumps(dict(work_dir=str(work_dir), data=str(data), log=log)))
+    run = json.loads(record.read_text())
+    return DemoRun(Path(run['work_dir']), Path(run['data']), run['log'])
+
+
+@pytest.fixture(scope='session')
+def demo_run(tmp_path_factory, demo_data) -> DemoRun:
+    """The shared 2-epoch demo run (see the module docstring); one for the whole session, also
+    across pytest-xdist's workers."""
+    if not os.environ.get('PYTEST_XDIST_WORKER'):      # not a pytest-xdist worker
+        work_dir = tmp_path_factory.mktemp('demo_run')
+        run = DemoRun(work_dir, demo_data, _train_demo_run(work_dir, demo_data))
+    else:
+        run = _shared_demo_run(tmp_path_factory, demo_data)
+    before = _listing(run.work_dir)
+    yield run
+    assert _listing(run.work_dir) == before, 'a test wrote into the shared demo run (use demo_run_copy)'
 
 
 @pytest.fixture
