@@ -75,7 +75,12 @@ def pointwise_convs(x: torch.Tensor, convs: Sequence[nn.Conv2d]) -> tuple[torch.
     CPU: the six 384→64 branch entries of a TCN take 2-4x the time of one 384→384, and a
     strided 1×1 conv with few outputs 5-10x the time of the same product unstrided). The
     modules keep their own weights (state_dict, ``fuse()``); gradients reach each of them
-    through the concatenation."""
+    through the concatenation.
+
+    Each output is copied out of the split into its own channels-last tensor. Handing on the
+    strided views instead saved 1-2 % of the peak memory and made the step 1.3-1.5x slower
+    (``bench/train_step.py --paths plain``, 2-core CPU, 2026-12-03): the norms and activations
+    after it run far slower on a view whose rows skip the other branches' channels."""
     if len(convs) == 1 and convs[0].stride == (1, 1):
         return (convs[0](x),)
     weight = torch.cat([conv.weight for conv in convs])
