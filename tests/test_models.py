@@ -154,6 +154,43 @@ def test_units_support_double_backward():
         torch.testing.assert_close(o, r, atol=1e-8 * scale, rtol=1e-6)
 
 
+def _kept_for_backward(fn, *args) -> list[torch.Tensor]:
+    """The tensors autograd keeps for the backward of ``fn(*args)``, one per storage."""
+    kept = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        kept.setdefault(t.untyped_storage().data_ptr(), t)
+        return t
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn(*args)
+    return list(kept.values())
+
+
+def test_units_keep_each_activation_once_for_backward():
+    """Backward keeps no second copy of an activation: the TCN's entry convolutions keep the
+    unit's input itself (the joints' mean is appended after them, not to a copy of the input),
+    and the joint mixing's product keeps the activated tensor that the activation keeps (no
+    copy of it in another memory layout)."""
+    torch.manual_seed(0)
+    gcn, tcn = GCNUnit(8, 16, torch.rand(3, 25, 25)), MSTCNUnit(16, 16)
+    _randomize(gcn)
+    _randomize(tcn)
+    x = torch.randn(2, 16, 12, 25).contiguous(memory_format=torch.channels_last).requires_grad_()
+    kept = _kept_for_backward(tcn, x)
+    assert any(t.untyped_storage().data_ptr() == x.untyped_storage().data_ptr() for t in kept)
+    assert not [tuple(t.shape) for t in kept if tuple(t.shape) == (2, 16, 12, 26)], \
+        'a copy of the input with the mean column is kept'
+
+    x = torch.randn(2, 8, 12, 25).contiguous(memory_format=torch.channels_last).requires_grad_()
+    kept = _kept_for_backward(lambda inp: tcn(gcn(inp)), x)
+    values = [torch.sort(t.detach().flatten()).values for t in kept if t.numel() > 1000]
+    assert len(values) > 10
+    for i, a in enumerate(values):
+        for b in values[i + 1:]:
+            assert not (a.shape == b.shape and torch.equal(a, b)), \
+                f'two kept tensors of {a.numel()} elements hold the same values'
+
+
 @pytest.mark.parametrize('sign', [1.0, -1.0])
 def test_tcn_fuse_with_either_bn_sign(sign):
     """``fuse()`` folds the branch-entry BNs and the last BN into their convolutions (the

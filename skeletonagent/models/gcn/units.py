@@ -18,15 +18,21 @@ Speed and memory come from torch, not from hand-written kernels:
   product runs on a contiguous copy (:func:`relayout`). Measured with
   ``bench/train_step.py`` on a 2-core CPU: 0.61x the step time of the plain official model,
   against 0.80x in the contiguous layout with one convolution per branch;
-* training memory: ``with_cp`` on the blocks (``torch.utils.checkpoint``, see
-  ``backbones.GCN_Block``); ``--compile`` for speed;
+* training memory: backward keeps each activation once. The TCN appends the joints' mean to
+  the outputs of its entry convolutions, not to a copy of its input, and the graph unit
+  activates ``pre``'s output after copying it to the joint mixing's layout, so the
+  activation's backward and the product's keep one tensor. With the NTU-60 model this cut
+  the tensors kept for backward from 4.79 to 4.08 GB and the step's peak from 0.83-0.91x to
+  0.76-0.79x the plain official model's, at the same step time (``bench/train_step.py``,
+  2026-12-03). Less memory still: ``with_cp`` on the blocks (``torch.utils.checkpoint``,
+  see ``backbones.GCN_Block``); ``--compile`` for speed;
 * inference: :meth:`GCNUnit.fuse` / :meth:`MSTCNUnit.fuse` / :meth:`TemporalConv.fuse` fold
   every BN that follows a convolution into it, once (``torch.nn.utils.fusion``), and swap the
   BN for ``nn.Identity``; the forward is unchanged.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Union
 
 import torch
@@ -64,11 +70,13 @@ def _is_pointwise(conv: nn.Module) -> bool:
             and conv.padding == (0, 0) and conv.dilation == (1, 1) and conv.groups == 1)
 
 
-def pointwise_convs(x: torch.Tensor, convs: Sequence[nn.Conv2d]) -> tuple[torch.Tensor, ...]:
-    """``tuple(conv(x) for conv in convs)`` for 1×1 convolutions of the same input (see
+def pointwise_convs(x: torch.Tensor, convs: Sequence[nn.Conv2d],
+                    then: Callable[[torch.Tensor], torch.Tensor] | None = None) -> tuple[torch.Tensor, ...]:
+    """``tuple(then(conv(x)) for conv in convs)`` for 1×1 convolutions of the same input (see
     :func:`_is_pointwise`), as one convolution with the weights stacked along the output
-    channels, its output split (and, for a conv strided along time, every ``stride``-th frame
-    kept).
+    channels, ``then`` (an operation on each position's channels alone, or on whole joint rows:
+    the MSTCN appends the joint mean) applied once to the stacked output, and the result split
+    (and, for a conv strided along time, every ``stride``-th frame kept).
 
     Exact: every output value is the same dot product. Faster because one large matrix product
     runs far better than several with few output channels, above all in backward (oneDNN on
@@ -81,14 +89,15 @@ def pointwise_convs(x: torch.Tensor, convs: Sequence[nn.Conv2d]) -> tuple[torch.
     strided views instead saved 1-2 % of the peak memory and made the step 1.3-1.5x slower
     (``bench/train_step.py --paths plain``, 2-core CPU, 2026-12-03): the norms and activations
     after it run far slower on a view whose rows skip the other branches' channels."""
+    then = then or (lambda y: y)
     if len(convs) == 1 and convs[0].stride == (1, 1):
-        return (convs[0](x),)
+        return (then(convs[0](x)),)
     weight = torch.cat([conv.weight for conv in convs])
     bias = None
     if any(conv.bias is not None for conv in convs):
         bias = torch.cat([conv.weight.new_zeros(conv.out_channels) if conv.bias is None else conv.bias
                           for conv in convs])
-    outs = torch.split(F.conv2d(x, weight, bias), [conv.out_channels for conv in convs], 1)
+    outs = torch.split(then(F.conv2d(x, weight, bias)), [conv.out_channels for conv in convs], 1)
     # frames are dropped on the N×T×V×C view: the gradient of that slice is channels-last too
     return tuple(channels_last(out if conv.stride[0] == 1 else _nctv(_ntvc(out)[:, ::conv.stride[0]]))
                  for conv, out in zip(convs, outs))
@@ -120,8 +129,9 @@ class _Relayout(torch.autograd.Function):
 
 def relayout(x: torch.Tensor, memory_format: torch.memory_format) -> torch.Tensor:
     """``x.contiguous(memory_format=...)`` whose gradient comes back in ``x``'s layout (see
-    :class:`_Relayout`); the plain call when autograd does not record."""
-    if not (torch.is_grad_enabled() and x.requires_grad):
+    :class:`_Relayout`); the plain call when autograd does not record or ``x`` is in that
+    layout already (``x`` itself then, which an in-place operation may modify like any output)."""
+    if not (torch.is_grad_enabled() and x.requires_grad) or x.is_contiguous(memory_format=memory_format):
         return x.contiguous(memory_format=memory_format)
     return _Relayout.apply(x, memory_format)
 
@@ -134,6 +144,12 @@ def _ntvc(x: torch.Tensor) -> torch.Tensor:
 def _nctv(x: torch.Tensor) -> torch.Tensor:
     """N×T×V×C → the N×C×T×V view (channels-last memory for a contiguous ``x``)."""
     return x.permute(0, 3, 1, 2)
+
+
+def with_joint_mean(x: torch.Tensor) -> torch.Tensor:
+    """N×C×T×V → N×C×T×(V+1): the joints and their mean as one more joint, channels-last."""
+    x = _ntvc(x)
+    return _nctv(torch.cat([x, x.mean(2, keepdim=True)], 2))
 
 
 def fold_conv_bn(conv: nn.Module, bn: nn.Module) -> tuple[nn.Module, nn.Module]:
@@ -235,7 +251,7 @@ class GCNUnit(nn.Module):
         mid_total = self.mid_channels * self.num_subsets
         self.norm_cfg = _as_cfg(norm)
         self.act_cfg = _as_cfg(act)
-        # the activation follows a norm (in `pre`) or a fresh sum (at the end): in place is safe
+        # the activation follows a copy (in `forward`) or a fresh sum (at the end): in place is safe
         self.act = build_activation_layer(_inplace(self.act_cfg))
         self.intra_act = intra_act
         self.inter_act = inter_act
@@ -277,12 +293,15 @@ class GCNUnit(nn.Module):
         n, _, t, v = x.shape
         k, c = self.num_subsets, self.mid_channels
         mixing = self.joint_mixing(x)
+        conv, norm, act = self.pre
         if self.down is None:
-            h, res = self.pre(x), x
+            h, res = norm(conv(x)), x
         else:                                   # pre and down read the same input: one product
-            h, res = pointwise_convs(x, (self.pre[0], self.down[0]))
-            h, res = self.pre[2](self.pre[1](h)), self.down[1](res)
-        h = relayout(h, torch.contiguous_format).view(n, k, c, t, v)
+            h, res = pointwise_convs(x, (conv, self.down[0]))
+            h, res = norm(h), self.down[1](res)
+        # activated after the copy to the product's layout: the activation's backward and the
+        # product's keep the same tensor (activated before it, both layouts were kept)
+        h = act(relayout(h, torch.contiguous_format)).view(n, k, c, t, v)
         y = relayout(torch.matmul(h, mixing).view(n, k * c, t, v), torch.channels_last)
         out = self.bn(self.post(y))
         return self.act(out.add_(res))         # backward needs neither a norm's nor a conv's output
@@ -371,14 +390,17 @@ class MSTCNUnit(nn.Module):
         if v > self.num_joints:
             raise ValueError(f'MSTCNUnit: input has {v} joints but add_coeff holds {self.num_joints} '
                              f'(set tcn_num_joints >= {v})')
-        x = _ntvc(x)
-        x = _nctv(torch.cat([x, x.mean(2, keepdim=True)], 2))             # the joints and their mean
+        # Every branch sees the joints and their mean. A 1×1 conv commutes with the mean, so the
+        # entry convs run on the joints and the mean is appended to their outputs: backward then
+        # keeps the input that the activation before this unit keeps anyway, not a copy of it
+        # with the mean column (exact up to rounding; one copy fewer per block).
         entry = dict(zip(self.entry_branches, pointwise_convs(
-            x, [self._entry_conv(self.branches[i]) for i in self.entry_branches])))
+            x, [self._entry_conv(self.branches[i]) for i in self.entry_branches], then=with_joint_mean)))
+        x_and_mean = with_joint_mean(x) if len(entry) < len(self.branches) else None
         outs = []
         for i, branch in enumerate(self.branches):
             if i not in entry:
-                outs.append(branch(x))
+                outs.append(branch(x_and_mean))
             elif isinstance(branch, nn.Sequential):
                 outs.append(branch[1:](entry[i]))        # the rest of the branch after its entry
             else:
