@@ -228,7 +228,7 @@ def fmt(value: float | None) -> str:
         return '-'
     if value >= 100:
         return f'{value:.0f}'
-    if value >= 1:
+    if value >= 0.995:                  # .3g would print 0.9996 as '1'
         return f'{value:.2f}'
     return f'{value:.3g}'
 

@@ -110,3 +110,10 @@ def test_write_readme_adds_the_section(tmp_path: Path) -> None:
     missing.parent.mkdir()
     scale.write_readme(missing, 'x')
     assert f'{scale.BEGIN}\nx\n{scale.END}' in missing.read_text(encoding='utf-8')
+
+
+@pytest.mark.parametrize('value,shown', [(0.9996, '1.00'), (0.994, '0.994'), (1.5, '1.50'), (0.00234, '0.00234'),
+                                         (150.4, '150'), (None, '-')])
+def test_figures_keep_three_significant_digits(value, shown) -> None:
+    """A ratio just under 1 reads 1.00, not 1 (the table's other ratios have two decimals)."""
+    assert _scale().fmt(value) == shown
