@@ -74,9 +74,10 @@ def pointwise_convs(x: torch.Tensor, convs: Sequence[nn.Conv2d],
                     then: Callable[[torch.Tensor], torch.Tensor] | None = None) -> tuple[torch.Tensor, ...]:
     """``tuple(then(conv(x)) for conv in convs)`` for 1×1 convolutions of the same input (see
     :func:`_is_pointwise`), as one convolution with the weights stacked along the output
-    channels, ``then`` (an operation on each position's channels alone, or on whole joint rows:
-    the MSTCN appends the joint mean) applied once to the stacked output, and the result split
-    (and, for a conv strided along time, every ``stride``-th frame kept).
+    channels, ``then`` applied once to the stacked output, and the result split (and, for a
+    conv strided along time, every ``stride``-th frame kept). ``then`` must treat every
+    channel and frame on its own, so that it commutes with the split and the frame selection
+    (the MSTCN appends each channel's mean over the joints).
 
     Exact: every output value is the same dot product. Faster because one large matrix product
     runs far better than several with few output channels, above all in backward (oneDNN on
