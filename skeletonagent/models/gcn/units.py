@@ -63,19 +63,13 @@ def _inplace(act_cfg: dict) -> dict:
     return act_cfg
 
 
-def _is_pointwise(conv: nn.Module) -> bool:
-    """A 1×1, unpadded, ungrouped ``nn.Conv2d``, strided along time at most (a matrix product
-    over channels, on every ``stride``-th frame)."""
-    return (isinstance(conv, nn.Conv2d) and conv.kernel_size == (1, 1) and conv.stride[1] == 1
-            and conv.padding == (0, 0) and conv.dilation == (1, 1) and conv.groups == 1)
-
-
 def pointwise_convs(x: torch.Tensor, convs: Sequence[nn.Conv2d],
                     then: Callable[[torch.Tensor], torch.Tensor] | None = None) -> tuple[torch.Tensor, ...]:
-    """``tuple(then(conv(x)) for conv in convs)`` for 1×1 convolutions of the same input (see
-    :func:`_is_pointwise`), as one convolution with the weights stacked along the output
-    channels, ``then`` applied once to the stacked output, and the result split (and, for a
-    conv strided along time, every ``stride``-th frame kept). ``then`` must treat every
+    """``tuple(then(conv(x)) for conv in convs)`` for 1×1 convolutions of the same input
+    (unpadded, ungrouped ``nn.Conv2d``, strided along time at most: a matrix product over
+    channels, on every ``stride``-th frame), as one convolution with the weights stacked along
+    the output channels, ``then`` applied once to the stacked output, and the result split
+    (and, for a conv strided along time, every ``stride``-th frame kept). ``then`` must treat every
     channel and frame on its own, so that it commutes with the split and the frame selection
     (the MSTCN appends each channel's mean over the joints).
 
@@ -374,11 +368,9 @@ class MSTCNUnit(nn.Module):
             branches.append(nn.Sequential(
                 nn.Conv2d(in_channels, branch_c, kernel_size=1), nn.BatchNorm2d(branch_c), self.act,
                 TemporalConv(branch_c, branch_c, kernel_size=cfg[0], stride=stride, dilation=cfg[1], norm=None)))
+        # every branch starts with a 1×1 conv of the unit's input (the strided '1x1' branch
+        # included): forward runs those convs as one product (see :func:`pointwise_convs`)
         self.branches = nn.ModuleList(branches)
-        #: branches whose first operation is a 1×1 conv of the unit's input (all of the
-        #: official plan, the strided '1x1' branch included): those convs run as one product
-        #: (see :func:`pointwise_convs`)
-        self.entry_branches = tuple(i for i, b in enumerate(branches) if _is_pointwise(self._entry_conv(b)))
         tin_channels = mid * (self.num_branches - 1) + rem_mid
         self.transform = nn.Sequential(
             nn.BatchNorm2d(tin_channels), self.act, nn.Conv2d(tin_channels, out_channels, kernel_size=1))
@@ -395,17 +387,10 @@ class MSTCNUnit(nn.Module):
         # entry convs run on the joints and the mean is appended to their outputs: backward then
         # keeps the input that the activation before this unit keeps anyway, not a copy of it
         # with the mean column (exact up to rounding; one copy fewer per block).
-        entry = dict(zip(self.entry_branches, pointwise_convs(
-            x, [self._entry_conv(self.branches[i]) for i in self.entry_branches], then=with_joint_mean)))
-        x_and_mean = with_joint_mean(x) if len(entry) < len(self.branches) else None
-        outs = []
-        for i, branch in enumerate(self.branches):
-            if i not in entry:
-                outs.append(branch(x_and_mean))
-            elif isinstance(branch, nn.Sequential):
-                outs.append(branch[1:](entry[i]))        # the rest of the branch after its entry
-            else:
-                outs.append(entry[i])
+        entries = pointwise_convs(x, [self._entry_conv(branch) for branch in self.branches], then=with_joint_mean)
+        # the rest of each branch after its entry conv ('1x1' is the conv alone)
+        outs = [branch[1:](entry) if isinstance(branch, nn.Sequential) else entry
+                for branch, entry in zip(self.branches, entries)]
         out = _ntvc(torch.cat(outs, 1))
         local, glob = out.split([v, 1], 2)
         # the product saves `glob` for add_coeff's gradient: a copy, not a view of all of `out`
