@@ -9,6 +9,7 @@ gloo training. A training killed and resumed is tests/faults/test_kill.py's.
 import json
 import os
 import pickle
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -67,7 +68,11 @@ def test_train_writes_checkpoints_logs_and_predictions(demo_run):
     assert info['agent texts'] == "dialogues 12 generated at start by Offline"
     assert info['agent LLM'] == 'Offline' and info['agent prompts'] == 'ours'
     assert info['agent masks'].startswith('built from the dialogues by the Selector, sha256 ')
+    # the CPU and the instruction set oneDNN ran its kernels with (AVX2, AVX-512, AMX, ...)
+    isa = r'(AMX|AVX-512|AVX2|AVX|SSE4\.1|below AVX2)'
+    assert re.fullmatch(rf'.+; oneDNN kernels: {isa} \(.+\)', info['cpu']), info['cpu']
     log = next(work_dir.glob('*/*.log')).read_text()
+    assert f"cpu: {info['cpu']}" in log
     assert 'this run uses:' in log and info['agent masks'] in log
     html = (work_dir / 'report' / 'index.html').read_text(encoding='utf-8')
     assert 'What this run used' in html and info['agent masks'] in html

@@ -14,6 +14,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
 from ..registry import explain_unknown_types
+from ..utils.cpu import cpu_line
 from ..utils.malloc import malloc_line
 from .checkpoint import (
     PlainCheckpointHook,
@@ -137,11 +138,14 @@ def set_threads(cfg: Config, threads: int | None = None) -> ThreadChoice:
     return configure_threads(threads, workers=_workers(cfg))
 
 
-def _publish_threads(runner: Runner, choice: ThreadChoice) -> None:
-    """The choice in the log and in the start block (``run_info/threads``); the malloc
-    settings (``skeletonagent.utils.malloc``) in the log."""
-    runner.message_hub.update_info('run_info/threads', {'threads': choice.line()})
+def _publish_machine(runner: Runner, choice: ThreadChoice) -> None:
+    """The thread choice and the CPU with the instruction set oneDNN runs its kernels with, in
+    the log and in the start block (``run_info/machine``, so ``run_info.json`` says which
+    kernels ran); the malloc settings (``skeletonagent.utils.malloc``) in the log."""
+    cpu = cpu_line()
+    runner.message_hub.update_info('run_info/machine', {'cpu': cpu, 'threads': choice.line()})
     if get_rank() == 0:
+        print_log(f'cpu: {cpu}', logger='current')
         print_log(f'threads: {choice.line()}', logger='current')
         print_log(f'malloc: {malloc_line()}', logger='current')
 
@@ -286,7 +290,7 @@ def train(cfg: Config, opts: RunOptions, test_last: bool = False,
         try:
             runner = build_runner(cfg, opts, 'train')
             runner.register_hook(_StopCheckHook(guard))
-            _publish_threads(runner, choice)
+            _publish_machine(runner, choice)
             runner.train()
             trained = True
             results, report = _test_after_training(runner, test_last, test_best)
@@ -364,7 +368,7 @@ def test(cfg: Config, checkpoint: str, opts: RunOptions, out_file: str | None,
     opts.load_from = None
     choice = set_threads(cfg, threads)
     runner = build_runner(cfg, opts, 'test')
-    _publish_threads(runner, choice)
+    _publish_machine(runner, choice)
     model = runner.model.module if is_model_wrapper(runner.model) else runner.model
     load_model_weights(model, ckpt, name=checkpoint)
     if get_rank() == 0:

@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 from mmcv.cnn import build_activation_layer, build_norm_layer
 
-from .units import fold_conv_bn
+from .units import FrameStridedConv2d, fold_conv_bn
 
 __all__ = ['GraphConv', 'TemporalConvUnit', 'MultiScaleTCN', 'unit_gcn', 'unit_tcn', 'mstcn',
            'PYSKL_MS_CFG']
@@ -45,9 +45,9 @@ class TemporalConvUnit(nn.Module):
         self.norm_cfg = None if norm is None else _cfg(norm)
         # "same" padding for a dilated kernel: (effective kernel - 1) / 2
         effective = kernel_size + (kernel_size - 1) * (dilation - 1)
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=(kernel_size, 1),
-                              stride=(stride, 1), padding=((effective - 1) // 2, 0),
-                              dilation=(dilation, 1))
+        self.conv = FrameStridedConv2d(in_channels, out_channels, kernel_size=(kernel_size, 1),
+                                       stride=(stride, 1), padding=((effective - 1) // 2, 0),
+                                       dilation=(dilation, 1))
         self.bn = nn.Identity() if norm is None else build_norm_layer(self.norm_cfg, out_channels)[1]
         self.drop = nn.Dropout(dropout, inplace=True)
 
@@ -185,7 +185,7 @@ class MultiScaleTCN(nn.Module):
         for i, cfg in enumerate(ms_cfg):
             ch = first if i == 0 else mid
             if cfg == '1x1':
-                branches.append(nn.Conv2d(in_channels, ch, kernel_size=1, stride=(stride, 1)))
+                branches.append(FrameStridedConv2d(in_channels, ch, kernel_size=1, stride=(stride, 1)))
                 continue
             if not (isinstance(cfg, tuple) and len(cfg) == 2):
                 raise ValueError(f'mstcn: bad branch {cfg!r} in ms_cfg {ms_cfg!r}')

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from mmcv.cnn import build_activation_layer, build_norm_layer
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-__all__ = ['GCNUnit', 'MSTCNUnit', 'TemporalConv', 'gcn_unit', 'mstcn_unit', 'base_tcn',
+__all__ = ['GCNUnit', 'MSTCNUnit', 'TemporalConv', 'FrameStridedConv2d', 'gcn_unit', 'mstcn_unit', 'base_tcn',
            'DEFAULT_MS_CFG', 'fold_conv_bn', 'fuse_backbone', 'fuse_for_inference']
 
 #: The official branch configuration of the multi-scale TCN.
@@ -96,6 +96,28 @@ def pointwise_convs(x: torch.Tensor, convs: Sequence[nn.Conv2d],
     # frames are dropped on the N×T×V×C view: the gradient of that slice is channels-last too
     return tuple(channels_last(out if conv.stride[0] == 1 else _nctv(_ntvc(out)[:, ::conv.stride[0]]))
                  for conv, out in zip(convs, outs))
+
+
+class FrameStridedConv2d(nn.Conv2d):
+    """``nn.Conv2d`` that runs a pointwise convolution strided along time (1×1 kernel, no
+    padding, stride ``(s, 1)``; the down-sampling residual of a stride-2 block) on every
+    ``s``-th frame with stride 1: the same dot products, on half the frames for ``s = 2``.
+
+    Why not the strided call: oneDNN's kernel for a strided 1×1 convolution corrupts the heap
+    in backward on AVX-512 CPUs when the input is channels-last and its channel count is not a
+    multiple of 16 (``docs/upstream/onednn_strided_pointwise.md``), so the backbones never
+    call it. Any other convolution runs as ``nn.Conv2d``. State dict, ``stride`` and
+    ``fold_conv_bn`` are those of ``nn.Conv2d``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        step = self.stride[0]
+        if step == 1 or self.kernel_size[0] != 1 or self.padding[0] != 0:
+            return super().forward(x)
+        frames = x[:, :, ::step]
+        if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+            frames = channels_last(frames)
+        return F.conv2d(frames, self.weight, self.bias, (1, self.stride[1]), self.padding, self.dilation,
+                        self.groups)
 
 
 def channels_last(x: torch.Tensor) -> torch.Tensor:
@@ -204,8 +226,8 @@ class TemporalConv(nn.Module):
         self.out_channels = out_channels
         self.norm_cfg = _as_cfg(norm)
         pad = (kernel_size + (kernel_size - 1) * (dilation - 1) - 1) // 2
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=(kernel_size, 1), padding=(pad, 0),
-                              stride=(stride, 1), dilation=(dilation, 1))
+        self.conv = FrameStridedConv2d(in_channels, out_channels, kernel_size=(kernel_size, 1),
+                                       padding=(pad, 0), stride=(stride, 1), dilation=(dilation, 1))
         self.bn = build_norm_layer(self.norm_cfg, out_channels)[1] if norm is not None else nn.Identity()
         self.drop = nn.Dropout(dropout, inplace=True)
         self.dropout = dropout
@@ -354,7 +376,7 @@ class MSTCNUnit(nn.Module):
         for i, cfg in enumerate(ms_cfg):
             branch_c = rem_mid if i == 0 else mid
             if cfg == '1x1':
-                branches.append(nn.Conv2d(in_channels, branch_c, kernel_size=1, stride=(stride, 1)))
+                branches.append(FrameStridedConv2d(in_channels, branch_c, kernel_size=1, stride=(stride, 1)))
                 continue
             if not isinstance(cfg, tuple) or len(cfg) != 2:
                 raise ValueError(f'MSTCNUnit: bad branch config {cfg!r} in ms_cfg {ms_cfg!r}')
