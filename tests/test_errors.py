@@ -7,7 +7,9 @@ a model is built or data is read; the LLM case fails when the agent's first dial
 """
 from __future__ import annotations
 
+import copy
 import os
+import pickle
 import socket
 import subprocess
 import sys
@@ -45,7 +47,38 @@ def files(tmp_path_factory):
     cfg = load_config(DEMO, {'model.backbone.num_classes': 7, 'model.cls_head.num_classes': 7})
     torch.save({'state_dict': build_model(cfg, for_training=False).state_dict()},
                root / 'seven_classes.pth')
-    return dict(root=root, data=data)
+    # the paper config trained with the documented offline text encoder override
+    minilm = load_config(PAPER, {'model.text_encoder.type': 'MiniLM',
+                                 'model.backbone.text_dim': 384, 'model.backbone.text_key': 'MiniLM'})
+    torch.save({'state_dict': build_model(minilm, for_training=False).state_dict(),
+                'meta': {'cfg': minilm.pretty_text}}, root / 'paper_minilm.pth')
+    # a sample without keypoint; every sample with 17 joints (the demo's layout has 25)
+    annotations = pickle.loads(data.read_bytes())
+    no_keypoint = copy.deepcopy(annotations)
+    del no_keypoint['annotations'][1]['keypoint']
+    (root / 'no_keypoint.pkl').write_bytes(pickle.dumps(no_keypoint))
+    coco = copy.deepcopy(annotations)
+    for ann in coco['annotations']:
+        ann['keypoint'] = ann['keypoint'][:, :, :17]
+    (root / 'coco17.pkl').write_bytes(pickle.dumps(coco))
+    (root / 'empty_label_map.txt').write_text('\n')
+    return dict(root=root, data=data, first=annotations['annotations'][0]['frame_dir'],
+                second=annotations['annotations'][1]['frame_dir'])
+
+
+@pytest.fixture(scope='module')
+def held_work_dir(tmp_path_factory):
+    """A work dir held by another live process (as a training run holds its own)."""
+    work_dir = tmp_path_factory.mktemp('held') / 'run'
+    code = ('import sys, time; from skeletonagent.engine.workdir_lock import hold_work_dir; '
+            'hold_work_dir(sys.argv[1]); print("held", flush=True); time.sleep(600)')
+    holder = subprocess.Popen([sys.executable, '-c', code, str(work_dir)], cwd=ROOT,
+                              env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.PIPE,
+                              text=True)
+    assert holder.stdout.readline().strip() == 'held'
+    yield dict(held=work_dir, holder_pid=holder.pid)
+    holder.kill()
+    holder.wait()
 
 
 def _cases():
@@ -111,6 +144,39 @@ def _cases():
          'error: agent: the initial dialogue failed for 12 classes (all with: round 1: '
          f'connection cannot reach the LLM server at {url} (connection refused); check it '
          f'with: curl {url}/models)'),
+        ('work dir held by another run',
+         ['tools/train.py', str(DEMO), '--work-dir', '{held}', '--cfg-options', *data_opts],
+         'error: the work dir {held} is in use by another run: PID {holder_pid} (started '),
+        ('LLM backend without its model',
+         ['tools/train.py', str(DEMO), '--cfg-options', 'agent.llm.type=OpenAIChat'],
+         'error: agent.llm: OpenAIChat needs agent.llm.model, which the config does not set; '
+         'give it, e.g. --cfg-options agent.llm.model=gpt-4o'),
+        ('total_epochs not a number',
+         ['tools/train.py', str(DEMO), '--cfg-options', 'total_epochs=abc'],
+         "error: total_epochs must be an integer, got 'abc'"),
+        ('sample without keypoint',
+         ['tools/train.py', str(DEMO), '--work-dir', '{root}/no_keypoint_run', '--cfg-options',
+          'data.train.ann_file={root}/no_keypoint.pkl', 'data.workers_per_gpu=0'],
+         "error: file {root}/no_keypoint.pkl, sample '{second}', field 'keypoint': required "
+         'field missing'),
+        ('17-joint file for a 25-joint config',
+         ['tools/train.py', str(DEMO), '--work-dir', '{root}/coco17_run', '--cfg-options',
+          'data.train.ann_file={root}/coco17.pkl', 'data.workers_per_gpu=0'],
+         "error: file {root}/coco17.pkl, sample '{first}', field 'keypoint': has 17 joints"),
+        ('unknown split',
+         ['tools/train.py', str(DEMO), '--work-dir', '{root}/split_run', '--cfg-options',
+          *data_opts, 'data.train.split=trian'],
+         "error: file {data}, field 'split': unknown split 'trian'; available: 'train', 'val', "
+         "'test'"),
+        ('checkpoint of another text encoder',
+         ['tools/test.py', str(PAPER), '{root}/paper_minilm.pth', '--cfg-options', *data_opts,
+          'data.test.split=test'],
+         'error: checkpoint {root}/paper_minilm.pth was trained with another text encoder than '
+         'the config ('),
+        ('empty label map in vis_skeleton',
+         ['tools/vis_skeleton.py', '{data}', '--index', '0', '--label-map',
+          '{root}/empty_label_map.txt', '--out', '{root}/vis.png'],
+         'error: label map {root}/empty_label_map.txt holds no class names (one name per line)'),
     ]
 
 
@@ -118,8 +184,9 @@ CASES = _cases()
 
 
 @pytest.mark.parametrize('command, expected', [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_bad_input_ends_with_one_error_line(files, tmp_path, command, expected):
-    values = dict(root=files['root'], data=files['data'], port=_closed_port())
+def test_bad_input_ends_with_one_error_line(files, held_work_dir, tmp_path, command, expected):
+    values = dict(root=files['root'], data=files['data'], port=_closed_port(),
+                  first=files['first'], second=files['second'], **held_work_dir)
     args = [part.format(**values) for part in command]
     env = dict(os.environ, OMP_NUM_THREADS='1', HF_HUB_OFFLINE='1',
                HF_HOME=str(tmp_path / 'hf_home'),          # an empty Hugging Face cache
@@ -134,6 +201,8 @@ def test_bad_input_ends_with_one_error_line(files, tmp_path, command, expected):
     assert errors, output[-3000:]
     assert errors[0].startswith(expected.format(**values)), errors[0]
     assert len(errors) == 1
+    for name in ('no_keypoint_run', 'coco17_run', 'split_run'):    # stopped before writing
+        assert not (files['root'] / name).exists()
 
 
 def test_debug_shows_the_traceback(files):

@@ -17,6 +17,6 @@ NODE_RANK=${NODE_RANK:-0}
 MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
 PORT=${PORT:-$(python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')}
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
-exec python -m torch.distributed.run --nnodes="$NNODES" --node_rank="$NODE_RANK" \
+exec python -m skeletonagent.engine.launch --nnodes="$NNODES" --node_rank="$NODE_RANK" \
     --master_addr="$MASTER_ADDR" --master_port="$PORT" --nproc_per_node="$GPUS" \
     "$ROOT/tools/test.py" "$CONFIG" "$CHECKPOINT" "$@"

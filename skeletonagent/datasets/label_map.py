@@ -42,7 +42,7 @@ def load_label_map(name_or_path: str | os.PathLike, num_classes: int | None = No
 
     Raises:
         FileNotFoundError: naming the file and the label maps that exist.
-        ValueError: naming the file and both counts when ``num_classes`` is given and the
+        ValueError: the file holds no names; or, naming the file and both counts, when ``num_classes`` is given and the
             file holds a different number of names.
     """
     path = label_map_path(name_or_path)
@@ -51,6 +51,8 @@ def load_label_map(name_or_path: str | os.PathLike, num_classes: int | None = No
                                 f'(known names: {", ".join(_shipped_names()) or "none"})')
     names = [line.strip() for line in path.read_text(encoding='utf-8').splitlines()]
     names = [name for name in names if name]
+    if not names:
+        raise ValueError(f'label map {path} holds no class names (one name per line)')
     if num_classes is not None and len(names) != num_classes:
         raise ValueError(f'label map {path} holds {len(names)} class names, expected '
                          f'num_classes={num_classes}')

@@ -456,7 +456,8 @@ def state_digest(obj: Any) -> str:
 
 # --------------------------------------------------------------------------- config match
 #: Model settings that say which stream / dataset a checkpoint was trained for.
-_IDENTITY_KEYS = ('type', 'llm_modality', 'num_classes', 'layout', 'joint_cfg', 'text_key')
+_IDENTITY_KEYS = ('type', 'llm_modality', 'num_classes', 'layout', 'joint_cfg', 'text_key',
+                  'text_dim')
 #: Pipeline transforms that compute the stream's features (joint, bone, motion, ...).
 _FEATURE_TRANSFORMS = ('GenSkeFeat', 'JointToBone', 'JointToKB', 'ToMotion', 'MergeSkeFeat')
 
@@ -509,6 +510,15 @@ def _identity(cfg: Any) -> dict:
     return found
 
 
+def _is_text_encoder_key(key: str) -> bool:
+    return key.startswith('model.text_encoder.') or key.rsplit('.', 1)[-1] in ('text_dim',
+                                                                                 'text_key')
+
+
+def _cli_value(value) -> str:
+    return value if isinstance(value, str) else repr(value)
+
+
 def check_checkpoint_config(ckpt: dict, cfg: Any, source: PathLike = '') -> None:
     """Raise :class:`CheckpointMismatchError` when the config ``ckpt`` was trained with (its
     ``meta['cfg']``) differs from ``cfg`` in the stream or dataset settings (model types,
@@ -532,6 +542,14 @@ def check_checkpoint_config(ckpt: dict, cfg: Any, source: PathLike = '') -> None
         return value
     diff = [k for k in sorted(set(mine) | set(theirs))
             if k in mine and k in theirs and norm(mine[k]) != norm(theirs[k])]
+    text = [k for k in diff if _is_text_encoder_key(k)]
+    if diff and len(text) == len(diff):
+        override = ' '.join(f'{k}={_cli_value(v)}' for k, v in theirs.items()
+                            if _is_text_encoder_key(k))
+        raise CheckpointMismatchError(
+            f'checkpoint {source} was trained with another text encoder than the config '
+            f'({", ".join(f"{k}: checkpoint {theirs[k]!r}, config {mine[k]!r}" for k in text)}); '
+            f'give the same settings it was trained with: --cfg-options {override}')
     if diff:
         lines = '\n'.join(f'    {k}: checkpoint {theirs[k]!r}, config {mine[k]!r}' for k in diff)
         what = dict.fromkeys(k.split(' ', 1)[1].strip('()') if ' ' in k else k.rsplit('.', 1)[-1]

@@ -44,6 +44,8 @@ class RunOptions:
     launcher: str = 'none'
     load_from: str | None = None     # checkpoint for test
     work_dir: str | None = None      # test: where its logs go (default work_dir/test)
+    workers: int | None = None       # DataLoader workers per process at most (None: config's)
+    workers_line: str | None = None  # how ``workers`` was chosen, for the log
     extra_hooks: list = field(default_factory=list)
 
 

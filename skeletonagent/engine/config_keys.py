@@ -168,13 +168,35 @@ def _check_interval(cfg, ctx) -> str | None:
     return None
 
 
+def _written_work_dir(cfg) -> str | None:
+    """The config file's own ``work_dir``, before ``--cfg-options`` / ``--work-dir``."""
+    filename = getattr(cfg, 'filename', None)
+    if not filename:
+        return None
+    try:
+        from mmengine.config import Config
+        return Config.fromfile(filename).get('work_dir')
+    except Exception:  # noqa: BLE001 - unreadable: no exemption
+        return None
+
+
 def _check_head_work_dir(cfg, ctx) -> str | None:
+    """Warns when ``cls_head.work_dir`` names another folder than the run's, unless it is the
+    config file's own work_dir (the official configs repeat it there) and only the documented
+    ``work_dir=`` / ``--work-dir`` override moved the run."""
     given, used = _get(cfg, 'model.cls_head.work_dir'), cfg.get('work_dir')
     if given is None or used is None:
         return None
-    if Path(str(given)).expanduser().resolve() != Path(str(used)).expanduser().resolve():
-        return f'this run writes to {used} (work_dir)'
-    return None
+
+    def same(a, b) -> bool:
+        return Path(str(a)).expanduser().resolve() == Path(str(b)).expanduser().resolve()
+    if same(given, used):
+        return None
+    written = _written_work_dir(cfg)
+    if written is not None and same(given, written):
+        return None
+    return f'this run writes to {used} (work_dir)'
+
 
 
 def _check_workflow(cfg, ctx) -> str | None:
@@ -489,7 +511,34 @@ def check_config(cfg: Mapping) -> None:
         from ..agent.settings import AGENT_KEYS
         problems += [_unknown('agent', str(key), AGENT_KEYS) for key in cfg['agent']
                      if key not in AGENT_KEYS]
+    problems += _type_problems(cfg)
     _raise(problems)
+
+
+#: Numeric keys of the PYSKL schema the run converts, with the kind of number each takes
+#: (a ``--cfg-options`` value that is not a number arrives as a string).
+NUMERIC_KEYS: dict[str, type] = {
+    'total_epochs': int, 'seed': int,
+    'data.videos_per_gpu': int, 'data.workers_per_gpu': int,
+    'evaluation.interval': int, 'checkpoint_config.interval': int,
+    'checkpoint_config.max_keep_ckpts': int, 'log_config.interval': int,
+    'optimizer.lr': float, 'optimizer.momentum': float, 'optimizer.weight_decay': float,
+}
+
+
+def _type_problems(cfg: Mapping) -> list[str]:
+    """One problem per numeric key whose value is not a number of its kind (None is left to
+    the key's own default)."""
+    problems = []
+    for key, kind in NUMERIC_KEYS.items():
+        value = _get(cfg, key)
+        if value is None:
+            continue
+        ok = isinstance(value, int) if kind is int else isinstance(value, (int, float))
+        if not ok or isinstance(value, bool):
+            problems.append(f'{key} must be {"an integer" if kind is int else "a number"}, '
+                            f'got {value!r}')
+    return problems
 
 
 def _check_mmengine_config(cfg: Mapping, problems: list[str]) -> None:

@@ -8,6 +8,7 @@ group already initialised and uses it. ``CUDA_VISIBLE_DEVICES`` is never touched
 from __future__ import annotations
 
 import datetime
+import inspect
 import os
 
 import torch
@@ -32,6 +33,10 @@ def init_distributed(backend: str | None = None, timeout_s: int = 1800) -> str:
     """
     if not launched_by_torchrun():
         return 'none'
+    # a rank ends when its launcher dies, however it dies (torchrun starts each rank in a
+    # session of its own: a kill -9 of the launcher's group would not reach it)
+    from ..utils.parent_death import end_with_parent
+    end_with_parent()
     if dist.is_available() and dist.is_initialized():
         return 'pytorch'
     use_cuda = torch.cuda.is_available()
@@ -42,6 +47,10 @@ def init_distributed(backend: str | None = None, timeout_s: int = 1800) -> str:
     dist.init_process_group(backend=backend, init_method='env://',
                             timeout=datetime.timedelta(seconds=timeout_s))
     return 'pytorch'
+
+
+_DDP_TAKES_FORWARD_SYNC = 'forward_sync_buffers' in inspect.signature(
+    torch.nn.parallel.DistributedDataParallel.__init__).parameters
 
 
 @MODEL_WRAPPERS.register_module(force=True)
@@ -55,6 +64,12 @@ class SkeletonDDP(MMDistributedDataParallel):
     def __init__(self, module, device_ids=None, **kwargs):
         if next(module.parameters()).device.type != 'cuda':
             device_ids = None
+        if 'broadcast_buffers' in kwargs and _DDP_TAKES_FORWARD_SYNC:
+            # torch >= 2.12 deprecates broadcast_buffers (a FutureWarning per rank); its
+            # forward_sync_buffers=False keeps buffers rank-local during training as
+            # broadcast_buffers=False did, and syncs them once at init, when every rank holds
+            # the same values anyway (the same initialisation or the same checkpoint)
+            kwargs['forward_sync_buffers'] = bool(kwargs.pop('broadcast_buffers'))
         super().__init__(module=module, device_ids=device_ids, **kwargs)
 
 

@@ -252,11 +252,15 @@ class RunInfoHook(Hook):
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         # what the run that saved the checkpoint used is not what this run uses: drop its
-        # run_info/* keys before mmengine restores the message hub from the checkpoint
-        info = (checkpoint.get('message_hub') or {}).get('runtime_info')
-        if isinstance(info, dict):
-            for key in [k for k in info if str(k).startswith('run_info/')]:
-                info.pop(key)
+        # run_info/* keys before mmengine restores the message hub from the checkpoint (from
+        # its resumed keys too: a key listed there without a value makes mmengine warn
+        # "resumed key ... is not defined in message_hub" on every resume)
+        hub_state = checkpoint.get('message_hub') or {}
+        for part in ('runtime_info', 'resumed_keys'):
+            table = hub_state.get(part) if isinstance(hub_state, dict) else None
+            if isinstance(table, dict):
+                for key in [k for k in table if str(k).startswith('run_info/')]:
+                    table.pop(key)
 
     def before_train(self, runner) -> None:
         batch_text, numbers = _lr_line(runner)

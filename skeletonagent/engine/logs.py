@@ -108,6 +108,23 @@ class DropMessages(logging.Filter):
         return not str(record.getMessage()).startswith(self.starts)
 
 
+#: What mmengine's Runner logs at start that belongs in the log file only: the environment
+#: block, the whole config and the hook table (about 330 lines before the run's start block).
+FILE_ONLY_MESSAGES = ('\n' + '-' * 60 + '\nSystem environment:', 'Config:\n',
+                      'Hooks will be executed in the following order')
+
+
+def keep_off_console(logger: logging.Logger, starts: tuple[str, ...] = FILE_ONLY_MESSAGES) -> None:
+    """Drop the messages starting with ``starts`` from ``logger``'s console handlers (its
+    file handlers still write them)."""
+    for handler in logger.handlers:
+        if isinstance(handler, logging.StreamHandler) and \
+                not isinstance(handler, logging.FileHandler) and \
+                not any(isinstance(f, DropMessages) and f.starts == starts
+                        for f in handler.filters):
+            handler.addFilter(DropMessages(starts))
+
+
 @HOOKS.register_module()
 class QuietLogsHook(Hook):
     """Keeps out of the run's log the deprecation notices mmengine 0.10 logs for a FileClient

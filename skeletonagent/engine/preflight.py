@@ -7,9 +7,13 @@ after a model is built, a text encoder downloaded or a memcached server filled. 
 2. the work dir can be written;
 3. the data: every annotation file the run reads exists and is a complete pickle;
 4. training: the agent's texts, masks and prompts the config names
-   (:func:`~skeletonagent.engine.runner.check_agent_sources`);
+   (:func:`~skeletonagent.engine.runner.check_agent_sources`), and its LLM backend's
+   arguments (:func:`check_llm`);
 5. training: the text encoder's weights can be had (CLIP: a local directory, the Hugging
-   Face cache, or a reachable hub), without waiting on download retries.
+   Face cache, or a reachable hub), without waiting on download retries;
+6. the data's samples: each split's dataset is built and every sample checked
+   (:func:`check_datasets`), the longest check, last; the run's Runner gets these
+   datasets, nothing is loaded twice.
 """
 from __future__ import annotations
 
@@ -116,6 +120,30 @@ def check_data(cfg: Config, splits: Iterable[str]) -> None:
                                   'copy or prepare it again')
 
 
+def check_datasets(cfg: Config, splits: Iterable[str], keep: Iterable[str] = ()) -> None:
+    """Build the dataset of each ``data.<split>`` and load its annotations: every sample is
+    checked (its fields, its joints against the layout, the split's names) before the run
+    writes anything; the error names the file, the sample and the field. The splits in
+    ``keep`` are handed to the run's Runner (:mod:`.prebuilt`), the others dropped (a test
+    split checked at start is loaded again when the test runs, not held during training)."""
+    from .config import _dataset_cfg, is_legacy
+    if not is_legacy(cfg):
+        return
+    from .. import datasets  # noqa: F401 - registers the dataset types
+    from ..registry import DATASETS, explain_unknown_types
+    from .prebuilt import keep_dataset
+    keep = set(keep)
+    for split in dict.fromkeys(splits):
+        if split not in (cfg.get('data') or {}):
+            continue
+        with explain_unknown_types():
+            dataset = DATASETS.build(_dataset_cfg(cfg, split))
+        if hasattr(dataset, 'full_init'):
+            dataset.full_init()
+        if split in keep:
+            keep_dataset(cfg, split, dataset)
+
+
 # --------------------------------------------------------------------------- text encoder
 def _offline() -> bool:
     def on(name: str) -> bool:
@@ -187,6 +215,43 @@ def check_text_encoder(cfg: Config) -> None:
             f'and cannot be downloaded: {why};{_switch_help(pretrained)}')
 
 
+# --------------------------------------------------------------------------- LLM
+def check_llm(cfg: Config) -> None:
+    """The agent's LLM backend (``agent.llm``) can be built from the config's arguments and
+    the environment (nothing is built and no server is called): a missing argument is a config
+    error naming ``agent.llm.<argument>``; a missing API key the backend's own error."""
+    import inspect
+
+    from .config import agent_settings
+    settings = agent_settings(cfg)
+    if settings is None:
+        return
+    from ..agent.llm import backend_arguments
+    llm = settings.get('llm')
+    if not isinstance(llm, Mapping):
+        return
+    try:
+        cls, args = backend_arguments(dict(llm))
+    except TypeError as exc:
+        cls_name = llm.get('type')
+        missing = []
+        from ..registry import LLM_BACKENDS
+        cls = LLM_BACKENDS.get(cls_name) if isinstance(cls_name, str) else None
+        if cls is not None:
+            missing = [name for name, p in list(inspect.signature(cls.__init__).parameters.items())[1:]
+                       if p.default is inspect.Parameter.empty and name not in llm
+                       and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        if not missing:
+            raise ConfigError(f'agent.llm ({cls_name}) cannot be built: {exc}') from exc
+        keys = ', '.join(f'agent.llm.{name}' for name in missing)
+        example = ' '.join(f'agent.llm.{name}=' + ('gpt-4o' if name == 'model' else '...')
+                           for name in missing)
+        raise ConfigError(f'agent.llm: {cls_name} needs {keys}, which the config does not set; '
+                          f'give it, e.g. --cfg-options {example}') from exc
+    if hasattr(cls, 'check_arguments') and int(settings.get('interval') or 0) > 0:
+        cls.check_arguments(args)      # rounds will ask it: e.g. the API key's variable is set
+
+
 # --------------------------------------------------------------------------- all
 def preflight(cfg: Config, opts: RunOptions, mode: str = 'train',
               splits: Iterable[str] | None = None) -> None:
@@ -198,8 +263,16 @@ def preflight(cfg: Config, opts: RunOptions, mode: str = 'train',
     check_work_dir(run_work_dir(cfg, opts, mode))
     if splits is None:
         splits = (['train'] + (['val'] if opts.validate else [])) if mode == 'train' else ['test']
+    splits = list(splits)
     check_data(cfg, splits)
     if mode == 'train':
         from .runner import check_agent_sources
         check_agent_sources(cfg)
+        check_llm(cfg)
         check_text_encoder(cfg)
+    from .prebuilt import discard_datasets
+    try:
+        check_datasets(cfg, splits, keep=['train', 'val'] if mode == 'train' else ['test'])
+    except BaseException:
+        discard_datasets(cfg)
+        raise

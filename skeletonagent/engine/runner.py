@@ -25,9 +25,22 @@ from .checkpoint import (
     register_checkpoint_globals,
     remove_stale_temp_files,
 )
-from .config import RunOptions, resolve_resume, to_runner_kwargs
+from .config import RunOptions, resolve_resume, run_work_dir, to_runner_kwargs
+from .failed_start import WorkDirSnapshot
 from .memcached_server import serving_memcached
-from .threads import ThreadChoice, configure_threads
+from .threads import ThreadChoice, choose_workers, configure_threads
+from .workdir_lock import LOCK_NAME, hold_work_dir_all_ranks
+
+
+class SkeletonRunner(Runner):
+    """mmengine's Runner whose console shows the run, not its environment, whole config and
+    hook table: those go to the log file only (:func:`.logs.keep_off_console`)."""
+
+    def build_logger(self, *args, **kwargs):
+        from .logs import keep_off_console
+        logger = super().build_logger(*args, **kwargs)
+        keep_off_console(logger)
+        return logger
 
 
 def _register_all() -> None:
@@ -99,6 +112,8 @@ def build_runner(cfg: Config, opts: RunOptions, mode: str = 'train') -> Runner:
     if mode == 'train' and opts.resume:  # refuse a checkpoint of another stream / dataset
         check_checkpoint_config(load_checkpoint_file(opts.resume), cfg, opts.resume)
     kwargs = to_runner_kwargs(cfg, opts, mode)
+    _cap_workers(kwargs, opts.workers)
+    _use_checked_datasets(kwargs, cfg)
     model = build_model(cfg, for_training=(mode == 'train'))
     if opts.compile:
         compile_backbone(model)
@@ -107,13 +122,38 @@ def build_runner(cfg: Config, opts: RunOptions, mode: str = 'train') -> Runner:
         kwargs['cfg'].model_wrapper_cfg = dict(type='SkeletonDDP', broadcast_buffers=False,
                                                find_unused_parameters=False)
     register_checkpoint_globals()  # mmengine's loader reads PYSKL / official checkpoints
-    runner = Runner(model=model, **kwargs)
+    runner = SkeletonRunner(model=model, **kwargs)
     runner.register_hook(PlainCheckpointHook())  # checkpoints any weights_only loader reads
     if mode == 'train':
         from .hooks import ScheduleLengthHook, ValHistoryHook
         runner.register_hook(ScheduleLengthHook())  # a resumed run follows its own length
         runner.register_hook(ValHistoryHook())      # the figures the summary names
     return runner
+
+
+def _cap_workers(kwargs: dict, workers: int | None) -> None:
+    """At most ``workers`` DataLoader workers in every loader (None: as the config says)."""
+    if workers is None:
+        return
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader = kwargs.get(key)
+        if isinstance(loader, dict) and int(loader.get('num_workers') or 0) > workers:
+            loader['num_workers'] = workers
+            if workers == 0:
+                loader['persistent_workers'] = False
+
+
+def _use_checked_datasets(kwargs: dict, cfg: Config) -> None:
+    """The datasets the start checks built and checked (:func:`.preflight.check_datasets`)
+    go to the loaders as they are, instead of being loaded a second time."""
+    from .prebuilt import take_dataset
+    for split, key in (('train', 'train_dataloader'), ('val', 'val_dataloader'),
+                       ('test', 'test_dataloader')):
+        loader = kwargs.get(key)
+        if isinstance(loader, dict):
+            token = take_dataset(cfg, split)
+            if token is not None:
+                loader['dataset'] = token
 
 
 def _workers(cfg: Config) -> int:
@@ -126,8 +166,10 @@ def _workers(cfg: Config) -> int:
     return int(loader.get('num_workers', 0) or 0)
 
 
-def set_threads(cfg: Config, threads: int | None = None) -> ThreadChoice:
-    """Choose and set this process's CPU threads (``engine/threads.py`` has the rule).
+def set_threads(cfg: Config, threads: int | None = None,
+                opts: RunOptions | None = None) -> ThreadChoice:
+    """Choose and set this process's CPU threads and, into ``opts.workers``, its DataLoader
+    workers (``engine/threads.py`` has the rules).
 
     The processes of a distributed run meet at a barrier first: each then counts the busy
     CPUs while the others do the same (mostly asleep between readings), not while they are
@@ -135,18 +177,27 @@ def set_threads(cfg: Config, threads: int | None = None) -> ThreadChoice:
     from mmengine.dist import barrier, get_world_size
     if get_world_size() > 1:
         barrier()
-    return configure_threads(threads, workers=_workers(cfg))
+    workers, line = choose_workers(_workers(cfg))
+    if opts is not None:
+        opts.workers = workers
+        opts.workers_line = line
+    return configure_threads(threads, workers=workers)
 
 
-def _publish_machine(runner: Runner, choice: ThreadChoice) -> None:
+def _publish_machine(runner: Runner, choice: ThreadChoice, opts: RunOptions) -> None:
     """The thread choice and the CPU with the instruction set oneDNN runs its kernels with, in
     the log and in the start block (``run_info/machine``, so ``run_info.json`` says which
     kernels ran); the malloc settings (``skeletonagent.utils.malloc``) in the log."""
     cpu = cpu_line()
-    runner.message_hub.update_info('run_info/machine', {'cpu': cpu, 'threads': choice.line()})
+    machine = {'cpu': cpu, 'threads': choice.line()}
+    if opts.workers_line:
+        machine['data workers'] = opts.workers_line
+    runner.message_hub.update_info('run_info/machine', machine)
     if get_rank() == 0:
         print_log(f'cpu: {cpu}', logger='current')
         print_log(f'threads: {choice.line()}', logger='current')
+        if opts.workers_line:
+            print_log(f'data workers: {opts.workers_line}', logger='current')
         print_log(f'malloc: {malloc_line()}', logger='current')
 
 
@@ -228,6 +279,28 @@ class _StopCheckHook(Hook):
     after_train_iter = after_val_iter = after_test_iter = _check
 
 
+class _FirstIterationHook(Hook):
+    """Records that a training iteration completed (the run has started for good)."""
+
+    priority = 'VERY_LOW'
+
+    def __init__(self) -> None:
+        self.done = False
+
+    def after_train_iter(self, *args, **kwargs) -> None:
+        self.done = True
+
+
+def _close_writers(runner: Runner | None) -> None:
+    """Close the visualizer's backends (TensorBoard's event file) of a run that failed."""
+    backends = getattr(getattr(runner, 'visualizer', None), '_vis_backends', None) or {}
+    for backend in backends.values():
+        try:
+            backend.close()
+        except Exception:  # noqa: BLE001 - best effort, the run is ending
+            pass
+
+
 def _stop_workers(runner: Runner) -> None:
     """Shut down the DataLoader workers a loader keeps (``persistent_workers``) now: a worker
     killed by the same signal would otherwise make torch's SIGCHLD handler raise at exit."""
@@ -283,14 +356,19 @@ def train(cfg: Config, opts: RunOptions, test_last: bool = False,
     ``threads``: ``--threads N`` (None: :func:`~.threads.choose_threads`). The run ends with
     a summary (:mod:`.summary`); Ctrl-C and SIGTERM end it with one line saying how to
     resume, raising :class:`RunInterrupted`."""
-    choice = set_threads(cfg, threads)
+    # this run owns its work dir until the process ends (a second run there is refused)
+    hold_work_dir_all_ranks(run_work_dir(cfg, opts, 'train'))
+    choice = set_threads(cfg, threads, opts)
     runner: Runner | None = None
     trained = False
+    snapshot = WorkDirSnapshot(run_work_dir(cfg, opts, 'train')) if get_rank() == 0 else None
+    first_iter = _FirstIterationHook()
     with _StopOnSignals() as guard:
         try:
             runner = build_runner(cfg, opts, 'train')
             runner.register_hook(_StopCheckHook(guard))
-            _publish_machine(runner, choice)
+            runner.register_hook(first_iter)
+            _publish_machine(runner, choice, opts)
             runner.train()
             trained = True
             results, report = _test_after_training(runner, test_last, test_best)
@@ -300,6 +378,9 @@ def train(cfg: Config, opts: RunOptions, test_last: bool = False,
             if guard.received:   # a signal to the process group: a DataLoader worker died first
                 raise _interrupted(runner, cfg, RunInterrupted(guard.received),
                                    trained) from exc
+            if snapshot is not None and not first_iter.done:   # a failed start: its log only
+                _close_writers(runner)
+                snapshot.restore(getattr(runner, 'log_dir', None), keep=(LOCK_NAME,))
             raise
     if get_rank() == 0:
         _log_summary(runner, cfg, results, report)
@@ -366,9 +447,9 @@ def test(cfg: Config, checkpoint: str, opts: RunOptions, out_file: str | None,
     ckpt = load_checkpoint_file(checkpoint)  # clear error for a missing / truncated / unsafe file
     check_checkpoint_config(ckpt, cfg, checkpoint)  # another stream / dataset
     opts.load_from = None
-    choice = set_threads(cfg, threads)
+    choice = set_threads(cfg, threads, opts)
     runner = build_runner(cfg, opts, 'test')
-    _publish_machine(runner, choice)
+    _publish_machine(runner, choice, opts)
     model = runner.model.module if is_model_wrapper(runner.model) else runner.model
     load_model_weights(model, ckpt, name=checkpoint)
     if get_rank() == 0:

@@ -48,7 +48,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Callable
 
-__all__ = ['ThreadChoice', 'choose_threads', 'apply_threads', 'configure_threads',
+__all__ = ['ThreadChoice', 'choose_threads', 'choose_workers', 'apply_threads', 'configure_threads',
            'usable_cpus', 'busy_cpus', 'threads_arg', 'WORKER_RESERVE_FROM']
 
 #: From this many cores per process on, one is left free for the data workers.
@@ -231,3 +231,29 @@ def configure_threads(requested: int | None = None, workers: int = 0,
     choice = choose_threads(requested, workers=workers, cuda=cuda)
     apply_threads(choice)
     return choice
+
+
+def _local_processes() -> int:
+    try:
+        return max(1, int(os.environ.get('LOCAL_WORLD_SIZE', '1')))
+    except ValueError:
+        return 1
+
+
+def choose_workers(requested: int, cpus: int | None = None,
+                   local_processes: int | None = None) -> tuple[int, str]:
+    """DataLoader workers per process, chosen as the threads are, from what the machine has:
+    the config's number, at most this process's share of the CPUs (``usable_cpus() //
+    LOCAL_WORLD_SIZE``, at least 1). More workers than that only compete with the training
+    step for the same cores (and make torch warn once per loader). Returns (workers, a line
+    for the log)."""
+    cpus = usable_cpus() if cpus is None else cpus
+    local = _local_processes() if local_processes is None else local_processes
+    if requested <= 0:
+        return 0, '0 (the config asks for none: batches are prepared in the main process)'
+    share = max(1, cpus // local)
+    where = f'{cpus} CPU{"s" if cpus != 1 else ""}' + (f', {local} processes on this node'
+                                                      if local > 1 else '')
+    if requested <= share:
+        return requested, f'{requested} per process (as the config asks; {where})'
+    return share, f'{share} per process (the config asks {requested}; {where})'

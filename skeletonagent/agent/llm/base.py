@@ -121,6 +121,11 @@ class RoundStats:
 class LLMBackend(ABC):
     """Base class of LLM backends (registered in ``skeletonagent.registry.LLM_BACKENDS``)."""
 
+    @classmethod
+    def check_arguments(cls, args: dict) -> None:
+        """Raise the error building ``cls(**args)`` would raise about its environment (e.g.
+        a missing API key), without building it or calling any server. Default: nothing."""
+
     def configure(self, layout: Any = None, prompts: Any = None) -> None:  # noqa: B027 - optional, a no-op
         """Tell the backend the skeleton layout and prompt templates of the dialogue.
 

@@ -377,6 +377,11 @@ class OpenAIChat(LLMBackend):
         extra_body: extra JSON fields of every request (e.g. ``{'top_p': 0.9}``).
     """
 
+    @classmethod
+    def check_arguments(cls, args: dict) -> None:
+        """The API key's variable is set (the key is read, never shown)."""
+        _read_api_key(args.get('api_key_env', 'OPENAI_API_KEY'))
+
     def __init__(self, model: str, base_url: str | None = None,
                  api_key_env: str | None = 'OPENAI_API_KEY', temperature: float | None = 0.0,
                  max_tokens: int | None = 512, timeout: float = 60.0, max_retries: int = 4,

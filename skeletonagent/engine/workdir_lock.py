@@ -1,0 +1,105 @@
+"""A training run owns its work dir for its whole life.
+
+Two runs writing into one work dir replace each other's checkpoints, ``latest.pth`` and dumped
+config without a word. A run therefore takes an OS lock on ``WORK_DIR/.run.lock`` before it
+writes anything there and keeps it until the process ends. The lock is a POSIX record lock
+(``fcntl.lockf``): the kernel drops it when the process dies, however it dies (a ``kill -9``
+leaves no stale lock), forked children (DataLoader workers) do not inherit it, and it works on
+NFS. The file itself holds the holder's PID, host, start time and command, for the message
+another run gets. Only rank 0 of a distributed run locks; it tells the other ranks whether it
+got the lock. Testing and evaluation only read a work dir and take no lock.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shlex
+import socket
+import sys
+import time
+from pathlib import Path
+
+from .errors import ConfigError
+
+__all__ = ['LOCK_NAME', 'WorkDirBusy', 'hold_work_dir', 'lock_holder', 'hold_work_dir_all_ranks']
+
+#: The lock file's name inside the work dir.
+LOCK_NAME = '.run.lock'
+
+# The open lock file of this process (kept open: closing it would drop the lock).
+_HELD: dict[str, object] = {}
+
+
+class WorkDirBusy(ConfigError):
+    """Another live run holds the work dir."""
+
+
+def _command() -> str:
+    return shlex.join([Path(sys.executable).name, *sys.argv])
+
+
+def lock_holder(work_dir: str | os.PathLike) -> dict | None:
+    """What the lock file says about its last holder (pid, host, started, command), or None."""
+    try:
+        text = (Path(work_dir) / LOCK_NAME).read_text()
+        holder = json.loads(text)
+    except (OSError, ValueError):
+        return None
+    return holder if isinstance(holder, dict) else None
+
+
+def _busy_message(work_dir: Path, holder: dict | None) -> str:
+    if holder:
+        who = (f"PID {holder.get('pid')}" + (f" on {holder['host']}"
+                                             if holder.get('host') != socket.gethostname() else '')
+               + f" (started {holder.get('started', '?')}: {holder.get('command', '?')})")
+    else:
+        who = 'another process (it has not written its PID yet)'
+    pid = holder.get('pid') if holder else None
+    stop = f'stop it (kill {pid})' if pid else 'stop it'
+    return (f'the work dir {work_dir} is in use by another run: {who}; wait for it to end, '
+            f'give this run another work dir (--work-dir), or {stop}')
+
+
+def hold_work_dir(work_dir: str | os.PathLike) -> Path:
+    """Lock ``work_dir`` (created if needed) for this process's life; the lock file then names
+    this process. Raises :class:`WorkDirBusy` naming the live holder. Holding it again in the
+    same process is a no-op."""
+    path = Path(work_dir).expanduser()
+    key = str(path.resolve())
+    if key in _HELD:
+        return path
+    path.mkdir(parents=True, exist_ok=True)
+    lock_path = path / LOCK_NAME
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    lock_file = os.fdopen(fd, 'r+')
+    try:
+        fcntl.lockf(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock_file.close()
+        raise WorkDirBusy(_busy_message(path, lock_holder(path))) from None
+    lock_file.seek(0)
+    lock_file.truncate()
+    lock_file.write(json.dumps(dict(pid=os.getpid(), host=socket.gethostname(),
+                                    started=time.strftime('%Y-%m-%d %H:%M:%S'),
+                                    command=_command())) + '\n')
+    lock_file.flush()
+    _HELD[key] = lock_file
+    return path
+
+
+def hold_work_dir_all_ranks(work_dir: str | os.PathLike) -> None:
+    """:func:`hold_work_dir` on rank 0 of a distributed run (every process otherwise); every
+    rank raises :class:`WorkDirBusy` when rank 0 could not take the lock."""
+    from mmengine.dist import broadcast_object_list, get_rank, get_world_size
+    problem = [None]
+    if get_rank() == 0:
+        try:
+            hold_work_dir(work_dir)
+        except WorkDirBusy as exc:
+            problem = [str(exc)]
+    if get_world_size() > 1:
+        broadcast_object_list(problem, src=0)
+    if problem[0]:
+        raise WorkDirBusy(problem[0])
