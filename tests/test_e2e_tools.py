@@ -110,6 +110,9 @@ def test_resume_auto_continues_from_latest(demo_run_copy):
     log = proc.stdout + proc.stderr
     assert f'resuming from {(work_dir / "epoch_2.pth").resolve()}' in log
     assert 'Epoch(train) [3]' in log and 'Epoch(train) [1]' not in log
+    # no warning about what every resume and every documented work_dir= override does
+    assert 'resumed key' not in log
+    assert 'cls_head.work_dir' not in log
     ckpt = load_checkpoint_file(work_dir / 'epoch_3.pth')
     assert ckpt['meta']['epoch'] == 3
     assert os.readlink(work_dir / 'latest.pth') == 'epoch_3.pth'
@@ -124,6 +127,7 @@ def test_dist_train_two_gloo_processes(demo_data, tmp_path):
     assert (tmp_path / 'epoch_1.pth').is_file()
     log = next(tmp_path.glob('*/*.log')).read_text()
     assert 'Distributed training: True' in log and 'Epoch(train) [1]' in log
+    assert 'broadcast_buffers' not in proc.stdout + proc.stderr     # torch's FutureWarning
     # the lr follows the total batch: 2 processes of 32 at the demo's lr for 32
     info = json.loads((tmp_path / 'run_info.json').read_text(encoding='utf-8'))
     assert info['processes'] == 2 and info['total_batch'] == 64

@@ -51,7 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
     # torchrun's own notices of a shutdown it was asked for ("Received SIGTERM death signal",
     # "Sending process ... closing signal") say nothing the ranks' line does not
-    logging.getLogger('torch.distributed.elastic').setLevel(logging.ERROR)
+    for name in [n for n in logging.root.manager.loggerDict
+                 if n.startswith('torch.distributed.elastic')] + ['torch.distributed.elastic']:
+        logging.getLogger(name).setLevel(logging.ERROR)
     try:
         run(args)
     except SignalException as exc:

@@ -2,12 +2,14 @@
 
 Two runs writing into one work dir replace each other's checkpoints, ``latest.pth`` and dumped
 config without a word. A run therefore takes an OS lock on ``WORK_DIR/.run.lock`` before it
-writes anything there and keeps it until the process ends. The lock is a POSIX record lock
-(``fcntl.lockf``): the kernel drops it when the process dies, however it dies (a ``kill -9``
-leaves no stale lock), forked children (DataLoader workers) do not inherit it, and it works on
-NFS. The file itself holds the holder's PID, host, start time and command, for the message
-another run gets. Only rank 0 of a distributed run locks; it tells the other ranks whether it
-got the lock. Testing and evaluation only read a work dir and take no lock.
+writes anything there and keeps it until the process ends. The lock is ``flock``: the kernel
+drops it when the last process holding the open file ends, however it ends (a ``kill -9``
+leaves no stale lock; DataLoader workers forked meanwhile share it and end with their run).
+A POSIX record lock (``lockf``) would not do: any ``close()`` of the file by the holder, even
+of another descriptor opened to read it, drops that kind of lock. The file itself holds the
+holder's PID, host, start time and command, for the message another run gets. Only rank 0
+of a distributed run locks; it tells the other ranks whether it got the lock. Testing and
+evaluation only read a work dir and take no lock.
 """
 from __future__ import annotations
 
@@ -75,7 +77,7 @@ def hold_work_dir(work_dir: str | os.PathLike) -> Path:
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     lock_file = os.fdopen(fd, 'r+')
     try:
-        fcntl.lockf(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         lock_file.close()
         raise WorkDirBusy(_busy_message(path, lock_holder(path))) from None

@@ -228,12 +228,18 @@ def _fmt_w(weights: Sequence[float]) -> str:
 
 
 def format_results(results: Sequence[FusionResult]) -> list[str]:
-    """One line per fusion: name, streams, weights, top-1 / top-5 / mean class (in %)."""
-    lines = [f'{"fusion":<10} {"streams":<16} {"weights":<14} {"top1":>7} {"top5":>7} '
-             f'{"mean_class":>10}']
-    for r in results:
-        lines.append(f'{r.name:<10} {"+".join(r.streams):<16} {_fmt_w(r.weights):<14} '
-                     f'{100 * r.top1:7.2f} {100 * r.top5:7.2f} {100 * r.mean_class:10.2f}')
+    """One line per fusion: name, streams, weights, top-1 / top-5 / mean class (in %); each
+    text column as wide as its longest entry (a fusion of four streams stays in its column)."""
+    texts = [(r.name, '+'.join(r.streams), _fmt_w(r.weights)) for r in results]
+    heads = ('fusion', 'streams', 'weights')
+    widths = [max([len(h)] + [len(t[i]) for t in texts]) for i, h in enumerate(heads)]
+
+    def row(cells: Sequence[str], numbers: str) -> str:
+        return ' '.join(c.ljust(w) for c, w in zip(cells, widths)) + ' ' + numbers
+    lines = [row(heads, f'{"top1":>7} {"top5":>7} {"mean_class":>10}')]
+    for r, cells in zip(results, texts):
+        lines.append(row(cells, f'{100 * r.top1:7.2f} {100 * r.top5:7.2f} '
+                                f'{100 * r.mean_class:10.2f}'))
     return lines
 
 

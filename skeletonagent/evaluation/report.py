@@ -370,7 +370,10 @@ def plot_accuracy(cm: np.ndarray, names: Sequence[str], out: Path) -> dict:
         mean = float(np.mean([acc[i] for i in present]))
         ax.axvline(mean, color='tab:red', linestyle='--', linewidth=1,
                    label=f'mean class accuracy {mean:.3f}')
-        ax.legend(loc='upper right', fontsize=8)
+        # below the plot, so that it covers no bar (the top bars are the lowest classes, the
+        # bottom ones reach the right edge)
+        ax.legend(loc='upper center', bbox_to_anchor=(0.5, -0.08 - 0.4 / figsize[1]),
+                  fontsize=8, frameon=False)
     ax.set_title(title)
     fig.savefig(out, dpi=DPI)
     return dict(classes=order, figsize=figsize)
@@ -383,6 +386,9 @@ def _series(records: Sequence[dict], key: str, x_key: str) -> tuple[list, list]:
             xs.append(r[x_key])
             ys.append(r[key])
     return xs, ys
+
+
+_VAL_LABELS = {'acc/top1': 'top-1', 'acc/top5': 'top-5', 'acc/mean1': 'mean class'}
 
 
 def plot_curves(records: Sequence[dict], out: Path) -> dict | None:
@@ -410,10 +416,15 @@ def plot_curves(records: Sequence[dict], out: Path) -> dict | None:
         if xs:
             ax_train.plot(xs, ys, label=key)
     ax_train.set_title('training accuracy (clean samples of the logged iterations)')
-    for key in ('acc/top1', 'acc/top5', 'acc/mean1'):
+    # top-1 and mean-class accuracy are often equal (a balanced validation set): drawn with
+    # different markers and line styles, the one on top does not hide the other
+    for key, style in (('acc/top1', dict(marker='o', linestyle='-', linewidth=2.5)),
+                       ('acc/top5', dict(marker='^', linestyle='-', linewidth=1)),
+                       ('acc/mean1', dict(marker='x', linestyle='--', linewidth=1,
+                                          markersize=8))):
         xs, ys = _series(val, key, 'step')
         if xs:
-            ax_val.plot(xs, ys, marker='o', label=key)
+            ax_val.plot(xs, ys, label=_VAL_LABELS.get(key, key), **style)
     ax_val.set_title('validation accuracy')
     ax_val.set_xlabel('epoch')
     for ax in (ax_loss, ax_lr, ax_train):

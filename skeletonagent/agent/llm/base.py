@@ -125,6 +125,7 @@ class LLMBackend(ABC):
     def check_arguments(cls, args: dict) -> None:
         """Raise the error building ``cls(**args)`` would raise about its environment (e.g.
         a missing API key), without building it or calling any server. Default: nothing."""
+        return None
 
     def configure(self, layout: Any = None, prompts: Any = None) -> None:  # noqa: B027 - optional, a no-op
         """Tell the backend the skeleton layout and prompt templates of the dialogue.
