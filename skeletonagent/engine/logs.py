@@ -111,7 +111,8 @@ class DropMessages(logging.Filter):
 #: What mmengine's Runner logs at start that belongs in the log file only: the environment
 #: block, the whole config and the hook table (about 330 lines before the run's start block).
 FILE_ONLY_MESSAGES = ('\n' + '-' * 60 + '\nSystem environment:', 'Config:\n',
-                      'Hooks will be executed in the following order')
+                      'Hooks will be executed in the following order',
+                      'Distributed training is not used, all SyncBatchNorm')
 
 
 def keep_off_console(logger: logging.Logger, starts: tuple[str, ...] = FILE_ONLY_MESSAGES) -> None:
