@@ -261,3 +261,29 @@ def test_training_checkpoints_load_anywhere_and_resume_restores_the_log_buffers(
     _train(work_dir, data, 3, '--resume', 'auto')
     three, epoch = fresh_load('latest.pth')
     assert epoch == 3 and three == two // 2 * 3
+
+
+def test_checkpoint_of_another_text_encoder_gives_the_override_to_pass():
+    """A paper config trained with the documented MiniLM switch, tested without it: the
+    message names the text encoder and gives the options it was trained with."""
+    from skeletonagent.engine import load_config
+    from skeletonagent.engine.checkpoint import check_checkpoint_config
+    paper = Path(__file__).resolve().parents[1] / 'configs' / 'ntu60_xsub' / 'j.py'
+    switch = {'model.text_encoder.type': 'MiniLM', 'model.backbone.text_dim': 384,
+              'model.backbone.text_key': 'MiniLM'}
+    trained = load_config(paper, switch)
+    ckpt = {'meta': {'cfg': trained.pretty_text}}
+    with pytest.raises(CheckpointMismatchError) as info:
+        check_checkpoint_config(ckpt, load_config(paper), 'j_minilm.pth')
+    message = str(info.value)
+    assert message.startswith('checkpoint j_minilm.pth was trained with another text encoder')
+    assert "model.text_encoder.type: checkpoint 'MiniLM', config 'CLIP'" in message
+    assert message.endswith('--cfg-options model.backbone.text_dim=384 '
+                            'model.backbone.text_key=MiniLM model.text_encoder.type=MiniLM')
+    assert 'another stream or dataset' not in message
+    check_checkpoint_config(ckpt, load_config(paper, switch), 'j_minilm.pth')   # same: passes
+    # a checkpoint of another stream still says so
+    other = load_config(paper, {**switch, 'model.backbone.llm_modality': 'b'})
+    with pytest.raises(CheckpointMismatchError, match='another stream or dataset'):
+        check_checkpoint_config({'meta': {'cfg': other.pretty_text}}, load_config(paper, switch),
+                                'b.pth')

@@ -226,3 +226,17 @@ def test_sigterm_to_the_launcher_stops_every_rank_with_one_line(demo_data, tmp_p
     stopped = [line for line in (out + err).splitlines() if 'stopped by SIGTERM' in line]
     assert len(stopped) == 1 and '--resume auto' in stopped[0]
     _wait_for(lambda: not [p for p in procs if _alive(p)] or None, 20, 'every rank to end')
+
+
+def test_console_shows_the_run_and_the_log_file_the_rest(demo_run):
+    """The environment, the config and the hook table (about 330 lines) are in the log file
+    only; on the console the start block comes within the first lines."""
+    console = demo_run.log.splitlines()
+    start = next(i for i, line in enumerate(console) if 'this run uses:' in line)
+    assert start < 20, console[:start]
+    for text in ('System environment:', 'Config:', 'Hooks will be executed'):
+        assert not any(text in line for line in console), text
+    log_file = next(demo_run.work_dir.glob('2*_*/2*_*.log')).read_text()
+    for text in ('System environment:', 'Config:', 'Hooks will be executed'):
+        assert text in log_file
+    assert 'data workers' in demo_run.log

@@ -96,6 +96,22 @@ def test_thread_choice_line():
     assert ThreadChoice(1, '--threads', 'given').line() == '1 (--threads: given)'
 
 
+@pytest.mark.parametrize('requested, cpus, local, expected', [
+    (4, 2, 1, 2),      # the paper configs' 4 workers on a 2-CPU machine: 2
+    (4, 16, 1, 4),     # as the config asks when the machine has them
+    (4, 16, 8, 2),     # 8 ranks on 16 CPUs: 2 each
+    (2, 1, 1, 1),      # at least one
+    (0, 8, 1, 0),      # none asked: none
+])
+def test_dataloader_workers_follow_the_cpus(requested, cpus, local, expected):
+    from skeletonagent.engine.threads import choose_workers
+    workers, line = choose_workers(requested, cpus=cpus, local_processes=local)
+    assert workers == expected
+    assert line.startswith(f'{expected} ')
+    if expected < requested:
+        assert f'the config asks {requested}' in line
+
+
 def test_tools_refuse_a_thread_count_that_is_not_positive():
     proc = subprocess.run([sys.executable, 'tools/train.py', str(CONFIG), '--threads', '0'],
                           cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
