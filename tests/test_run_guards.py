@@ -240,3 +240,28 @@ def test_console_shows_the_run_and_the_log_file_the_rest(demo_run):
     for text in ('System environment:', 'Config:', 'Hooks will be executed'):
         assert text in log_file
     assert 'data workers' in demo_run.log
+
+
+def test_forked_workers_do_not_keep_the_lock_after_their_run(tmp_path):
+    """A run killed while its forked DataLoader workers still live: the next run gets the
+    work dir at once (the workers closed their copy of the lock at fork)."""
+    work_dir = tmp_path / 'w'
+    code = ('import os, sys, time; from skeletonagent.engine.workdir_lock import hold_work_dir; '
+            'hold_work_dir(sys.argv[1]); pid = os.fork()\n'
+            'if pid == 0:\n    null = os.open(os.devnull, os.O_WRONLY); os.dup2(null, 1); '
+            'os.dup2(null, 2); time.sleep(60); os._exit(0)\n'
+            'print(pid, flush=True); os._exit(0)')
+    run = subprocess.run([sys.executable, '-c', code, str(work_dir)], cwd=ROOT,
+                         env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True,
+                         text=True, timeout=120)
+    worker = int(run.stdout.split()[0])
+    try:
+        assert _alive(worker)                      # the run ended, its worker lives on
+        again = ('import sys; from skeletonagent.engine.workdir_lock import hold_work_dir; '
+                 'hold_work_dir(sys.argv[1]); print("held")')
+        second = subprocess.run([sys.executable, '-c', again, str(work_dir)], cwd=ROOT,
+                                env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True,
+                                text=True, timeout=120)
+        assert second.stdout.strip() == 'held', second.stderr[-2000:]
+    finally:
+        os.kill(worker, signal.SIGKILL)

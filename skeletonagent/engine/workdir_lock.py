@@ -4,7 +4,7 @@ Two runs writing into one work dir replace each other's checkpoints, ``latest.pt
 config without a word. A run therefore takes an OS lock on ``WORK_DIR/.run.lock`` before it
 writes anything there and keeps it until the process ends. The lock is ``flock``: the kernel
 drops it when the last process holding the open file ends, however it ends (a ``kill -9``
-leaves no stale lock; DataLoader workers forked meanwhile share it and end with their run).
+leaves no stale lock; forked DataLoader workers close their copy of the descriptor at once).
 A POSIX record lock (``lockf``) would not do: any ``close()`` of the file by the holder, even
 of another descriptor opened to read it, drops that kind of lock. The file itself holds the
 holder's PID, host, start time and command, for the message another run gets. Only rank 0
@@ -29,8 +29,9 @@ __all__ = ['LOCK_NAME', 'WorkDirBusy', 'hold_work_dir', 'lock_holder', 'hold_wor
 #: The lock file's name inside the work dir.
 LOCK_NAME = '.run.lock'
 
-# The open lock file of this process (kept open: closing it would drop the lock).
-_HELD: dict[str, object] = {}
+# The lock files' descriptors of this process, by work dir (kept open: closing the last one
+# would drop the lock).
+_HELD: dict[str, int] = {}
 
 
 class WorkDirBusy(ConfigError):
@@ -64,6 +65,18 @@ def _busy_message(work_dir: Path, holder: dict | None) -> str:
             f'give this run another work dir (--work-dir), or {stop}')
 
 
+def _close_in_child() -> None:
+    """In a forked child (a DataLoader worker): close the lock's descriptors, so that the lock
+    ends with the run's own process, not with its last worker (the parent's descriptor keeps
+    the lock)."""
+    for fd in _HELD.values():
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD.clear()
+
+
 def hold_work_dir(work_dir: str | os.PathLike) -> Path:
     """Lock ``work_dir`` (created if needed) for this process's life; the lock file then names
     this process. Raises :class:`WorkDirBusy` naming the live holder. Holding it again in the
@@ -73,21 +86,19 @@ def hold_work_dir(work_dir: str | os.PathLike) -> Path:
     if key in _HELD:
         return path
     path.mkdir(parents=True, exist_ok=True)
-    lock_path = path / LOCK_NAME
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    lock_file = os.fdopen(fd, 'r+')
+    fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
-        fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        lock_file.close()
+        os.close(fd)
         raise WorkDirBusy(_busy_message(path, lock_holder(path))) from None
-    lock_file.seek(0)
-    lock_file.truncate()
-    lock_file.write(json.dumps(dict(pid=os.getpid(), host=socket.gethostname(),
-                                    started=time.strftime('%Y-%m-%d %H:%M:%S'),
-                                    command=_command())) + '\n')
-    lock_file.flush()
-    _HELD[key] = lock_file
+    record = json.dumps(dict(pid=os.getpid(), host=socket.gethostname(),
+                             started=time.strftime('%Y-%m-%d %H:%M:%S'), command=_command()))
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, (record + '\n').encode(), 0)
+    if not _HELD:
+        os.register_at_fork(after_in_child=_close_in_child)
+    _HELD[key] = fd
     return path
 
 
