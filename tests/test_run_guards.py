@@ -72,6 +72,13 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
+def _ppid(pid: int) -> int | None:
+    try:
+        return int(Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def _cmdline(pid: int) -> str:
     try:
         return Path(f'/proc/{pid}/cmdline').read_bytes().replace(b'\0', b' ').decode()
@@ -134,16 +141,15 @@ def test_killed_launcher_takes_its_ranks_and_workers(demo_data, tmp_path):
 
     def ranks_and_workers():
         procs = _descendants(launcher.pid)
-        ranks = [p for p in procs if 'tools/train.py' in _cmdline(p)]
+        # the ranks: the launcher's own children (their forked workers run the same command)
+        ranks = [p for p in procs if 'tools/train.py' in _cmdline(p) and _ppid(p) == launcher.pid]
         # each rank's DataLoader worker: a forked child of a rank
         workers = [c for r in ranks for c in _descendants(r)]
-        log = list(work_dir.glob('*/*.log'))
-        training = bool(log) and 'Epoch(train)' in log[0].read_text()
-        return (procs, ranks, workers) if training and len(ranks) == 2 and len(workers) >= 2 \
-            else None
+        training = (work_dir / 'epoch_1.pth').exists()
+        return (procs, ranks, workers) if training and len(ranks) == 2 and workers else None
 
     try:
-        procs, ranks, workers = _wait_for(ranks_and_workers, 300, 'two ranks training with '
+        procs, ranks, workers = _wait_for(ranks_and_workers, 600, 'two ranks training with '
                                           'their workers', launcher)
         os.killpg(launcher.pid, signal.SIGKILL)
         launcher.communicate()

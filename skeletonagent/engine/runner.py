@@ -246,6 +246,10 @@ class _StopOnSignals:
 
     def _handle(self, signum, frame) -> None:
         self.received = signal.Signals(signum).name
+        # a rank whose launcher died (its parent-death signal): the stop below may wait for a
+        # peer that is gone; it ends within seconds whatever happens
+        from ..utils.parent_death import exit_soon_if_orphaned
+        exit_soon_if_orphaned(128 + int(signum))
         raise RunInterrupted(self.received)
 
     def __enter__(self) -> _StopOnSignals:

@@ -15,10 +15,11 @@ import os
 import signal
 import sys
 
-__all__ = ['set_parent_death_signal', 'end_with_parent']
+__all__ = ['set_parent_death_signal', 'end_with_parent', 'orphaned', 'exit_soon_if_orphaned']
 
 _PR_SET_PDEATHSIG = 1
 _registered_fork_hook = False
+_parent: int | None = None
 
 
 def set_parent_death_signal(sig: int) -> bool:
@@ -40,8 +41,8 @@ def end_with_parent(sig: int = signal.SIGTERM) -> bool:
     """This process gets ``sig`` when its parent dies, and the processes it forks from now on
     get SIGKILL when it dies. A parent that died before the call (the signal would never
     come) sends ``sig`` at once. True when the signal could be set."""
-    global _registered_fork_hook
-    parent = os.getppid()
+    global _registered_fork_hook, _parent
+    parent = _parent = os.getppid()
     ok = set_parent_death_signal(sig)
     if ok and not _registered_fork_hook:
         os.register_at_fork(after_in_child=_children_die_with_us)
@@ -49,3 +50,20 @@ def end_with_parent(sig: int = signal.SIGTERM) -> bool:
     if ok and os.getppid() != parent:    # the parent died between the two calls
         os.kill(os.getpid(), sig)
     return ok
+
+
+def orphaned() -> bool:
+    """Whether the parent :func:`end_with_parent` saw has died."""
+    return _parent is not None and os.getppid() != _parent
+
+
+def exit_soon_if_orphaned(status: int, seconds: float = 15.0) -> None:
+    """When the parent died: end the process with ``status`` after ``seconds`` whatever it is
+    doing then. A rank stopping after its launcher's death may wait in a collective for a
+    peer that has already gone; nobody else would ever end it."""
+    if not orphaned():
+        return
+    import threading
+    timer = threading.Timer(seconds, os._exit, (status,))
+    timer.daemon = True
+    timer.start()

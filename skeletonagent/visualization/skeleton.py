@@ -260,9 +260,7 @@ def class_names_for(label_map: PathLike | None = None,
     """
     if label_map is not None:
         from ..datasets.label_map import load_label_map
-        # the rule tools/train.py applies: names, and as many as the file's classes
-        names = load_label_map(label_map, num_classes=len(file_classes) if file_classes else None)
-        return names, f'label map {os.fspath(label_map)}'
+        return load_label_map(label_map), f'label map {os.fspath(label_map)}'
     if file_classes:
         return [str(c) for c in file_classes], 'the file\'s classes'
     if config is not None:
