@@ -10,6 +10,12 @@ rank 0 says whether the round is done; when it is, rank 0 encodes the new descri
 frozen text encoder), writes the updated transcripts and broadcasts the new state, and every
 rank installs the very same descriptions, masks and embeddings before the next epoch.
 Checkpoints carry the state, so a resumed run continues with the text it had.
+
+After every validation (rank 0) the hook measures what each installed round changed on the
+validation confusions of the pairs it asked about, against every other pair
+(:mod:`skeletonagent.evaluation.agent_effect`): scalars ``agent_effect/*`` per validation,
+the figures under ``effect`` in the round's JSON, and one line per round in the log once the
+next round is installed and validated (or the run ends).
 """
 from __future__ import annotations
 
@@ -57,21 +63,38 @@ def _save_matrix(path: Path, matrix) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def _add_round_scalars(runner, result, state) -> None:
-    """The round's figures to the runner's visualizer (TensorBoard, JSON scalars log), at the
-    current iteration. A visualizer failure is logged, never raised: training goes on."""
+def _add_scalars(runner, scalars: dict, step: int) -> None:
+    """Scalars to the runner's visualizer (TensorBoard, JSON scalars log). A visualizer
+    failure is logged, never raised: training goes on."""
     visualizer = getattr(runner, 'visualizer', None)
     if visualizer is None:
         return
     try:
-        visualizer.add_scalars({'agent/requests': int(result.stats.requests),
-                                'agent/failures': int(result.stats.num_failed),
-                                'agent/seconds': float(result.seconds),
-                                'agent/classes_updated': len(result.updated),
-                                'agent/version': int(state.version)}, step=runner.iter)
+        visualizer.add_scalars(scalars, step=step)
     except Exception as exc:  # noqa: BLE001
-        runner.logger.warning(f'agent: could not log the round to the visualizer: '
+        runner.logger.warning(f'agent: could not log to the visualizer: '
                               f'{type(exc).__name__}: {exc}')
+
+
+def _add_round_scalars(runner, result, state) -> None:
+    """The round's figures, at the current iteration."""
+    if getattr(runner, 'visualizer', None) is None:
+        return
+    _add_scalars(runner, {'agent/requests': int(result.stats.requests),
+                          'agent/failures': int(result.stats.num_failed),
+                          'agent/seconds': float(result.seconds),
+                          'agent/classes_updated': len(result.updated),
+                          'agent/version': int(state.version)}, step=runner.iter)
+
+
+def _update_json(path: Path, **fields: Any) -> None:
+    """Add ``fields`` to the JSON object in ``path`` (a round report), atomically."""
+    import json
+
+    from ..utils.fileio import atomic_write_text
+    report = json.loads(path.read_text(encoding='utf-8'))
+    report.update(fields)
+    atomic_write_text(path, json.dumps(report, indent=2, ensure_ascii=False) + '\n')
 
 
 class _Payload:
@@ -160,6 +183,11 @@ class AgentHook(Hook):
         self._counter = None
         # (epoch, counts) of a last epoch that is a round epoch of any longer run
         self._held: tuple[int, Any] | None = None
+        # the effect of the rounds (rank 0): installed rounds, validation matrices by epoch,
+        # rounds whose line is logged
+        self._marks: list = []
+        self._val_confusions: dict[int, Any] = {}
+        self._reported: set[int] = set()
 
     # -- set-up ---------------------------------------------------------------------------------
     @property
@@ -283,6 +311,7 @@ class AgentHook(Hook):
                            f'class descriptions, masks {tuple(self.state.masks.shape)}')
         if get_rank() == 0:
             self._publish_run_info(runner, self.state, self._sources)
+            self._load_effect_inputs(runner)
         self._install(runner)
         if self.live:
             from .questioner import ConfusionCounter
@@ -313,7 +342,7 @@ class AgentHook(Hook):
                                f'(its counts were kept in the checkpoint)')
             self._start_round(runner, matrix, epoch)
         if not self.background:
-            self._swap_if_ready(runner)
+            self._swap_if_ready(runner, finished=runner.epoch)
 
     # -- per step -------------------------------------------------------------------------------
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
@@ -332,8 +361,8 @@ class AgentHook(Hook):
     def after_train_epoch(self, runner) -> None:
         if not self.live:
             return
-        self._swap_if_ready(runner)
         finished = runner.epoch + 1
+        self._swap_if_ready(runner, finished=finished)
         if finished not in self.round_epochs(runner.max_epochs):
             if finished == runner.max_epochs and finished in self.round_epochs(finished + 1):
                 # the last epoch: no round (its texts could not be used), but a run resumed
@@ -351,7 +380,7 @@ class AgentHook(Hook):
         if get_rank() == 0:
             self._start_round(runner, matrix, finished)
         if not self.background:                      # install at once, on every rank
-            self._swap_if_ready(runner)
+            self._swap_if_ready(runner, finished=finished)
 
     def _start_round(self, runner, matrix, finished: int) -> None:
         if self._future is not None and not self._future.done():
@@ -392,15 +421,16 @@ class AgentHook(Hook):
         _save_matrix(report.with_name(report.stem + '_confusion.npy'), matrix)
         logger.info('agent: round after epoch %d finished in %.1f s (%s); report %s',
                     epoch, time.perf_counter() - start, result.stats.summary(), report)
-        return result, new_state, epoch
+        return result, new_state, epoch, report.with_suffix('.json')
 
-    def _swap_if_ready(self, runner, broadcast: bool = True) -> None:
-        """Install a finished round's state on every rank (a collective when ``broadcast``)."""
+    def _swap_if_ready(self, runner, finished: int, broadcast: bool = True) -> None:
+        """Install a finished round's state on every rank (a collective when ``broadcast``),
+        at the end of epoch ``finished`` (1-based): the next epoch trains with it."""
         holder: list[Any] = [None]
         if get_rank() == 0 and self._future is not None and self._future.done():
             future, self._future = self._future, None
             try:
-                result, new_state, epoch = future.result()
+                result, new_state, epoch, report = future.result()
             except Exception as exc:  # noqa: BLE001 - a failed round keeps the old state
                 runner.logger.error(f'agent: round failed ({type(exc).__name__}: {exc}); '
                                     f'keeping state v{self.state.version}')
@@ -418,12 +448,14 @@ class AgentHook(Hook):
                     new_state = new_state.with_embeddings(
                         _unwrap(runner.model).encode_descriptions(new_state.descriptions))
                 note = (f'agent: round {self.rounds_done + 1} (confusions up to epoch {epoch}) '
-                        f'installed after epoch {runner.epoch + 1}: state v{new_state.version}, '
+                        f'installed after epoch {finished}: state v{new_state.version}, '
                         f'{len(result.updated)} classes updated, {result.stats.summary()}; '
                         f'{self.steps_during_round} training steps ran during the round')
                 self.steps_during_round = 0
                 holder[0] = _Payload(state=new_state, note=note)
                 _add_round_scalars(runner, result, new_state)
+                self._mark_installed(runner, result, report, asked_after=epoch,
+                                     installed_after=finished)
         if broadcast:
             broadcast_object_list(holder, src=0)
         payload = holder[0]
@@ -436,7 +468,125 @@ class AgentHook(Hook):
         runner.logger.info(payload.note)
 
     # -- end and checkpoints ----------------------------------------------------------------------
+    # -- the effect of the rounds on the validation confusions (rank 0) ------------------------
+    def _load_effect_inputs(self, runner) -> None:
+        """A resumed run: the rounds installed before (their reports) and the validation
+        matrices up to the checkpoint's epoch, so that the round in progress is measured
+        against the validation before it."""
+        self._marks, self._val_confusions, self._reported = [], {}, set()
+        if not self.rounds_done:
+            return
+        from ..evaluation.agent_effect import mark_from_report, read_round_reports
+        from ..evaluation.val_confusion import read_val_confusions
+        try:
+            for path, report in read_round_reports(Path(runner.work_dir), up_to=self.rounds_done):
+                mark = mark_from_report(report, str(path))
+                if mark is not None:
+                    self._marks.append(mark)
+                    if (report.get('effect') or {}).get('complete'):
+                        self._reported.add(mark.index)
+            self._val_confusions = read_val_confusions(runner.work_dir, up_to=runner.epoch)
+        except ValueError as exc:
+            runner.logger.warning(f'agent: the effect of the earlier rounds is not measured: {exc}')
+            self._marks, self._val_confusions = [], {}
+
+    def _mark_installed(self, runner, result, report: Path, asked_after: int,
+                        installed_after: int) -> None:
+        """Remember an installed round (its asked pairs and epochs) and note the epochs in
+        its report."""
+        from ..evaluation.agent_effect import RoundMark, asked_pairs
+        pairs = asked_pairs((c.index, o, count) for c in result.classes
+                            for o, _, count in c.confused)
+        if not pairs:              # nothing was asked (no confusions): nothing to measure
+            return
+        index = self.rounds_done + 1
+        self._marks.append(RoundMark(index=index, pairs=pairs, installed_after=installed_after,
+                                     asked_after=asked_after, changed=result.changed))
+        try:
+            _update_json(report, asked_after_epoch=asked_after,
+                         installed_after_epoch=installed_after)
+        except (OSError, ValueError) as exc:
+            runner.logger.warning(f'agent: could not note the install in {report}: {exc}')
+
+    def after_val_epoch(self, runner, metrics: dict | None = None) -> None:
+        """Keep the validation's confusion matrix and measure the rounds on it (rank 0)."""
+        if get_rank() != 0 or getattr(runner, 'train_loop', True) is None:
+            return
+        from ..evaluation.val_confusion import confusion_of
+        matrix = confusion_of(metrics)
+        if matrix is None:
+            return
+        epoch = int(runner.epoch)
+        self._val_confusions[epoch] = matrix
+        self._report_effects(runner, finished=False, epoch=epoch)
+
+    def _report_effects(self, runner, finished: bool, epoch: int | None = None) -> None:
+        """Figures of the rounds the validation of ``epoch`` concerns (scalars, the round's
+        JSON), and the line of every round whose measure is complete."""
+        # the rounds whose line is logged are a prefix: measured from the first one left on
+        # (the next round's install epoch closes a round's window)
+        pending = [k for k, mark in enumerate(self._marks) if mark.index not in self._reported]
+        if not pending:
+            return
+        from ..evaluation.agent_effect import round_effects
+        try:
+            effects = round_effects(self._marks[pending[0]:], self._val_confusions,
+                                    finished=finished)
+        except ValueError as exc:            # another number of classes, say: not fatal
+            runner.logger.warning(f'agent: the effect of the rounds is not measured: {exc}')
+            return
+        for effect in effects:
+            index = effect.mark.index
+            touched = finished or any(f.epoch == epoch for f in effect.after) or (
+                effect.before is not None and effect.before.epoch == epoch)
+            newly_complete = effect.complete and index not in self._reported
+            if epoch is not None and effect.after and effect.after[-1].epoch == epoch:
+                last = effect.after[-1]
+                _add_scalars(runner, {'agent_effect/round': index,
+                                      'agent_effect/asked_confusions': last.asked,
+                                      'agent_effect/other_confusions': last.other,
+                                      'agent_effect/asked_rate': last.asked_rate,
+                                      'agent_effect/other_rate': last.other_rate}, step=epoch)
+            if touched or newly_complete:
+                path = Path(runner.work_dir) / REPORT_SUBDIR / f'round_{index:03d}.json'
+                try:
+                    _update_json(path, effect=effect.as_dict())
+                except (OSError, ValueError) as exc:
+                    runner.logger.warning(f'agent: could not write the effect into {path}: {exc}')
+            if newly_complete:
+                self._reported.add(index)
+                runner.logger.info(f'agent: {effect.line()}')
+                changes = {f'agent_effect/{which}_change': effect.change(which)
+                           for which in ('asked', 'other')}
+                changes = {k: float(v) for k, v in changes.items() if v is not None}
+                if changes and effect.last is not None:
+                    _add_scalars(runner, changes, step=effect.last.epoch)
+        self._drop_unneeded_confusions()
+
+    def _drop_unneeded_confusions(self) -> None:
+        """Keep in memory only the matrices a round not yet reported may still use: from
+        the last validation at or before its install on (or the latest, for a next round)."""
+        pending = [m for m in self._marks if m.index not in self._reported]
+        epochs = sorted(self._val_confusions)
+        if not epochs:
+            return
+        if pending:
+            earlier = [e for e in epochs if e <= pending[0].installed_after]
+            keep_from = earlier[-1] if earlier else epochs[0]
+        else:
+            keep_from = epochs[-1]
+        for epoch in epochs:
+            if epoch < keep_from:
+                del self._val_confusions[epoch]
+
     def after_train(self, runner) -> None:
+        if get_rank() == 0 and self._marks:
+            if self._val_confusions:
+                self._report_effects(runner, finished=True)
+            else:
+                runner.logger.info('agent: the effect of the rounds on the validation '
+                                   'confusions is not measured: no validation ran (train '
+                                   'with --validate)')
         future, executor = self._future, self._executor
         self._future = self._executor = None
         if future is not None and not future.done():

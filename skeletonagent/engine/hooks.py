@@ -479,9 +479,11 @@ def read_val_history(work_dir: str | os.PathLike) -> list[dict]:
 @HOOKS.register_module()
 class ValHistoryHook(Hook):
     """Keeps every validation's figures of a training run in ``work_dir/val_history.json``
-    (rank 0), across resumes: a resumed run keeps the records up to the epoch it resumes
-    from, a new run starts an empty file. The summary a run ends with reads the best
-    epoch's top-1, top-5 and mean class accuracy from it."""
+    and its confusion matrix in ``work_dir/val_confusion/epoch_NNN.npy`` (rank 0), across
+    resumes: a resumed run keeps the records up to the epoch it resumes from, a new run
+    starts empty. The summary a run ends with reads the best epoch's top-1, top-5 and mean
+    class accuracy from the history; the agent measures the effect of its rounds on the
+    matrices (:mod:`skeletonagent.evaluation.agent_effect`)."""
 
     priority = 'LOW'
 
@@ -489,25 +491,35 @@ class ValHistoryHook(Hook):
         self.records: list[dict] = []
 
     def before_train(self, runner) -> None:
-        if getattr(runner, '_resume', False):
+        from ..evaluation.val_confusion import drop_val_confusions
+        resumed = getattr(runner, '_resume', False)
+        if resumed:
             self.records = [r for r in read_val_history(runner.work_dir)
                             if int(r['epoch']) <= runner.epoch]
         else:
             self.records = []
+        if runner.rank == 0:
+            drop_val_confusions(runner.work_dir, after=runner.epoch if resumed else None)
         self._write(runner)
 
     def after_val_epoch(self, runner, metrics: dict | None = None) -> None:
         if runner.train_loop is None or not metrics or runner.rank != 0:
             return
+        from ..evaluation.val_confusion import CONFUSION_METRIC, confusion_of, save_val_confusion
         epoch = int(runner.epoch)
         record = {'epoch': epoch}
         for key, value in metrics.items():
+            if key == CONFUSION_METRIC:
+                continue
             try:
                 record[str(key)] = float(value)
             except (TypeError, ValueError):
                 continue
         self.records = [r for r in self.records if int(r['epoch']) != epoch] + [record]
         self._write(runner)
+        matrix = confusion_of(metrics)
+        if matrix is not None:
+            save_val_confusion(runner.work_dir, epoch, matrix)
 
     def _write(self, runner) -> None:
         if runner.rank != 0:

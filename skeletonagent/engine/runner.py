@@ -162,7 +162,8 @@ def run_test(runner: Runner, out_file: str | None) -> dict:
     _set_out_file(runner, out_file)
     metrics = runner.test()
     if get_rank() == 0:
-        shown = ', '.join(f'{k}: {v:.4f}' for k, v in metrics.items())
+        shown = ', '.join(f'{k}: {v:.4f}' for k, v in metrics.items()
+                          if isinstance(v, (int, float)))
         print_log(f'test results ({out_file or "no dump"}): {shown}', logger='current',
                   level=logging.INFO)
     return metrics
