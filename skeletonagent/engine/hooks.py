@@ -270,8 +270,14 @@ class RunInfoHook(Hook):
                                    + (f" (split {dataset.split})" if getattr(dataset, 'split', None) else ''))
         lines['batch and lr'] = batch_text
         lines['schedule'] = f'{runner.max_epochs} epochs, {len(runner.train_dataloader)} iterations each'
+        lines['seed'] = str(getattr(runner, 'seed', None))
+        ablation = getattr(runner, 'cfg', None) and runner.cfg.get('ablation')
+        if ablation:
+            lines['ablation'] = str(ablation)
+        if hasattr(model, 'loss_terms'):
+            lines['losses'] = model.loss_terms()
         encoder = getattr(model, 'text_encoder_cfg', None)
-        if encoder and getattr(model, 'with_agent', False):
+        if encoder and getattr(model, 'uses_texts', False):
             lines['text encoder'] = (f"{encoder.get('type')}"
                                      + (f" ({encoder['pretrained']})" if encoder.get('pretrained') else '')
                                      + (', trained with the model' if encoder.get('trainable')
@@ -280,6 +286,8 @@ class RunInfoHook(Hook):
         for key, value in sorted(hub.runtime_info.items()):
             if key.startswith('run_info/') and isinstance(value, dict):
                 lines.update({str(k): str(v) for k, v in value.items()})
+        if getattr(model, 'with_agent', False) and 'agent texts' not in lines:
+            lines['agent'] = 'OFF: no texts, masks or LLM rounds (agent=None)'
         if runner.rank != 0:
             return
         width = max(len(k) for k in lines)

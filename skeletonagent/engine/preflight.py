@@ -163,6 +163,9 @@ def check_text_encoder(cfg: Config) -> None:
     from .config import agent_settings
     if agent_settings(cfg) is None:           # no agent branch, no text encoder
         return
+    head = (cfg.get('model') or {}).get('cls_head') or {}
+    if float(head.get('weight_2', 1) or 0) == 0:   # no text alignment: no text encoder
+        return
     from ..models.recognizers.recognizer_gcn import DEFAULT_TEXT_ENCODER
     from ..models.text.clip import CLIP, DEFAULT_CLIP
     from ..registry import TEXT_ENCODERS
