@@ -66,11 +66,9 @@ def _is_demo_file(dataset: Mapping[str, Any], path: Path) -> bool:
     cls = DATASETS.get(dataset.get('type')) if isinstance(dataset.get('type'), str) else None
     if cls is None:
         return False
-    from ..datasets import synthetic
-    from ..datasets.demo import DemoPoseDataset
-    demo_path = getattr(synthetic, 'DEMO_ANN_FILE', None)
-    return issubclass(cls, DemoPoseDataset) and (
-        demo_path is None or path.resolve() == Path(demo_path).resolve())
+    from ..datasets.demo import DEMO_PATHS, DemoPoseDataset
+    return issubclass(cls, DemoPoseDataset) and any(
+        path.resolve() == Path(own).resolve() for own in DEMO_PATHS)
 
 
 def _pickle_problem(path: Path) -> str | None:
