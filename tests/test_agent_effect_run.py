@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import runpy
 import subprocess
 import sys
 
@@ -96,30 +97,29 @@ def test_scalars_in_tensorboard_and_the_json_log(run):
     assert [e.step for e in acc.Scalars('agent_effect/asked_rate')] == [2, 3]
 
 
-def test_report_plot_and_tool(run, tmp_path):
+def test_report_plot_and_tool(run, tmp_path, capsys):
     work_dir, _ = run
     page = (work_dir / 'report' / 'index.html').read_text(encoding='utf-8')
     assert 'Effect of the agent rounds' in page and 'src="agent_effect.png"' in page
     png = (work_dir / 'report' / 'agent_effect.png').read_bytes()
     assert png[:8] == b'\x89PNG\r\n\x1a\n' and len(png) > 10_000
     out = tmp_path / 'effect.json'
-    proc = subprocess.run([sys.executable, 'tools/analysis/agent_effect.py', str(work_dir),
-                           '--json', str(out)], cwd=ROOT, env=tool_env(), capture_output=True,
-                          text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    rows = proc.stdout.splitlines()
+    tool = runpy.run_path(str(ROOT / 'tools' / 'analysis' / 'agent_effect.py'), run_name='tool')
+    assert tool['main']([str(work_dir), '--json', str(out)]) == 0
+    printed = capsys.readouterr().out
+    rows = printed.splitlines()
     assert rows[0].split()[:3] == ['round', 'installed', 'pairs']
     assert [r.split()[0] for r in rows[2:4]] == ['1', '2']
     figures = json.loads(out.read_text())
     for index, figure in enumerate(figures, 1):
         stored = json.loads((work_dir / 'agent' / 'rounds' / f'round_{index:03d}.json').read_text())
-        assert figure['line'] == stored['effect']['line'] and figure['line'] in proc.stdout
+        assert figure['line'] == stored['effect']['line'] and figure['line'] in printed
 
 
 def test_tool_refuses_a_run_without_rounds(tmp_path):
-    proc = subprocess.run([sys.executable, 'tools/analysis/agent_effect.py', str(tmp_path)],
-                          cwd=ROOT, env=tool_env(), capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines() == [
-        f'error: {tmp_path}: no installed agent round (agent/rounds/round_NNN.json with '
-        'installed_after_epoch); was the agent on, with rounds?']
+    tool = runpy.run_path(str(ROOT / 'tools' / 'analysis' / 'agent_effect.py'), run_name='tool')
+    with pytest.raises(SystemExit) as info:
+        tool['main']([str(tmp_path)])
+    assert str(info.value) == (f'error: {tmp_path}: no installed agent round '
+                               '(agent/rounds/round_NNN.json with installed_after_epoch); was '
+                               'the agent on, with rounds?')
