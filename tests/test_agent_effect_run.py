@@ -123,3 +123,20 @@ def test_tool_refuses_a_run_without_rounds(tmp_path):
     assert str(info.value) == (f'error: {tmp_path}: no installed agent round '
                                '(agent/rounds/round_NNN.json with installed_after_epoch); was '
                                'the agent on, with rounds?')
+
+
+def test_predictions_name_their_samples_and_compare_to_themselves(run, demo_data):
+    """The test writes which samples its predictions score; compare.py reads the run against
+    itself: no difference, McNemar's p = 1."""
+    from skeletonagent.evaluation.compare import compare_settings, load_setting, split_info
+    work_dir, _ = run
+    record = json.loads((work_dir / 'last_pred_samples.json').read_text())
+    assert record['split'] == 'test' and record['num_classes'] == 12
+    assert len(record['frame_dirs']) == 24 and record['frame_dirs'][0].startswith('demo_test_')
+    info = split_info(demo_data, 'test')
+    assert list(info.frame_dirs) == record['frame_dirs']
+    same = [work_dir / 'last_pred.pkl']
+    result = compare_settings(load_setting('a', same, info), load_setting('b', same, info), info)
+    assert result['difference_figures']['top1'] == dict(mean=0.0, std=0.0)
+    assert result['difference_figures']['test']['p_value'] == 1.0
+    assert result['settings'][0]['runs'][0]['seed'] == 0          # from run_info.json
