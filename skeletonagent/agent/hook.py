@@ -13,7 +13,8 @@ Checkpoints carry the state, so a resumed run continues with the text it had.
 
 After every validation (rank 0) the hook measures what each installed round changed on the
 validation confusions of the pairs it asked about, against every other pair
-(:mod:`skeletonagent.evaluation.agent_effect`): scalars ``agent_effect/*`` per validation,
+(:class:`~skeletonagent.agent.effect.EffectTracker`, with the figures of
+:mod:`skeletonagent.evaluation.agent_effect`): scalars ``agent_effect/*`` per validation,
 the figures under ``effect`` in the round's JSON, and one line per round in the log once the
 next round is installed and validated (or the run ends).
 """
@@ -85,16 +86,6 @@ def _add_round_scalars(runner, result, state) -> None:
                           'agent/seconds': float(result.seconds),
                           'agent/classes_updated': len(result.updated),
                           'agent/version': int(state.version)}, step=runner.iter)
-
-
-def _update_json(path: Path, **fields: Any) -> None:
-    """Add ``fields`` to the JSON object in ``path`` (a round report), atomically."""
-    import json
-
-    from ..utils.fileio import atomic_write_text
-    report = json.loads(path.read_text(encoding='utf-8'))
-    report.update(fields)
-    atomic_write_text(path, json.dumps(report, indent=2, ensure_ascii=False) + '\n')
 
 
 class _Payload:
@@ -183,11 +174,8 @@ class AgentHook(Hook):
         self._counter = None
         # (epoch, counts) of a last epoch that is a round epoch of any longer run
         self._held: tuple[int, Any] | None = None
-        # the effect of the rounds (rank 0): installed rounds, validation matrices by epoch,
-        # rounds whose line is logged
-        self._marks: list = []
-        self._val_confusions: dict[int, Any] = {}
-        self._reported: set[int] = set()
+        # the effect of the rounds on the validation confusions (rank 0, agent/effect.py)
+        self._effects = None
 
     # -- set-up ---------------------------------------------------------------------------------
     @property
@@ -311,7 +299,7 @@ class AgentHook(Hook):
                            f'class descriptions, masks {tuple(self.state.masks.shape)}')
         if get_rank() == 0:
             self._publish_run_info(runner, self.state, self._sources)
-            self._load_effect_inputs(runner)
+            self._start_effects(runner)
         self._install(runner)
         if self.live:
             from .questioner import ConfusionCounter
@@ -454,8 +442,10 @@ class AgentHook(Hook):
                 self.steps_during_round = 0
                 holder[0] = _Payload(state=new_state, note=note)
                 _add_round_scalars(runner, result, new_state)
-                self._mark_installed(runner, result, report, asked_after=epoch,
-                                     installed_after=finished)
+                warning = self._effects.installed(self.rounds_done + 1, result,
+                                                  asked_after=epoch, installed_after=finished)
+                if warning:
+                    runner.logger.warning(f'agent: {warning}')
         if broadcast:
             broadcast_object_list(holder, src=0)
         payload = holder[0]
@@ -469,120 +459,44 @@ class AgentHook(Hook):
 
     # -- end and checkpoints ----------------------------------------------------------------------
     # -- the effect of the rounds on the validation confusions (rank 0) ------------------------
-    def _load_effect_inputs(self, runner) -> None:
-        """A resumed run: the rounds installed before (their reports) and the validation
-        matrices up to the checkpoint's epoch, so that the round in progress is measured
-        against the validation before it."""
-        self._marks, self._val_confusions, self._reported = [], {}, set()
-        if not self.rounds_done:
-            return
-        from ..evaluation.agent_effect import mark_from_report, read_round_reports
+    def _start_effects(self, runner) -> None:
+        """The record of the rounds' effect; a resumed run reads back the rounds installed
+        before and the validation matrices kept up to the checkpoint's epoch."""
         from ..evaluation.val_confusion import read_val_confusions
-        try:
-            for path, report in read_round_reports(Path(runner.work_dir), up_to=self.rounds_done):
-                mark = mark_from_report(report, str(path))
-                if mark is not None:
-                    self._marks.append(mark)
-                    if (report.get('effect') or {}).get('complete'):
-                        self._reported.add(mark.index)
-            self._val_confusions = read_val_confusions(runner.work_dir, up_to=runner.epoch)
-        except ValueError as exc:
-            runner.logger.warning(f'agent: the effect of the earlier rounds is not measured: {exc}')
-            self._marks, self._val_confusions = [], {}
-
-    def _mark_installed(self, runner, result, report: Path, asked_after: int,
-                        installed_after: int) -> None:
-        """Remember an installed round (its asked pairs and epochs) and note the epochs in
-        its report."""
-        from ..evaluation.agent_effect import RoundMark, asked_pairs
-        pairs = asked_pairs((c.index, o, count) for c in result.classes
-                            for o, _, count in c.confused)
-        if not pairs:              # nothing was asked (no confusions): nothing to measure
-            return
-        index = self.rounds_done + 1
-        self._marks.append(RoundMark(index=index, pairs=pairs, installed_after=installed_after,
-                                     asked_after=asked_after, changed=result.changed))
-        try:
-            _update_json(report, asked_after_epoch=asked_after,
-                         installed_after_epoch=installed_after)
-        except (OSError, ValueError) as exc:
-            runner.logger.warning(f'agent: could not note the install in {report}: {exc}')
+        from .effect import EffectTracker
+        self._effects = EffectTracker(Path(runner.work_dir) / REPORT_SUBDIR)
+        if self.rounds_done:
+            try:
+                confusions = read_val_confusions(runner.work_dir, up_to=runner.epoch)
+            except ValueError as exc:
+                runner.logger.warning(f'agent: the effect of the earlier rounds is not '
+                                      f'measured: {exc}')
+                return
+            warning = self._effects.resume(self.rounds_done, confusions)
+            if warning:
+                runner.logger.warning(f'agent: {warning}')
 
     def after_val_epoch(self, runner, metrics: dict | None = None) -> None:
-        """Keep the validation's confusion matrix and measure the rounds on it (rank 0)."""
-        if get_rank() != 0 or getattr(runner, 'train_loop', True) is None:
+        """Measure the installed rounds on the validation's confusion matrix (rank 0)."""
+        if self._effects is None or getattr(runner, 'train_loop', True) is None:
             return
         from ..evaluation.val_confusion import confusion_of
         matrix = confusion_of(metrics)
-        if matrix is None:
-            return
-        epoch = int(runner.epoch)
-        self._val_confusions[epoch] = matrix
-        self._report_effects(runner, finished=False, epoch=epoch)
+        if matrix is not None:
+            self._log_effects(runner, self._effects.validated(int(runner.epoch), matrix))
 
-    def _report_effects(self, runner, finished: bool, epoch: int | None = None) -> None:
-        """Figures of the rounds the validation of ``epoch`` concerns (scalars, the round's
-        JSON), and the line of every round whose measure is complete."""
-        # the rounds whose line is logged are a prefix: measured from the first one left on
-        # (the next round's install epoch closes a round's window)
-        pending = [k for k, mark in enumerate(self._marks) if mark.index not in self._reported]
-        if not pending:
-            return
-        from ..evaluation.agent_effect import round_effects
-        try:
-            effects = round_effects(self._marks[pending[0]:], self._val_confusions,
-                                    finished=finished)
-        except ValueError as exc:            # another number of classes, say: not fatal
-            runner.logger.warning(f'agent: the effect of the rounds is not measured: {exc}')
-            return
-        for effect in effects:
-            index = effect.mark.index
-            touched = finished or any(f.epoch == epoch for f in effect.after) or (
-                effect.before is not None and effect.before.epoch == epoch)
-            newly_complete = effect.complete and index not in self._reported
-            if epoch is not None and effect.after and effect.after[-1].epoch == epoch:
-                last = effect.after[-1]
-                _add_scalars(runner, {'agent_effect/round': index,
-                                      'agent_effect/asked_confusions': last.asked,
-                                      'agent_effect/other_confusions': last.other,
-                                      'agent_effect/asked_rate': last.asked_rate,
-                                      'agent_effect/other_rate': last.other_rate}, step=epoch)
-            if touched or newly_complete:
-                path = Path(runner.work_dir) / REPORT_SUBDIR / f'round_{index:03d}.json'
-                try:
-                    _update_json(path, effect=effect.as_dict())
-                except (OSError, ValueError) as exc:
-                    runner.logger.warning(f'agent: could not write the effect into {path}: {exc}')
-            if newly_complete:
-                self._reported.add(index)
-                runner.logger.info(f'agent: {effect.line()}')
-                changes = {f'agent_effect/{which}_change': effect.change(which)
-                           for which in ('asked', 'other')}
-                changes = {k: float(v) for k, v in changes.items() if v is not None}
-                if changes and effect.last is not None:
-                    _add_scalars(runner, changes, step=effect.last.epoch)
-        self._drop_unneeded_confusions()
-
-    def _drop_unneeded_confusions(self) -> None:
-        """Keep in memory only the matrices a round not yet reported may still use: from
-        the last validation at or before its install on (or the latest, for a next round)."""
-        pending = [m for m in self._marks if m.index not in self._reported]
-        epochs = sorted(self._val_confusions)
-        if not epochs:
-            return
-        if pending:
-            earlier = [e for e in epochs if e <= pending[0].installed_after]
-            keep_from = earlier[-1] if earlier else epochs[0]
-        else:
-            keep_from = epochs[-1]
-        for epoch in epochs:
-            if epoch < keep_from:
-                del self._val_confusions[epoch]
+    def _log_effects(self, runner, news) -> None:
+        for warning in news.warnings:
+            runner.logger.warning(f'agent: {warning}')
+        for scalars, step in news.scalars:
+            _add_scalars(runner, scalars, step=step)
+        for line in news.lines:
+            runner.logger.info(f'agent: {line}')
 
     def after_train(self, runner) -> None:
-        if get_rank() == 0 and self._marks:
-            if self._val_confusions:
-                self._report_effects(runner, finished=True)
+        if self._effects is not None and self._effects.has_rounds:
+            if self._effects.has_validations:
+                self._log_effects(runner, self._effects.finish())
             else:
                 runner.logger.info('agent: the effect of the rounds on the validation '
                                    'confusions is not measured: no validation ran (train '

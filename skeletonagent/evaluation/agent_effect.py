@@ -327,15 +327,16 @@ def mark_from_report(report: Mapping[str, Any], source: str = 'round report'
                      asked_after=None if asked is None else int(asked), changed=bool(changed))
 
 
-def read_round_reports(work_dir: str | Path, up_to: int | None = None) -> list[tuple[Path, dict]]:
-    """``(path, report)`` of the round reports of a work dir, in round order (only rounds
-    ``<= up_to`` when given).
+def read_round_reports(rounds_dir: str | Path, up_to: int | None = None
+                       ) -> list[tuple[Path, dict]]:
+    """``(path, report)`` of the round reports in ``rounds_dir`` (a work dir's
+    :data:`ROUNDS_SUBDIR`), in round order (only rounds ``<= up_to`` when given).
 
     Raises:
         ValueError: naming the file, for a report that is not JSON.
     """
     out = []
-    for path in sorted((Path(work_dir) / ROUNDS_SUBDIR).glob('round_[0-9][0-9][0-9].json')):
+    for path in sorted(Path(rounds_dir).glob('round_[0-9][0-9][0-9].json')):
         try:
             report = json.loads(path.read_text(encoding='utf-8'))
         except (OSError, json.JSONDecodeError) as exc:
@@ -352,8 +353,8 @@ def work_dir_effects(work_dir: str | Path, finished: bool = True) -> list[RoundE
     """The effect of every installed round of a run, from its round reports and its kept
     validation matrices."""
     from .val_confusion import read_val_confusions
-    marks = [m for m in (mark_from_report(r, str(p)) for p, r in read_round_reports(work_dir))
-             if m is not None]
+    reports = read_round_reports(Path(work_dir) / ROUNDS_SUBDIR)
+    marks = [m for m in (mark_from_report(r, str(p)) for p, r in reports) if m is not None]
     return round_effects(marks, read_val_confusions(work_dir), finished=finished)
 
 
