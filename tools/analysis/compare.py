@@ -69,4 +69,6 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
+    from skeletonagent.utils.fast_exit import skip_exit_collection
+    skip_exit_collection()   # no cycle collection of torch's objects at exit
     main()
