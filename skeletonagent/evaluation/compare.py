@@ -297,9 +297,10 @@ def compare_settings(a: Setting, b: Setting, info: SplitInfo, top: int = 5) -> d
 
 
 # ----------------------------------------------------------------------------- output
-def _pm(figure: dict, scale: float = 100.0, signed: bool = False) -> str:
+def _pm(figure: dict, runs: int, scale: float = 100.0, signed: bool = False) -> str:
+    """'mean ± std', or the mean alone for a single run (no spread to give)."""
     mean = f'{scale * figure["mean"]:+.2f}' if signed else f'{scale * figure["mean"]:.2f}'
-    return f'{mean} ± {scale * figure["std"]:.2f}'
+    return f'{mean} ± {scale * figure["std"]:.2f}' if runs > 1 else mean
 
 
 def _p(value: float | None) -> str:
@@ -311,14 +312,17 @@ def format_comparison(result: dict[str, Any]) -> str:
     lines = [f"{result['samples']} samples of "
              + (f"split {result['split']!r} of " if result['split'] else '')
              + f"{result['ann_file']}, {result['num_classes']} classes; accuracies in %, "
-               'mean ± std over runs']
+               'mean ± std over runs (the difference: over the paired runs)']
     header = ['setting', 'runs', 'seeds'] + [label for _, label in METRICS]
     rows = [header]
     for s in result['settings']:
         seeds = ','.join('?' if r['seed'] is None else str(r['seed']) for r in s['runs'])
-        rows.append([s['name'], str(len(s['runs'])), seeds] + [_pm(s[k]) for k, _ in METRICS])
+        rows.append([s['name'], str(len(s['runs'])), seeds]
+                    + [_pm(s[k], len(s['runs'])) for k, _ in METRICS])
     diff = result['difference_figures']
-    rows.append([result['difference'], '', ''] + [_pm(diff[k], signed=True) for k, _ in METRICS])
+    paired = max(len(diff['mcnemar']), 1)
+    rows.append([result['difference'], '', ''] + [_pm(diff[k], paired, signed=True)
+                                                  for k, _ in METRICS])
     widths = [max(len(r[c]) for r in rows) for c in range(len(header))]
     lines += ['  '.join(cell.ljust(w) if c < 3 else cell.rjust(w)
                         for c, (cell, w) in enumerate(zip(row, widths))) for row in rows]
