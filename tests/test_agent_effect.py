@@ -262,3 +262,16 @@ def test_hook_resumed_run_measures_the_open_round(tmp_path, caplog):
     effect = json.loads((tmp_path / REPORT_SUBDIR / 'round_001.json').read_text())['effect']
     assert effect['before']['epoch'] == 1 and effect['after'][-1]['asked'] == 2
     assert any('their confusions 6 → 2 (−67 %)' in r.getMessage() for r in caplog.records)
+
+
+def test_the_same_pairs_in_a_baseline_run():
+    """The round's pairs at the same validations of another run (without the agent): there
+    (0, 1) and (2, 3) go 3 -> 10 while this run has them 10 -> 3."""
+    from skeletonagent.evaluation.agent_effect import baseline_table, on_baseline
+    mark = RoundMark(index=1, pairs=((0, 1, 5), (2, 3, 2)), installed_after=3)
+    [effect] = round_effects([mark], {3: BEFORE, 4: AFTER}, finished=True)
+    before, last = on_baseline(effect, {3: AFTER, 4: BEFORE})
+    assert (before.epoch, before.asked, last.epoch, last.asked) == (3, 3, 4, 10)
+    assert on_baseline(effect, {3: AFTER}) == (pair_figures(AFTER, ASKED, 3), None)
+    row = baseline_table([effect], {3: AFTER, 4: BEFORE}).splitlines()[2].split()
+    assert row == ['1', '2', '3', '→', '4', '10', '→', '3', '−70', '%', '3', '→', '10', '+233', '%']

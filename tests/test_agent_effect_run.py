@@ -110,6 +110,11 @@ def test_report_plot_and_tool(run, tmp_path, capsys):
     rows = printed.splitlines()
     assert rows[0].split()[:3] == ['round', 'installed', 'pairs']
     assert [r.split()[0] for r in rows[2:4]] == ['1', '2']
+    assert tool['main']([str(work_dir), '--baseline', str(work_dir)]) == 0   # itself
+    table = capsys.readouterr().out.split("in this run and in")[1].splitlines()[3:5]
+    for row in table:                # the same pairs, the same validations: the same figures
+        cells = row.split()
+        assert cells[5:8] == cells[9:12]
     figures = json.loads(out.read_text())
     for index, figure in enumerate(figures, 1):
         stored = json.loads((work_dir / 'agent' / 'rounds' / f'round_{index:03d}.json').read_text())

@@ -40,7 +40,7 @@ import numpy as np
 __all__ = ['RoundMark', 'PairFigures', 'RoundEffect', 'asked_pairs', 'pair_figures',
            'per_class_figures', 'round_effects', 'mark_from_report', 'read_round_reports',
            'work_dir_effects', 'effect_table', 'relative_change', 'format_change',
-           'ROUNDS_SUBDIR']
+           'on_baseline', 'baseline_table', 'ROUNDS_SUBDIR']
 
 #: Where, under the work dir, the agent writes its round reports (``round_NNN.json``).
 ROUNDS_SUBDIR = Path('agent') / 'rounds'
@@ -356,6 +356,42 @@ def work_dir_effects(work_dir: str | Path, finished: bool = True) -> list[RoundE
     reports = read_round_reports(Path(work_dir) / ROUNDS_SUBDIR)
     marks = [m for m in (mark_from_report(r, str(p)) for p, r in reports) if m is not None]
     return round_effects(marks, read_val_confusions(work_dir), finished=finished)
+
+
+def on_baseline(effect: RoundEffect, confusions: Mapping[int, np.ndarray]
+                ) -> tuple[PairFigures | None, PairFigures | None]:
+    """The round's asked pairs in another run (a baseline, e.g. the same config without the
+    agent) at the same two validations (the round's before and last after); None where
+    the baseline has no validation of that epoch."""
+    pairs = [(i, j) for i, j, _ in effect.mark.pairs]
+
+    def at(figures: PairFigures | None) -> PairFigures | None:
+        if figures is None or figures.epoch not in confusions:
+            return None
+        return pair_figures(confusions[figures.epoch], pairs, figures.epoch)
+
+    return at(effect.before), at(effect.last)
+
+
+def baseline_table(effects: Sequence[RoundEffect], confusions: Mapping[int, np.ndarray]) -> str:
+    """Per round: its asked pairs' confusions in this run and, at the same validations, in
+    the baseline run."""
+    header = ('round', 'pairs', 'val', 'this run', 'change', 'baseline', 'change')
+    rows = [header]
+    for effect in effects:
+        b, a = effect.before, effect.last
+        base_b, base_a = on_baseline(effect, confusions)
+        rows.append((
+            str(effect.mark.index), str(len(effect.mark.pairs)),
+            f'{b.epoch} → {a.epoch}' if b and a else '-',
+            f'{b.asked} → {a.asked}' if b and a else '-',
+            format_change(b.asked, a.asked) if b and a else '-',
+            f'{base_b.asked} → {base_a.asked}' if base_b and base_a else '-',
+            format_change(base_b.asked, base_a.asked) if base_b and base_a else '-'))
+    widths = [max(len(r[c]) for r in rows) for c in range(len(header))]
+    lines = ['  '.join(cell.rjust(w) for cell, w in zip(row, widths)) for row in rows]
+    lines.insert(1, '  '.join('-' * w for w in widths))
+    return '\n'.join(lines)
 
 
 def _pct(value: float | None) -> str:
