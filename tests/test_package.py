@@ -19,7 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ('setup.py', 'README.md', 'LICENSE', 'requirements.txt', 'MANIFEST.in')
-LABEL_MAPS = {'demo', 'finegym', 'k400', 'ntu120', 'ntu60', 'uav'}
+LABEL_MAPS = {'demo', 'demo_hard', 'finegym', 'k400', 'ntu120', 'ntu60', 'uav'}
 
 
 def _env(**extra: str) -> dict:

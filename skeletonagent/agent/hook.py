@@ -10,6 +10,13 @@ rank 0 says whether the round is done; when it is, rank 0 encodes the new descri
 frozen text encoder), writes the updated transcripts and broadcasts the new state, and every
 rank installs the very same descriptions, masks and embeddings before the next epoch.
 Checkpoints carry the state, so a resumed run continues with the text it had.
+
+After every validation (rank 0) the hook measures what each installed round changed on the
+validation confusions of the pairs it asked about, against every other pair
+(:class:`~skeletonagent.agent.effect.EffectTracker`, with the figures of
+:mod:`skeletonagent.evaluation.agent_effect`): scalars ``agent_effect/*`` per validation,
+the figures under ``effect`` in the round's JSON, and one line per round in the log once the
+next round is installed and validated (or the run ends).
 """
 from __future__ import annotations
 
@@ -57,21 +64,28 @@ def _save_matrix(path: Path, matrix) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def _add_round_scalars(runner, result, state) -> None:
-    """The round's figures to the runner's visualizer (TensorBoard, JSON scalars log), at the
-    current iteration. A visualizer failure is logged, never raised: training goes on."""
+def _add_scalars(runner, scalars: dict, step: int) -> None:
+    """Scalars to the runner's visualizer (TensorBoard, JSON scalars log). A visualizer
+    failure is logged, never raised: training goes on."""
     visualizer = getattr(runner, 'visualizer', None)
     if visualizer is None:
         return
     try:
-        visualizer.add_scalars({'agent/requests': int(result.stats.requests),
-                                'agent/failures': int(result.stats.num_failed),
-                                'agent/seconds': float(result.seconds),
-                                'agent/classes_updated': len(result.updated),
-                                'agent/version': int(state.version)}, step=runner.iter)
+        visualizer.add_scalars(scalars, step=step)
     except Exception as exc:  # noqa: BLE001
-        runner.logger.warning(f'agent: could not log the round to the visualizer: '
+        runner.logger.warning(f'agent: could not log to the visualizer: '
                               f'{type(exc).__name__}: {exc}')
+
+
+def _add_round_scalars(runner, result, state) -> None:
+    """The round's figures, at the current iteration."""
+    if getattr(runner, 'visualizer', None) is None:
+        return
+    _add_scalars(runner, {'agent/requests': int(result.stats.requests),
+                          'agent/failures': int(result.stats.num_failed),
+                          'agent/seconds': float(result.seconds),
+                          'agent/classes_updated': len(result.updated),
+                          'agent/version': int(state.version)}, step=runner.iter)
 
 
 class _Payload:
@@ -160,6 +174,8 @@ class AgentHook(Hook):
         self._counter = None
         # (epoch, counts) of a last epoch that is a round epoch of any longer run
         self._held: tuple[int, Any] | None = None
+        # the effect of the rounds on the validation confusions (rank 0, agent/effect.py)
+        self._effects = None
 
     # -- set-up ---------------------------------------------------------------------------------
     @property
@@ -283,6 +299,7 @@ class AgentHook(Hook):
                            f'class descriptions, masks {tuple(self.state.masks.shape)}')
         if get_rank() == 0:
             self._publish_run_info(runner, self.state, self._sources)
+            self._start_effects(runner)
         self._install(runner)
         if self.live:
             from .questioner import ConfusionCounter
@@ -313,7 +330,7 @@ class AgentHook(Hook):
                                f'(its counts were kept in the checkpoint)')
             self._start_round(runner, matrix, epoch)
         if not self.background:
-            self._swap_if_ready(runner)
+            self._swap_if_ready(runner, finished=runner.epoch)
 
     # -- per step -------------------------------------------------------------------------------
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
@@ -332,8 +349,8 @@ class AgentHook(Hook):
     def after_train_epoch(self, runner) -> None:
         if not self.live:
             return
-        self._swap_if_ready(runner)
         finished = runner.epoch + 1
+        self._swap_if_ready(runner, finished=finished)
         if finished not in self.round_epochs(runner.max_epochs):
             if finished == runner.max_epochs and finished in self.round_epochs(finished + 1):
                 # the last epoch: no round (its texts could not be used), but a run resumed
@@ -351,7 +368,7 @@ class AgentHook(Hook):
         if get_rank() == 0:
             self._start_round(runner, matrix, finished)
         if not self.background:                      # install at once, on every rank
-            self._swap_if_ready(runner)
+            self._swap_if_ready(runner, finished=finished)
 
     def _start_round(self, runner, matrix, finished: int) -> None:
         if self._future is not None and not self._future.done():
@@ -392,15 +409,16 @@ class AgentHook(Hook):
         _save_matrix(report.with_name(report.stem + '_confusion.npy'), matrix)
         logger.info('agent: round after epoch %d finished in %.1f s (%s); report %s',
                     epoch, time.perf_counter() - start, result.stats.summary(), report)
-        return result, new_state, epoch
+        return result, new_state, epoch, report.with_suffix('.json')
 
-    def _swap_if_ready(self, runner, broadcast: bool = True) -> None:
-        """Install a finished round's state on every rank (a collective when ``broadcast``)."""
+    def _swap_if_ready(self, runner, finished: int, broadcast: bool = True) -> None:
+        """Install a finished round's state on every rank (a collective when ``broadcast``),
+        at the end of epoch ``finished`` (1-based): the next epoch trains with it."""
         holder: list[Any] = [None]
         if get_rank() == 0 and self._future is not None and self._future.done():
             future, self._future = self._future, None
             try:
-                result, new_state, epoch = future.result()
+                result, new_state, epoch, report = future.result()
             except Exception as exc:  # noqa: BLE001 - a failed round keeps the old state
                 runner.logger.error(f'agent: round failed ({type(exc).__name__}: {exc}); '
                                     f'keeping state v{self.state.version}')
@@ -418,12 +436,16 @@ class AgentHook(Hook):
                     new_state = new_state.with_embeddings(
                         _unwrap(runner.model).encode_descriptions(new_state.descriptions))
                 note = (f'agent: round {self.rounds_done + 1} (confusions up to epoch {epoch}) '
-                        f'installed after epoch {runner.epoch + 1}: state v{new_state.version}, '
+                        f'installed after epoch {finished}: state v{new_state.version}, '
                         f'{len(result.updated)} classes updated, {result.stats.summary()}; '
                         f'{self.steps_during_round} training steps ran during the round')
                 self.steps_during_round = 0
                 holder[0] = _Payload(state=new_state, note=note)
                 _add_round_scalars(runner, result, new_state)
+                warning = self._effects.installed(self.rounds_done + 1, result,
+                                                  asked_after=epoch, installed_after=finished)
+                if warning:
+                    runner.logger.warning(f'agent: {warning}')
         if broadcast:
             broadcast_object_list(holder, src=0)
         payload = holder[0]
@@ -436,7 +458,49 @@ class AgentHook(Hook):
         runner.logger.info(payload.note)
 
     # -- end and checkpoints ----------------------------------------------------------------------
+    # -- the effect of the rounds on the validation confusions (rank 0) ------------------------
+    def _start_effects(self, runner) -> None:
+        """The record of the rounds' effect; a resumed run reads back the rounds installed
+        before and the validation matrices kept up to the checkpoint's epoch."""
+        from ..evaluation.val_confusion import read_val_confusions
+        from .effect import EffectTracker
+        self._effects = EffectTracker(Path(runner.work_dir) / REPORT_SUBDIR)
+        if self.rounds_done:
+            try:
+                confusions = read_val_confusions(runner.work_dir, up_to=runner.epoch)
+            except ValueError as exc:
+                runner.logger.warning(f'agent: the effect of the earlier rounds is not '
+                                      f'measured: {exc}')
+                return
+            warning = self._effects.resume(self.rounds_done, confusions)
+            if warning:
+                runner.logger.warning(f'agent: {warning}')
+
+    def after_val_epoch(self, runner, metrics: dict | None = None) -> None:
+        """Measure the installed rounds on the validation's confusion matrix (rank 0)."""
+        if self._effects is None or getattr(runner, 'train_loop', True) is None:
+            return
+        from ..evaluation.val_confusion import confusion_of
+        matrix = confusion_of(metrics)
+        if matrix is not None:
+            self._log_effects(runner, self._effects.validated(int(runner.epoch), matrix))
+
+    def _log_effects(self, runner, news) -> None:
+        for warning in news.warnings:
+            runner.logger.warning(f'agent: {warning}')
+        for scalars, step in news.scalars:
+            _add_scalars(runner, scalars, step=step)
+        for line in news.lines:
+            runner.logger.info(f'agent: {line}')
+
     def after_train(self, runner) -> None:
+        if self._effects is not None and self._effects.has_rounds:
+            if self._effects.has_validations:
+                self._log_effects(runner, self._effects.finish())
+            else:
+                runner.logger.info('agent: the effect of the rounds on the validation '
+                                   'confusions is not measured: no validation ran (train '
+                                   'with --validate)')
         future, executor = self._future, self._executor
         self._future = self._executor = None
         if future is not None and not future.done():

@@ -66,12 +66,24 @@ def agent_settings(cfg: Mapping[str, Any]) -> dict | None:
     ``cls_head.interval_epoch``, ``layout`` from ``cls_head.joint_cfg``, ``modality`` from
     ``backbone.llm_modality``, ``num_classes``, ``label_map`` from the number of classes); a
     config without an ``agent`` section gets :data:`OFFICIAL_AGENT_DEFAULTS` and
-    :data:`OFFICIAL_LLM`; a semi model gets ``interval=0``.
+    :data:`OFFICIAL_LLM`; a semi model gets ``interval=0``. ``agent = None`` trains without
+    the agent (no texts, masks or LLM; the ablation ``configs/ablation/no_agent.py``): the
+    head's ``weight_1`` and ``weight_2`` must then be 0.
+
+    Raises:
+        ValueError: for ``agent = None`` with a non-zero ``weight_1`` or ``weight_2``.
     """
     from ..datasets.label_map import DEFAULT_LABEL_MAPS
     model = cfg.get('model') or {}
     head = model.get('cls_head') or {}
     backbone = model.get('backbone') or {}
+    if 'agent' in cfg and cfg.get('agent') is None:
+        used = [f'model.cls_head.{k}={head[k]}' for k in ('weight_1', 'weight_2')
+                if float(head.get(k, 0) or 0) != 0]
+        if used:
+            raise ValueError(f'agent=None trains without the agent, but {" and ".join(used)} '
+                             'asks for its joint masks / texts: set them to 0 too')
+        return None
     if 'weight_2' not in head and 'agent' not in cfg:
         return None
     official_config = 'agent' not in cfg

@@ -7,6 +7,12 @@ extremities inwards, so an elbow bend is carried along by the shoulder's rotatio
 classes move the joints their names say, and come in pairs that differ only subtly (left vs
 right, raise vs wave, nod vs shake, squat vs jump) so a model confuses them early on.
 
+The ``hard`` variant (:data:`DEMO_HARD_CLASSES`, ``data/demo/demo_hard_3danno.pkl``) keeps
+only such pairs, closer still: the same arm raised high, pointed forward (the ranges of the
+arm's angle overlap a little) or bent to the head, left or right; a kick against a held knee
+lift of the same leg; the head tilted left or right, nodded or shaken. Some samples are
+ambiguous by construction, so that no model reaches 100 %.
+
 Per-sample variation: length (30-80 frames), timing, number of cycles, amplitude, body
 size, rest-pose jitter, idle arm sway and body sway, rotation about the vertical axis (±30°),
 camera height and tilt, position, sensor noise, and a second (idle) person in some samples.
@@ -32,7 +38,8 @@ from ..utils.fileio import atomic_write_bytes
 from .errors import DataError
 from .pose_dataset import load_annotation_file
 
-__all__ = ['DEMO_CLASSES', 'DEMO_LAYOUT', 'DEMO_DATA_VERSION', 'DEMO_ANN_FILE',
+__all__ = ['DEMO_CLASSES', 'DEMO_HARD_CLASSES', 'DEMO_VARIANTS', 'DEMO_LAYOUT',
+           'DEMO_DATA_VERSION', 'DEMO_ANN_FILE', 'DEMO_HARD_ANN_FILE', 'demo_classes',
            'make_demo_annotations', 'ensure_demo_data']
 
 #: Layout of the demo skeletons.
@@ -45,11 +52,23 @@ DEMO_DATA_VERSION = 2
 #: place :class:`~skeletonagent.datasets.demo.DemoPoseDataset` generates a missing file.
 DEMO_ANN_FILE = 'data/demo/demo_3danno.pkl'
 
+#: Where the hard demo config reads its data (generated there on first use, like the demo's).
+DEMO_HARD_ANN_FILE = 'data/demo/demo_hard_3danno.pkl'
+
 #: Demo action names; label ``i`` is ``DEMO_CLASSES[i]``.
 DEMO_CLASSES: tuple[str, ...] = (
     'raise left hand', 'raise right hand', 'wave left hand', 'wave right hand',
     'kick left leg', 'kick right leg', 'nod head', 'shake head',
     'squat down', 'jump up', 'clap hands', 'bow')
+
+#: The hard variant's action names: pairs that differ in a side or in a few joints only.
+DEMO_HARD_CLASSES: tuple[str, ...] = (
+    'raise left hand', 'raise right hand', 'point with left hand', 'point with right hand',
+    'touch head with left hand', 'touch head with right hand', 'kick left leg',
+    'lift left knee', 'tilt head left', 'tilt head right', 'nod head', 'shake head')
+
+#: The generator's variants and their classes.
+DEMO_VARIANTS: dict[str, tuple[str, ...]] = {'standard': DEMO_CLASSES, 'hard': DEMO_HARD_CLASSES}
 
 _SPLIT_IDS = {'train': 0, 'val': 1, 'test': 2}
 
@@ -252,6 +271,46 @@ def _bow(s: np.ndarray, rng: np.random.Generator) -> Motion:
     return rotations, np.zeros_like(s)
 
 
+def _point_hand(side: int, s: np.ndarray, rng: np.random.Generator) -> Motion:
+    """The straight arm held forward: the angle overlaps a low 'raise' a little."""
+    arm = 'left' if side > 0 else 'right'
+    env = _hold(s, rng.uniform(0.25, 0.4))
+    flex = _deg(rng.uniform(75, 145)) * env
+    abduct = _deg(rng.uniform(0, 20)) * env
+    elbow = _deg(rng.uniform(0, 20)) * env
+    return {f'{arm} elbow': _rot('x', -elbow),
+            f'{arm} shoulder': _rot('x', -flex) * _rot('z', side * abduct)}, np.zeros_like(s)
+
+
+def _touch_head(side: int, s: np.ndarray, rng: np.random.Generator) -> Motion:
+    """The arm raised to the side and bent, the hand on the head."""
+    arm = 'left' if side > 0 else 'right'
+    env = _hold(s, rng.uniform(0.25, 0.4))
+    flex = _deg(rng.uniform(110, 150)) * env
+    abduct = _deg(rng.uniform(15, 40)) * env
+    elbow = _deg(rng.uniform(95, 135)) * env
+    return {f'{arm} elbow': _rot('x', -elbow) * _rot('z', -side * 0.4 * elbow),
+            f'{arm} shoulder': _rot('x', -flex) * _rot('z', side * abduct)}, np.zeros_like(s)
+
+
+def _lift_knee(side: int, s: np.ndarray, rng: np.random.Generator) -> Motion:
+    """The thigh raised and held with the knee bent (a kick extends it again)."""
+    leg = 'left' if side > 0 else 'right'
+    env = _hold(s, rng.uniform(0.2, 0.35))
+    hip = _deg(rng.uniform(55, 90)) * env
+    knee = _deg(rng.uniform(60, 100)) * env
+    return {f'{leg} knee': _rot('x', knee),
+            f'{leg} hip': _rot('x', -hip),
+            'middle of the spine': _rot('x', -0.15 * hip)}, np.zeros_like(s)
+
+
+def _tilt_head(side: int, s: np.ndarray, rng: np.random.Generator) -> Motion:
+    """The head held tilted towards one shoulder: only the head and neck move."""
+    env = _hold(s, rng.uniform(0.2, 0.35))
+    roll = _deg(rng.uniform(15, 35)) * env
+    return {'neck': _rot('z', side * roll)}, np.zeros_like(s)
+
+
 _MOTIONS: dict[str, Callable[[np.ndarray, np.random.Generator], Motion]] = {
     'raise left hand': lambda s, rng: _raise_hand(1, s, rng),
     'raise right hand': lambda s, rng: _raise_hand(-1, s, rng),
@@ -267,6 +326,29 @@ _MOTIONS: dict[str, Callable[[np.ndarray, np.random.Generator], Motion]] = {
     'bow': _bow,
 }
 assert tuple(_MOTIONS) == DEMO_CLASSES
+_MOTIONS.update({
+    'point with left hand': lambda s, rng: _point_hand(1, s, rng),
+    'point with right hand': lambda s, rng: _point_hand(-1, s, rng),
+    'touch head with left hand': lambda s, rng: _touch_head(1, s, rng),
+    'touch head with right hand': lambda s, rng: _touch_head(-1, s, rng),
+    'lift left knee': lambda s, rng: _lift_knee(1, s, rng),
+    'tilt head left': lambda s, rng: _tilt_head(1, s, rng),
+    'tilt head right': lambda s, rng: _tilt_head(-1, s, rng),
+})
+assert set(DEMO_HARD_CLASSES) <= set(_MOTIONS)
+
+
+def demo_classes(variant: str = 'standard') -> tuple[str, ...]:
+    """The action names of a variant of the demo data.
+
+    Raises:
+        ValueError: for an unknown variant, naming the known ones.
+    """
+    try:
+        return DEMO_VARIANTS[variant]
+    except KeyError:
+        raise ValueError(f'unknown demo variant {variant!r}; choose from '
+                         f'{", ".join(DEMO_VARIANTS)}') from None
 
 
 # ------------------------------------------------------------------ one person, one clip
@@ -314,13 +396,13 @@ def _place(points: np.ndarray, *, yaw: float, position: np.ndarray,
     return (points @ turn.T + position) @ camera.T
 
 
-def _make_sample(rig: _Rig, label: int, rng: np.random.Generator,
+def _make_sample(rig: _Rig, action: str, rng: np.random.Generator,
                  second_person_prob: float) -> np.ndarray:
     num_frames = int(rng.integers(30, 81))
     floor_y = rng.uniform(-1.05, -0.7)                         # camera height above floor
     camera = _rot('x', _deg(rng.uniform(-6, 6))).as_matrix()
     main_position = np.array([rng.uniform(-0.5, 0.5), floor_y, rng.uniform(2.3, 3.6)])
-    people = [_place(_person(rig, DEMO_CLASSES[label], num_frames, rng),
+    people = [_place(_person(rig, action, num_frames, rng),
                      yaw=_deg(rng.uniform(-30, 30)), position=main_position, camera=camera)]
     if rng.random() < second_person_prob:
         offset = np.array([rng.choice([-1, 1]) * rng.uniform(0.8, 1.4), 0.0,
@@ -333,41 +415,52 @@ def _make_sample(rig: _Rig, label: int, rng: np.random.Generator,
     return keypoint.astype(np.float32)
 
 
-def _demo_meta(**params) -> dict:
-    return dict(generator=__name__, version=DEMO_DATA_VERSION, layout=DEMO_LAYOUT, **params)
+def _demo_meta(variant: str = 'standard', **params) -> dict:
+    # the standard variant's meta has no 'variant' key: files written before it stay current
+    extra = {} if variant == 'standard' else dict(variant=variant)
+    return dict(generator=__name__, version=DEMO_DATA_VERSION, layout=DEMO_LAYOUT, **extra,
+                **params)
 
 
 def make_demo_annotations(*, num_train_per_class: int = 40, num_val_per_class: int = 10,
                           num_test_per_class: int = 10, seed: int = 0,
-                          second_person_prob: float = 0.3) -> dict:
+                          second_person_prob: float = 0.3, variant: str = 'standard') -> dict:
     """The demo dataset as a PYSKL annotation dict (pure: nothing is written).
+
+    Args:
+        variant: ``'standard'`` (:data:`DEMO_CLASSES`) or ``'hard'``
+            (:data:`DEMO_HARD_CLASSES`).
 
     Returns:
         ``dict(split=dict(train=[...], val=[...], test=[...]), annotations=[...],
-        classes=list(DEMO_CLASSES), meta=dict(generator, version, layout, <arguments>))``;
-        each annotation holds ``frame_dir``, ``label`` (index into :data:`DEMO_CLASSES`),
-        ``total_frames`` and ``keypoint`` (float32, M×T×25×3 with M 1 or 2). Sample
-        ``(split, label, i)`` depends only on ``seed`` and those three, so changing one
-        split's size leaves the others alone.
+        classes=list(<the variant's classes>), meta=dict(generator, version, layout,
+        <arguments>))``; each annotation holds ``frame_dir``, ``label`` (index into the
+        classes), ``total_frames`` and ``keypoint`` (float32, M×T×25×3 with M 1 or 2). Sample
+        ``(split, label, i)`` depends only on ``seed``, the variant and those three, so
+        changing one split's size leaves the others alone.
     """
+    classes = demo_classes(variant)
     rig = _Rig(DEMO_LAYOUT)
     sizes = {'train': num_train_per_class, 'val': num_val_per_class,
              'test': num_test_per_class}
     splits: dict[str, list[str]] = {name: [] for name in sizes}
     annotations = []
+    # the standard variant's seeds (and sample names) are those it always had
+    salt = [] if variant == 'standard' else [list(DEMO_VARIANTS).index(variant)]
+    prefix = 'demo' if variant == 'standard' else f'demo_{variant}'
     for split, count in sizes.items():
-        for label in range(len(DEMO_CLASSES)):
+        for label, action in enumerate(classes):
             for i in range(count):
-                rng = np.random.default_rng([seed, _SPLIT_IDS[split], label, i])
-                keypoint = _make_sample(rig, label, rng, second_person_prob)
-                frame_dir = f'demo_{split}_A{label + 1:03d}_{i:03d}'
+                rng = np.random.default_rng([seed, _SPLIT_IDS[split], label, i, *salt])
+                keypoint = _make_sample(rig, action, rng, second_person_prob)
+                frame_dir = f'{prefix}_{split}_A{label + 1:03d}_{i:03d}'
                 splits[split].append(frame_dir)
                 annotations.append(dict(frame_dir=frame_dir, label=label,
                                         total_frames=keypoint.shape[1], keypoint=keypoint))
-    meta = _demo_meta(seed=seed, num_train_per_class=num_train_per_class,
+    meta = _demo_meta(variant, seed=seed, num_train_per_class=num_train_per_class,
                       num_val_per_class=num_val_per_class, num_test_per_class=num_test_per_class,
                       second_person_prob=second_person_prob)
-    return dict(split=splits, annotations=annotations, classes=list(DEMO_CLASSES), meta=meta)
+    return dict(split=splits, annotations=annotations, classes=list(classes), meta=meta)
 
 
 def _is_current(path: Path, wanted_meta: dict, any_size: bool = False) -> bool:
@@ -383,9 +476,10 @@ def _is_current(path: Path, wanted_meta: dict, any_size: bool = False) -> bool:
             and data['meta'].get('generator') == __name__:
         if any_size:
             fixed = ('generator', 'version', 'layout')
-            return all(data['meta'].get(k) == wanted_meta[k] for k in fixed)
+            return all(data['meta'].get(k) == wanted_meta[k] for k in fixed) and (
+                data['meta'].get('variant', 'standard') == wanted_meta.get('variant', 'standard'))
         return data['meta'] == wanted_meta
-    if isinstance(data, dict) and data.get('classes') == list(DEMO_CLASSES):
+    if isinstance(data, dict) and data.get('classes') in [list(c) for c in DEMO_VARIANTS.values()]:
         return False                   # written before files carried a version
     raise DataError('exists and is not a demo data file; refusing to replace it (delete it or '
                     'pass overwrite=True)', file=path)
@@ -393,14 +487,15 @@ def _is_current(path: Path, wanted_meta: dict, any_size: bool = False) -> bool:
 
 def ensure_demo_data(path: str | os.PathLike, *, num_train_per_class: int = 40,
                      num_val_per_class: int = 10, num_test_per_class: int = 10,
-                     seed: int = 0, overwrite: bool = False, any_size: bool = False) -> Path:
+                     seed: int = 0, overwrite: bool = False, any_size: bool = False,
+                     variant: str = 'standard') -> Path:
     """Write the demo pickle to ``path`` unless it is already there; return the path.
 
     An existing file is kept when it holds the demo data for these arguments from this
     version of the generator (its ``meta``), and regenerated when it is an older or
-    differently sized demo file. With ``any_size`` an existing file of this generator
-    version is kept whatever its sizes and seed (what a config pointing at a smaller demo
-    file wants). ``overwrite`` regenerates unconditionally.
+    differently sized demo file, or another ``variant``. With ``any_size`` an existing file
+    of this generator version and variant is kept whatever its sizes and seed (what a config
+    pointing at a smaller demo file wants). ``overwrite`` regenerates unconditionally.
 
     The write is atomic (a temporary file in the same folder, then a rename), so concurrent
     callers (one per rank) and interrupted runs never leave a half-written file behind.
@@ -409,11 +504,13 @@ def ensure_demo_data(path: str | os.PathLike, *, num_train_per_class: int = 40,
         DataError: when ``path`` holds something other than demo data (it is left alone).
     """
     path = Path(path).expanduser().absolute()
+    demo_classes(variant)          # an unknown variant fails before anything is read
     params = dict(seed=seed, num_train_per_class=num_train_per_class,
                   num_val_per_class=num_val_per_class, num_test_per_class=num_test_per_class,
                   second_person_prob=0.3)
-    if path.exists() and not overwrite and _is_current(path, _demo_meta(**params), any_size):
+    if path.exists() and not overwrite and _is_current(path, _demo_meta(variant, **params),
+                                                       any_size):
         return path
-    data = make_demo_annotations(**params)
+    data = make_demo_annotations(variant=variant, **params)
     atomic_write_bytes(path, pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL))
     return path

@@ -425,8 +425,10 @@ def to_runner_kwargs(cfg: Config, opts: RunOptions, mode: str = 'train') -> dict
     if agent is not None:
         kwargs['custom_hooks'].append(dict(type='AgentHook', **agent))
     if opts.validate:
+        # validation also returns its confusion matrix (ValHistoryHook keeps every one)
+        val_evaluator = [dict(evaluator[0], confusion=True)]
         kwargs.update(val_dataloader=_loader(cfg, 'val', shuffle=False),
-                      val_cfg=dict(type='ValLoop'), val_evaluator=evaluator)
+                      val_cfg=dict(type='ValLoop'), val_evaluator=val_evaluator)
     if opts.resume:
         kwargs['resume'] = True
         kwargs['load_from'] = None if opts.resume == 'auto' else opts.resume

@@ -62,7 +62,8 @@ TOP_LEVEL_KEYS: dict[str, str] = {
     'memcached': 'datasets read keypoints from memcached',
     'mc_cfg': "memcached's (host, port)",
     'auto_scale_lr': 'the lr follows the total batch',
-    'agent': "the agent's settings (AgentHook)",
+    'agent': "the agent's settings (AgentHook); None: no agent (ablation)",
+    'ablation': 'what an ablation config turns off, in words (the start block says it)',
     'custom_hooks': 'more hooks, built from the HOOKS registry',
 }
 

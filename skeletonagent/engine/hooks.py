@@ -274,8 +274,14 @@ class RunInfoHook(Hook):
                                    + (f" (split {dataset.split})" if getattr(dataset, 'split', None) else ''))
         lines['batch and lr'] = batch_text
         lines['schedule'] = f'{runner.max_epochs} epochs, {len(runner.train_dataloader)} iterations each'
+        lines['seed'] = str(getattr(runner, 'seed', None))
+        ablation = getattr(runner, 'cfg', None) and runner.cfg.get('ablation')
+        if ablation:
+            lines['ablation'] = str(ablation)
+        if hasattr(model, 'loss_terms'):
+            lines['losses'] = model.loss_terms()
         encoder = getattr(model, 'text_encoder_cfg', None)
-        if encoder and getattr(model, 'with_agent', False):
+        if encoder and getattr(model, 'uses_texts', False):
             lines['text encoder'] = (f"{encoder.get('type')}"
                                      + (f" ({encoder['pretrained']})" if encoder.get('pretrained') else '')
                                      + (', trained with the model' if encoder.get('trainable')
@@ -284,6 +290,8 @@ class RunInfoHook(Hook):
         for key, value in sorted(hub.runtime_info.items()):
             if key.startswith('run_info/') and isinstance(value, dict):
                 lines.update({str(k): str(v) for k, v in value.items()})
+        if getattr(model, 'with_agent', False) and 'agent texts' not in lines:
+            lines['agent'] = 'OFF: no texts, masks or LLM rounds (agent=None)'
         if runner.rank != 0:
             return
         width = max(len(k) for k in lines)
@@ -483,9 +491,11 @@ def read_val_history(work_dir: str | os.PathLike) -> list[dict]:
 @HOOKS.register_module()
 class ValHistoryHook(Hook):
     """Keeps every validation's figures of a training run in ``work_dir/val_history.json``
-    (rank 0), across resumes: a resumed run keeps the records up to the epoch it resumes
-    from, a new run starts an empty file. The summary a run ends with reads the best
-    epoch's top-1, top-5 and mean class accuracy from it."""
+    and its confusion matrix in ``work_dir/val_confusion/epoch_NNN.npy`` (rank 0), across
+    resumes: a resumed run keeps the records up to the epoch it resumes from, a new run
+    starts empty. The summary a run ends with reads the best epoch's top-1, top-5 and mean
+    class accuracy from the history; the agent measures the effect of its rounds on the
+    matrices (:mod:`skeletonagent.evaluation.agent_effect`)."""
 
     priority = 'LOW'
 
@@ -493,25 +503,35 @@ class ValHistoryHook(Hook):
         self.records: list[dict] = []
 
     def before_train(self, runner) -> None:
-        if getattr(runner, '_resume', False):
+        from ..evaluation.val_confusion import drop_val_confusions
+        resumed = getattr(runner, '_resume', False)
+        if resumed:
             self.records = [r for r in read_val_history(runner.work_dir)
                             if int(r['epoch']) <= runner.epoch]
         else:
             self.records = []
+        if runner.rank == 0:
+            drop_val_confusions(runner.work_dir, after=runner.epoch if resumed else None)
         self._write(runner)
 
     def after_val_epoch(self, runner, metrics: dict | None = None) -> None:
         if runner.train_loop is None or not metrics or runner.rank != 0:
             return
+        from ..evaluation.val_confusion import CONFUSION_METRIC, confusion_of, save_val_confusion
         epoch = int(runner.epoch)
         record = {'epoch': epoch}
         for key, value in metrics.items():
+            if key == CONFUSION_METRIC:
+                continue
             try:
                 record[str(key)] = float(value)
             except (TypeError, ValueError):
                 continue
         self.records = [r for r in self.records if int(r['epoch']) != epoch] + [record]
         self._write(runner)
+        matrix = confusion_of(metrics)
+        if matrix is not None:
+            save_val_confusion(runner.work_dir, epoch, matrix)
 
     def _write(self, runner) -> None:
         if runner.rank != 0:

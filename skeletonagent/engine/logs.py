@@ -24,6 +24,8 @@ from mmengine.visualization import TensorboardVisBackend, Visualizer
 
 from ..registry import HOOKS, LOG_PROCESSORS, VISUALIZERS
 
+#: Metrics whose name ends so are confusion matrices, never printed in a log line.
+CONFUSION_SUFFIX = 'acc/confusion'
 #: The phases a record can belong to.
 PHASES = ('train', 'val', 'test')
 #: A training record's ``iter`` is its step.
@@ -73,6 +75,12 @@ class PhaseLogProcessor(LogProcessor):
                             with_non_scalar: bool = False):
         tag, text = super().get_log_after_epoch(runner, batch_idx, mode, with_non_scalar)
         return (with_phase(tag, mode) if mode in ('train', 'val') else tag), text
+
+    def _collect_non_scalars(self, runner, mode: str) -> dict:
+        """mmengine prints every non-scalar metric into the epoch's line; the validation's
+        confusion matrix (kept in ``val_confusion/`` by ``ValHistoryHook``) stays out."""
+        infos = super()._collect_non_scalars(runner, mode)
+        return {k: v for k, v in infos.items() if not str(k).endswith(CONFUSION_SUFFIX)}
 
 
 @VISUALIZERS.register_module()

@@ -70,11 +70,9 @@ def _is_demo_file(dataset: Mapping[str, Any], path: Path) -> bool:
     cls = DATASETS.get(dataset.get('type')) if isinstance(dataset.get('type'), str) else None
     if cls is None:
         return False
-    from ..datasets import synthetic
-    from ..datasets.demo import DemoPoseDataset
-    demo_path = getattr(synthetic, 'DEMO_ANN_FILE', None)
-    return issubclass(cls, DemoPoseDataset) and (
-        demo_path is None or path.resolve() == Path(demo_path).resolve())
+    from ..datasets.demo import DEMO_PATHS, DemoPoseDataset
+    return issubclass(cls, DemoPoseDataset) and any(
+        path.resolve() == Path(own).resolve() for own in DEMO_PATHS)
 
 
 def _pickle_problem(path: Path) -> str | None:
@@ -190,6 +188,9 @@ def check_text_encoder(cfg: Config) -> None:
     (offline mode, or one failed request, says it is not). MiniLM ships with the package."""
     from .config import agent_settings
     if agent_settings(cfg) is None:           # no agent branch, no text encoder
+        return
+    head = (cfg.get('model') or {}).get('cls_head') or {}
+    if float(head.get('weight_2', 1) or 0) == 0:   # no text alignment: no text encoder
         return
     from ..models.recognizers.recognizer_gcn import DEFAULT_TEXT_ENCODER
     from ..models.text.clip import CLIP, DEFAULT_CLIP

@@ -212,8 +212,12 @@ def run_test(runner: Runner, out_file: str | None) -> dict:
     runner._test_loop = runner.build_test_loop(runner._test_loop)  # builds the evaluator
     _set_out_file(runner, out_file)
     metrics = runner.test()
+    if get_rank() == 0 and out_file:      # which samples the file scores, in order
+        from ..evaluation.predictions import write_prediction_samples
+        write_prediction_samples(out_file, runner.test_dataloader.dataset)
     if get_rank() == 0:
-        shown = ', '.join(f'{k}: {v:.4f}' for k, v in metrics.items())
+        shown = ', '.join(f'{k}: {v:.4f}' for k, v in metrics.items()
+                          if isinstance(v, (int, float)))
         print_log(f'test results ({out_file or "no dump"}): {shown}', logger='current',
                   level=logging.INFO)
     return metrics

@@ -26,6 +26,10 @@ class SkeletonAccuracy(BaseMetric):
         out_file: when set, the per-sample score arrays (in dataset order, gathered over
             ranks) are pickled there as a list of ``float32`` arrays — the format PYSKL's
             fusion helpers read. The confusion matrix goes beside it as ``*_confusion.npy``.
+        confusion: also return the confusion matrix (int64, rows true class, columns
+            predicted) under ``confusion`` (``acc/confusion`` with the prefix): the engine
+            asks for it in validation, to keep every validation's matrix
+            (:mod:`skeletonagent.evaluation.val_confusion`). mmengine logs only the scalars.
     """
 
     default_prefix = 'acc'
@@ -34,6 +38,7 @@ class SkeletonAccuracy(BaseMetric):
                  metrics: Sequence[str] | str = ('top_k_accuracy', 'mean_class_accuracy'),
                  topk: Sequence[int] = (1, 5),
                  out_file: str | None = None,
+                 confusion: bool = False,
                  collect_device: str = 'cpu',
                  prefix: str | None = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
@@ -45,6 +50,7 @@ class SkeletonAccuracy(BaseMetric):
         self.metrics = list(dict.fromkeys(metrics + ['mean_class_accuracy']))
         self.topk = tuple(topk)
         self.out_file = out_file
+        self.confusion = bool(confusion)
 
     def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
         for sample in data_samples:
@@ -71,6 +77,8 @@ class SkeletonAccuracy(BaseMetric):
                 out[f'top{k}'] = acc
         if 'mean_class_accuracy' in self.metrics:
             out['mean1'] = mean_class_accuracy(scores, labels)
+        if self.confusion:
+            out['confusion'] = confusion_matrix(scores.argmax(1), labels, scores.shape[1])
         return out
 
     def _dump_features(self, features: list) -> dict:

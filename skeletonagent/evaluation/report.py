@@ -13,6 +13,9 @@
 - ``curves.png``: loss components, learning rate, train and validation accuracy from
   mmengine's JSON scalars log (``WORK_DIR/<timestamp>/vis_data/scalars.json``), with the
   agent rounds marked.
+- ``agent_effect.png``: per agent round, the validation confusion rate of the pairs it asked
+  about and of every other pair, before its install and after, with the rounds marked (the
+  ``effect`` the agent writes into each round's JSON, :mod:`.agent_effect`).
 - ``index.html``: all of the above with the agent's rounds (``agent/rounds/round_*.json``):
   per class the confused classes, the prompt, the reply and the joints it names, drawn on the
   skeleton when ``skeletonagent.visualization.skeleton.draw_critical_joints`` is available.
@@ -41,6 +44,7 @@ from typing import Any, Union
 import numpy as np
 
 __all__ = ['write_report', 'ReportInputs', 'load_inputs', 'read_scalars', 'read_rounds',
+           'plot_agent_effect',
            'confused_pairs', 'confusion_block', 'confusion_figsize', 'accuracy_figsize',
            'CURVES_FIGSIZE', 'DPI', 'FULL_MATRIX_MAX', 'REPORT_SUBDIR']
 
@@ -440,6 +444,59 @@ def plot_curves(records: Sequence[dict], out: Path) -> dict | None:
     return dict(train_records=len(train), val_records=len(val), agent_records=len(agent))
 
 
+def plot_agent_effect(rounds: Sequence[dict], out: Path) -> dict | None:
+    """The ``effect`` of every agent round (its JSON): above, the validation confusion rate
+    of its asked pairs and of the other pairs from the validation before its install to the
+    last one after; below, the change of their confusions per round. Rounds' installs are
+    dotted lines. None when no round has an effect measured."""
+    measured = [(r, r['effect']) for r in rounds
+                if isinstance(r.get('effect'), dict) and r['effect'].get('before') is not None
+                and r['effect'].get('after')]
+    if not measured:
+        return None
+    fig, (ax_rate, ax_change) = _figure((10.0, 7.0), nrows=2, ncols=1)
+    for k, (_, effect) in enumerate(measured):
+        points = [effect['before'], *effect['after']]
+        epochs = [p['epoch'] for p in points]
+        ax_rate.plot(epochs, [100 * p['asked_rate'] for p in points], marker='o',
+                     color='tab:red', label='asked pairs' if k == 0 else None)
+        ax_rate.plot(epochs, [100 * p['other_rate'] for p in points], marker='.',
+                     linestyle='--', color='tab:blue', label='other pairs' if k == 0 else None)
+    marked = 0
+    for report in rounds:
+        installed = report.get('installed_after_epoch')
+        if installed is not None:
+            ax_rate.axvline(installed, color='tab:purple', linestyle=':', linewidth=1,
+                            label='round installed' if not marked else None)
+            marked += 1
+            ax_rate.text(installed, 1.0, f" r{report.get('round', '?')}", color='tab:purple',
+                         fontsize=8, va='top', transform=ax_rate.get_xaxis_transform())
+    from matplotlib.ticker import MaxNLocator
+    ax_rate.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_rate.set_xlabel('epoch (validation after it)')
+    ax_rate.set_ylabel('confusion rate per pair (%)')
+    ax_rate.set_title('validation confusions of the pairs each round asked about vs. the others')
+    labels = [f"r{r.get('round', '?')}" for r, _ in measured]
+    xs = np.arange(len(measured))
+    for offset, key, color, name in ((-0.2, 'asked_change', 'tab:red', 'asked pairs'),
+                                     (0.2, 'other_change', 'tab:blue', 'other pairs')):
+        values = [100 * e[key] if e.get(key) is not None else 0.0 for _, e in measured]
+        ax_change.bar(xs + offset, values, width=0.4, color=color, label=name)
+        for x, (_, e) in zip(xs, measured):
+            if e.get(key) is None:       # from zero confusions: no relative change
+                ax_change.text(x + offset, 0, 'n/a', ha='center', va='bottom', fontsize=7)
+    ax_change.axhline(0, color='black', linewidth=0.8)
+    ax_change.set_xticks(xs)
+    ax_change.set_xticklabels(labels)
+    ax_change.set_ylabel('change of the confusions (%)')
+    ax_change.set_title('before the install → last validation before the next round')
+    for ax in (ax_rate, ax_change):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.savefig(out, dpi=DPI)
+    return dict(rounds=[r.get('round') for r, _ in measured])
+
+
 def _draw_joints(layout: str, joints: Sequence[int], out_dir: Path) -> Path | None:
     """The skeleton with ``joints`` highlighted (the visualisation room's drawing), cached by
     joint set; None when that drawing is not available or fails."""
@@ -486,6 +543,13 @@ details { margin: 0.3em 0 0.8em; }
 {% endif %}
 {%- if images.curves %}<h2>Training curves</h2>
 <img src="{{ images.curves }}">
+{% endif %}
+{%- if images.agent_effect %}<h2>Effect of the agent rounds</h2>
+<p>For each round, the validation confusions of the pairs it asked the LLM about (true class
+predicted as the class named), before its texts were installed and after, beside every other
+pair.</p>
+<ul>{% for line in effect_lines %}<li>{{ line }}</li>{% endfor %}</ul>
+<img src="{{ images.agent_effect }}">
 {% endif %}
 {%- if images.confusion %}<h2>Confusion matrix</h2>
 <p><a href="confusion.csv">confusion.csv</a> (rows: true class, columns: predicted class)</p>
@@ -576,7 +640,9 @@ def _write_html(out_dir: Path, inputs: ReportInputs, summary: list[str],
     text = page.render(
         title=inputs.work_dir.name, summary=summary, notes=inputs.notes,
         run_info=run_info or {}, num_pairs=len(pairs),
-        images={k: images.get(k) for k in ('curves', 'confusion', 'accuracy')},
+        images={k: images.get(k) for k in ('curves', 'agent_effect', 'confusion', 'accuracy')},
+        effect_lines=[r['effect']['line'] for r in rounds
+                      if isinstance(r.get('effect'), dict) and r['effect'].get('line')],
         pairs=[(f'{i}: {names[i]}', f'{j}: {names[j]}', c, r) for i, j, c, r in pairs[:top_n]],
         per_class=per_class,
         rounds=[_round_context(r, names, inputs.layout or 'nturgb+d', out_dir) for r in rounds])
@@ -648,5 +714,7 @@ def write_report(work_dir: PathLike, pred: PathLike | None = None,
     else:
         inputs.notes.append('no JSON scalars log (*/vis_data/scalars.json): no training curves')
     rounds = read_rounds(inputs.work_dir)
+    if plot_agent_effect(rounds, out / 'agent_effect.png') is not None:
+        images['agent_effect'] = 'agent_effect.png'
     return _write_html(out, inputs, summary, pairs, per_class, images, rounds, int(top_n),
                        read_run_info(inputs.work_dir))

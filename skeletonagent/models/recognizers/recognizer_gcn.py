@@ -13,6 +13,12 @@ model without a built, trained encoder ignores those keys when loading.
 A backbone without the agent branches (``local_logits`` / ``global_embedding``, e.g. PYSKL's
 ``STGCN``) is trained as PYSKL's recognizer trains it: classification loss only, no mixup and no
 text encoder.
+
+A zero loss weight turns its branch off (the ablations, ``configs/ablation/``):
+``cls_head.weight_1=0`` drops the joint-constraint term (the masks are not used),
+``cls_head.weight_2=0`` the text-alignment term (no text encoder is built, no description is
+needed). The branch's weights are frozen (they would get no gradient), so a distributed run
+needs no unused-parameter search, and its output is never computed.
 """
 from __future__ import annotations
 
@@ -120,6 +126,12 @@ class RecognizerGCN(BaseModel):
         #: them (PYSKL's STGCN) the model trains with the classification loss only
         self.with_agent = all(callable(getattr(self.backbone, name, None))
                               for name in ('local_logits', 'global_embedding'))
+        #: the joint-constraint term (masks) and the text-alignment term (descriptions) are on:
+        #: their loss weight is not zero
+        self.uses_masks = self.with_agent and float(getattr(self.cls_head, 'weight_1', 1.0)) != 0
+        self.uses_texts = self.with_agent and float(getattr(self.cls_head, 'weight_2', 1.0)) != 0
+        if self.with_agent:
+            self._freeze_unused_branches()
         self.text_encoder_cfg = dict(text_encoder) if text_encoder is not None else dict(DEFAULT_TEXT_ENCODER)
         self.text_encoder = None
         self.text_cache = TextEmbeddingCache(text_cache_dir)
@@ -142,12 +154,40 @@ class RecognizerGCN(BaseModel):
     def num_classes(self) -> int:
         return int(self.cls_head.num_classes)
 
+    def _freeze_unused_branches(self) -> None:
+        """Freeze the weights of a branch whose loss weight is zero (never computed)."""
+        if not self.uses_masks and hasattr(self.backbone, 'direct_fc'):
+            self.backbone.direct_fc.requires_grad_(False)
+        if not self.uses_texts:
+            for name in ('linear_head', 'logit_scale'):
+                part = getattr(self.backbone, name, None)
+                if part is not None:
+                    part.requires_grad_(False)
+
+    def loss_terms(self) -> str:
+        """The training loss in words, for the start block: which terms are on."""
+        if not self.with_agent:
+            return 'cross-entropy only (a backbone without the agent branches)'
+        head = self.cls_head
+        terms = ['cross-entropy', 'mixup']
+        off = []
+        if self.uses_masks:
+            terms.append(f'{head.weight_1:g} x joint constraint (masks)')
+        else:
+            off.append('joint constraint (weight_1=0: masks unused)')
+        if self.uses_texts:
+            terms.append(f'{head.weight_2:g} x text alignment (descriptions)')
+        else:
+            off.append('text alignment (weight_2=0: no text encoder)')
+        return ' + '.join(terms) + (f'; OFF: {", ".join(off)}' if off else '')
+
     # -- agent state and text ------------------------------------------------------------------
     def init_text_encoder(self, device: torch.device | str | None = None):
         """Build (once) the text encoder from ``text_encoder`` cfg, on ``device`` (default: the
         model's). Call before building the optimizer so a trainable encoder is optimised.
-        A model without the agent branches has no text encoder: returns None."""
-        if not self.with_agent:
+        A model without the agent branches, or without the text-alignment term
+        (``weight_2=0``), has no text encoder: returns None."""
+        if not self.uses_texts:
             return None
         if self.text_encoder is None:
             encoder = TEXT_ENCODERS.build(self.text_encoder_cfg)
@@ -282,15 +322,16 @@ class RecognizerGCN(BaseModel):
             losses = self.cls_head.loss(cls_score, label)
             losses[PREDICTIONS_KEY] = TrainPredictions(cls_score.detach(), label.detach())
             return losses
-        self._check_text_ready()   # fail before the (long) forward pass
+        if self.uses_texts:
+            self._check_text_ready()   # fail before the (long) forward pass
         # random draws in the official order: mixup first, then anything the text encoder does
         mixed, mix_label, _ = skeleton_part_mix(keypoint, label, self.num_classes, self._mix_parts())
         feat = self.backbone(torch.cat([keypoint, mixed], dim=0), with_aux=False)[0]
         cls_score, mix_score = split_mixed_batch(self.cls_head(feat))
         clean_feat = feat[:keypoint.shape[0]]
-        local = self.backbone.local_logits(clean_feat)
-        glob = self.backbone.global_embedding(clean_feat)
-        text_emb = self.text_embeddings(label)
+        local = self.backbone.local_logits(clean_feat) if self.uses_masks else None
+        glob = self.backbone.global_embedding(clean_feat) if self.uses_texts else None
+        text_emb = self.text_embeddings(label) if self.uses_texts else None
         losses = self.cls_head.loss(cls_score, label, mix_score=mix_score, mix_label=mix_label,
                                     local_logits=local, global_embedding=glob, text_embedding=text_emb,
                                     logit_scale=self.backbone.logit_scale)
