@@ -74,9 +74,9 @@ class PoseTracks:
         """Assign the persons of the next frame (or of ``frame``) to tracks; their ids."""
         frame = self.num_frames if frame is None else frame
         self.num_frames = max(self.num_frames, frame + 1)
+        self.num_joints = poses.keypoints.shape[1]
         if poses.num_persons == 0:
             return []
-        self.num_joints = poses.keypoints.shape[1]
         self.has_3d = self.has_3d or poses.keypoints_3d is not None
         alive = [t for t in self.tracks if frame - t.last_frame <= self.max_age and t.last_frame < frame]
         cost = np.zeros((len(alive), poses.num_persons))

@@ -49,7 +49,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from skeletonagent.apis.video_demo import recognize_video, run_camera
     from skeletonagent.pose import build_estimator, require
-    require('cv2')                                   # the extra, before the model is built
+    if args.backend != 'rtmlib':
+        require('mediapipe')                         # the extra, before the model is built
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)

@@ -1,0 +1,165 @@
+"""Pose extraction: the estimator-to-layout maps, the tracker, the missing-extra message (these
+run everywhere), and MediaPipe on a real photograph made into a video (with the video extra)."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from skeletonagent.pose import FramePoses, PoseTracks, VideoExtraMissing, require
+from skeletonagent.skeleton import get_layout
+from skeletonagent.skeleton.estimators import BLAZEPOSE_NAMES, HAND_NAMES, landmark_order
+
+ROOT = Path(__file__).resolve().parents[1]
+HAS_VIDEO_EXTRA = all(importlib.util.find_spec(m) for m in ('mediapipe', 'cv2', 'skimage'))
+needs_video = pytest.mark.skipif(not HAS_VIDEO_EXTRA, reason='needs the video extra: pip install -e ".[video]"')
+
+
+# ------------------------------------------------------------------ layout maps
+def test_blazepose_map_keeps_names_and_sides():
+    layout_name, order = landmark_order('blazepose')
+    coco = get_layout(layout_name)
+    assert layout_name == 'coco' and order.shape == (17,)
+    for v, joint in enumerate(coco.joint_names):
+        assert BLAZEPOSE_NAMES[order[v]] == joint.replace(' ', '_')
+    # MediaPipe's documented indices: nose 0, left shoulder 11, right hip 24, left ankle 27
+    assert order[coco.index('nose')] == 0
+    assert order[coco.index('left shoulder')] == 11
+    assert order[coco.index('right hip')] == 24
+    assert order[coco.index('left ankle')] == 27
+
+
+def test_hand_map_is_handmp_order():
+    layout_name, order = landmark_order('mediapipe_hand')
+    assert layout_name == 'handmp' and len(HAND_NAMES) == 21
+    assert order.tolist() == list(range(21))     # handmp is MediaPipe's own order
+
+
+@needs_video
+def test_landmark_names_match_mediapipe():
+    mp = require('mediapipe')
+    assert [lm.name.lower() for lm in mp.solutions.pose.PoseLandmark] == list(BLAZEPOSE_NAMES)
+    assert [lm.name.lower() for lm in mp.solutions.hands.HandLandmark] == list(HAND_NAMES)
+
+
+def test_unknown_source_is_named():
+    with pytest.raises(KeyError, match='unknown estimator output'):
+        landmark_order('openpose25')
+
+
+# ------------------------------------------------------------------ tracker
+def _person(x: float, y: float, size: float = 100.0) -> np.ndarray:
+    rest = np.stack([np.linspace(-0.2, 0.2, 17), np.linspace(-0.5, 0.5, 17)], 1)
+    return (rest * size + [x, y]).astype(np.float32)
+
+
+def test_tracker_follows_two_persons_that_pass_each_other():
+    tracks = PoseTracks()
+    ids = []
+    for t in range(20):
+        a, b = _person(100 + 10 * t, 200), _person(400 - 10 * t, 210)
+        order = [a, b] if t % 2 else [b, a]          # the estimator's order changes every frame
+        got = tracks.add(FramePoses(np.stack(order), np.full((2, 17), 0.9)))
+        ids.append(got if t % 2 else got[::-1])      # ids of (a, b)
+    assert len(tracks.tracks) == 2
+    assert all(pair == ids[0] for pair in ids)
+
+
+def test_tracker_keeps_the_best_tracks_and_pads_missing_frames():
+    tracks = PoseTracks()
+    for t in range(10):
+        persons, scores = [_person(100, 200)], [np.full(17, 0.9)]
+        if t < 4:                                    # a weak, short track
+            persons.append(_person(400, 200))
+            scores.append(np.full(17, 0.2))
+        if 6 <= t:                                   # a strong one from frame 6 on
+            persons.append(_person(250, 100))
+            scores.append(np.full(17, 0.95))
+        tracks.add(FramePoses(np.stack(persons), np.stack(scores)))
+    out = tracks.arrays(max_persons=2)
+    assert out['keypoint'].shape == (2, 10, 17, 2) and out['keypoint_score'].shape == (2, 10, 17)
+    # first the one seen from frame 0, then the strong late one; the weak one is dropped
+    assert np.allclose(out['keypoint'][0, 0], _person(100, 200))
+    assert np.allclose(out['keypoint'][1, 6], _person(250, 100))
+    assert (out['keypoint_score'][1, :6] == 0).all() and (out['keypoint_score'][1, 6:] > 0.9).all()
+    window = tracks.arrays(max_persons=2, start=0, stop=4)
+    assert window['keypoint'].shape[:2] == (2, 4)
+    assert np.allclose(window['keypoint'][1, 0], _person(400, 200))   # the weak one is all there is
+
+
+def test_no_person_gives_no_track():
+    tracks = PoseTracks()
+    for _ in range(3):
+        tracks.add(FramePoses.empty(17))
+    assert tracks.arrays()['keypoint'].shape == (0, 3, 17, 2)
+
+
+# ------------------------------------------------------------------ without the extra
+def test_missing_extra_names_the_install_command():
+    with pytest.raises(VideoExtraMissing, match=r'pip install -e "\.\[video\]"'):
+        require('a_module_that_is_not_there')
+
+
+def test_video_tool_without_the_extra_stops_with_one_line(monkeypatch):
+    monkeypatch.setitem(sys.modules, 'mediapipe', None)    # import mediapipe -> ImportError
+    spec = importlib.util.spec_from_file_location('demo_video_tool', ROOT / 'tools' / 'demo' / 'video.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    from skeletonagent.engine.errors import run_tool
+    with pytest.raises(SystemExit) as exc:
+        run_tool(tool.main, ['cfg.py', 'ckpt.pth', 'video.mp4'])
+    message = str(exc.value)
+    assert message.startswith('error: mediapipe is not installed') and '\n' not in message
+    assert 'pip install -e ".[video]"' in message
+
+
+# ------------------------------------------------------------------ a real photograph
+@needs_video
+@pytest.mark.parametrize('mirror', [False, True], ids=['photo', 'mirror'])
+def test_mediapipe_finds_the_person_of_a_photo_moving_sideways(mirror):
+    """scikit-image's astronaut (a photo of a person facing the camera) slides to the right
+    over 12 frames: one person in every frame, the nose above the shoulders, the left
+    shoulder on the image's right (photo and mirror image alike), and the joints move with
+    the photo."""
+    from skeletonagent.pose import build_estimator
+    from skeletonagent.pose.sample_videos import moving_photo_frames
+    frames, lefts = moving_photo_frames(12, size=(240, 400), start=0.0, stop=1.0, mirror=mirror)
+    assert lefts[-1] - lefts[0] == 160
+    coco = get_layout('coco')
+    nose, ls, rs = coco.index('nose'), coco.index('left shoulder'), coco.index('right shoulder')
+    tracks = PoseTracks()
+    with build_estimator('mediapipe') as estimator:
+        assert estimator.layout == 'coco'
+        for frame in frames:
+            poses = estimator(frame)
+            assert poses.num_persons == 1
+            kp, score = poses.keypoints[0], poses.scores[0]
+            assert score[[nose, ls, rs]].min() > 0.5
+            assert kp[nose, 1] < min(kp[ls, 1], kp[rs, 1]) - 20          # y grows downwards
+            assert kp[ls, 0] > kp[rs, 0] + 40                            # left shoulder on the right
+            tracks.add(poses)
+    assert len(tracks.tracks) == 1
+    kp = tracks.arrays()['keypoint'][0]                                  # T × V × 2
+    # the upper body moves with the photo: position relative to the photo's left edge is steady
+    for joint in (nose, ls, rs):
+        relative = kp[:, joint, 0] - lefts
+        assert relative.std() < 4.0, (joint, relative)
+        assert abs(np.diff(kp[:, joint, 0]).mean() - np.diff(lefts).mean()) < 1.5
+    assert np.abs(np.diff(kp[:, nose, 1])).max() < 4.0                   # no vertical jump
+
+
+@needs_video
+def test_mediapipe_3d_keeps_the_sides():
+    """World landmarks: the left shoulder at larger x than the right (MediaPipe's world frame
+    is the image's x), about a shoulder width apart (0.25-0.5 m)."""
+    from skeletonagent.pose import build_estimator
+    from skeletonagent.pose.sample_videos import person_photo
+    coco = get_layout('coco')
+    with build_estimator('mediapipe', video=False) as estimator:
+        poses = estimator(person_photo())
+    kp3d = poses.keypoints_3d[0]
+    width = kp3d[coco.index('left shoulder')] - kp3d[coco.index('right shoulder')]
+    assert width[0] > 0 and 0.25 < np.linalg.norm(width) < 0.5
