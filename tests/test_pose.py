@@ -3,6 +3,7 @@ run everywhere), and MediaPipe on a real photograph made into a video (with the 
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from skeletonagent.skeleton import get_layout
 from skeletonagent.skeleton.estimators import BLAZEPOSE_NAMES, HAND_NAMES, landmark_order
 
 ROOT = Path(__file__).resolve().parents[1]
-HAS_VIDEO_EXTRA = all(importlib.util.find_spec(m) for m in ('mediapipe', 'cv2', 'skimage'))
+HAS_VIDEO_EXTRA = all(importlib.util.find_spec(m) for m in ('mediapipe', 'cv2', 'skimage', 'onnx', 'onnxruntime'))
 needs_video = pytest.mark.skipif(not HAS_VIDEO_EXTRA, reason='needs the video extra: pip install -e ".[video]"')
 
 
@@ -103,16 +104,40 @@ def test_missing_extra_names_the_install_command():
         require('a_module_that_is_not_there')
 
 
-def test_video_tool_without_the_extra_stops_with_one_line(monkeypatch):
-    monkeypatch.setitem(sys.modules, 'mediapipe', None)    # import mediapipe -> ImportError
-    spec = importlib.util.spec_from_file_location('demo_video_tool', ROOT / 'tools' / 'demo' / 'video.py')
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+@pytest.mark.parametrize('tool,argv,missing', [
+    ('demo/video.py', ['cfg.py', 'ckpt.pth', 'video.mp4'], 'mediapipe'),
+    ('data/extract_poses.py', ['videos', '--out', 'x.pkl'], 'mediapipe'),
+    ('data/extract_poses.py', ['videos', '--out', 'x.pkl'], 'cv2'),
+    ('deploy/export_onnx.py', ['cfg.py', 'ckpt.pth', '--out', 'm.onnx'], 'onnx'),
+    ('deploy/export_onnx.py', ['cfg.py', 'ckpt.pth', '--out', 'm.onnx'], 'onnxruntime'),
+], ids=['video-mediapipe', 'extract-mediapipe', 'extract-cv2', 'export-onnx', 'export-onnxruntime'])
+def test_video_tool_without_the_extra_stops_with_one_line(monkeypatch, tool, argv, missing):
+    monkeypatch.setitem(sys.modules, missing, None)        # import <missing> -> ImportError
+    spec = importlib.util.spec_from_file_location('video_tool', ROOT / 'tools' / tool)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
     from skeletonagent.engine.errors import run_tool
     with pytest.raises(SystemExit) as exc:
-        run_tool(tool.main, ['cfg.py', 'ckpt.pth', 'video.mp4'])
+        run_tool(module.main, argv)
     message = str(exc.value)
-    assert message.startswith('error: mediapipe is not installed') and '\n' not in message
+    # with the extra installed, the module taken away is named; without it, the first missing
+    named = missing if HAS_VIDEO_EXTRA else r'(mediapipe|cv2|onnx|onnxruntime)'
+    assert re.match(rf'error: {named} is not installed', message) and '\n' not in message
+    assert 'pip install -e ".[video]"' in message
+
+
+def test_infer_onnxruntime_without_the_extra_stops_with_one_line(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, 'onnxruntime', None)
+    spec = importlib.util.spec_from_file_location('infer_tool', ROOT / 'tools' / 'infer.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sample = tmp_path / 'sample.npy'
+    np.save(sample, np.zeros((1, 8, 17, 2), np.float32))
+    with pytest.raises(SystemExit) as exc:
+        module.main([str(ROOT / 'configs' / 'custom' / 'j.py'), 'model.onnx', str(sample),
+                     '--backend', 'onnxruntime'])
+    message = str(exc.value)
+    assert message.startswith('error: onnxruntime is not installed') and '\n' not in message
     assert 'pip install -e ".[video]"' in message
 
 

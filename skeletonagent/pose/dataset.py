@@ -143,19 +143,21 @@ def split_by_ratio(items: Sequence[VideoItem], val_ratio: float = 0.2, test_rati
         names = sorted(by_class[label])
         rng.shuffle(names)
         n = len(names)
-
-        def take(ratio: float, spare: int) -> int:
-            if ratio <= 0:
-                return 0
-            return min(max(1, round(n * ratio)), max(0, spare))
-
-        n_val = take(val_ratio, n - 1)
-        n_test = take(test_ratio, n - 1 - n_val)
+        n_val = _share(n, val_ratio, n - 1)
+        n_test = _share(n, test_ratio, n - 1 - n_val)
         splits['val'] += names[:n_val]
         if 'test' in splits:
             splits['test'] += names[n_val:n_val + n_test]
         splits['train'] += names[n_val + n_test:]
     return {k: sorted(v) for k, v in splits.items()}
+
+
+def _share(n: int, ratio: float, spare: int) -> int:
+    """``round(n * ratio)`` of a class's ``n`` videos, at least 1 for a positive ratio, at
+    most ``spare``."""
+    if ratio <= 0:
+        return 0
+    return min(max(1, round(n * ratio)), max(0, spare))
 
 
 def _read_split_list(path: str | os.PathLike, known: set[str]) -> list[str]:
@@ -270,7 +272,8 @@ def prepare_videos(source: str | os.PathLike, out: str | os.PathLike, *,
     lines = [f'{name}\tno person found\n' for name in no_person]
     lines += [f'{name}\tunreadable: {reason}\n' for name, reason in unreadable]
     atomic_write_text(report, ''.join(lines))
-    log(f'{result.processed} videos processed, {result.cached} from the cache in {work_dir}')
+    retried = f', {len(unreadable)} unreadable (tried again by every run)' if unreadable else ''
+    log(f'{result.processed} videos processed, {result.cached} from the cache in {work_dir}{retried}')
     log(f'{len(kept)} samples ({", ".join(f"{k} {len(v)}" for k, v in splits.items())}) -> {out}')
     log(f'label map ({len(classes)} classes) -> {label_map_path}')
     if no_person or unreadable:

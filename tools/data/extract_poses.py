@@ -46,7 +46,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from skeletonagent.pose import require
     from skeletonagent.pose.dataset import prepare_videos
+    require('cv2')                                   # the extra, before any video is looked at
+    if args.backend.startswith('mediapipe'):
+        require('mediapipe')
     splits = None
     if args.split:
         splits = {}
