@@ -107,10 +107,9 @@ def test_missing_extra_names_the_install_command():
 @pytest.mark.parametrize('tool,argv,missing', [
     ('demo/video.py', ['cfg.py', 'ckpt.pth', 'video.mp4'], 'mediapipe'),
     ('data/extract_poses.py', ['videos', '--out', 'x.pkl'], 'mediapipe'),
-    ('data/extract_poses.py', ['videos', '--out', 'x.pkl'], 'cv2'),
     ('deploy/export_onnx.py', ['cfg.py', 'ckpt.pth', '--out', 'm.onnx'], 'onnx'),
     ('deploy/export_onnx.py', ['cfg.py', 'ckpt.pth', '--out', 'm.onnx'], 'onnxruntime'),
-], ids=['video-mediapipe', 'extract-mediapipe', 'extract-cv2', 'export-onnx', 'export-onnxruntime'])
+], ids=['video-mediapipe', 'extract-mediapipe', 'export-onnx', 'export-onnxruntime'])
 def test_video_tool_without_the_extra_stops_with_one_line(monkeypatch, tool, argv, missing):
     monkeypatch.setitem(sys.modules, missing, None)        # import <missing> -> ImportError
     spec = importlib.util.spec_from_file_location('video_tool', ROOT / 'tools' / tool)
@@ -121,7 +120,7 @@ def test_video_tool_without_the_extra_stops_with_one_line(monkeypatch, tool, arg
         run_tool(module.main, argv)
     message = str(exc.value)
     # with the extra installed, the module taken away is named; without it, the first missing
-    named = missing if HAS_VIDEO_EXTRA else r'(mediapipe|cv2|onnx|onnxruntime)'
+    named = missing if HAS_VIDEO_EXTRA else r'(mediapipe|onnx|onnxruntime)'
     assert re.match(rf'error: {named} is not installed', message) and '\n' not in message
     assert 'pip install -e ".[video]"' in message
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ['ExportResult', 'export_onnx', 'OnnxRecognizer', 'inference_onnx', 'test_inputs',
+__all__ = ['ExportResult', 'export_onnx', 'trace_test_path', 'OnnxRecognizer', 'inference_onnx', 'test_inputs',
            'ParityError']
 
 DEFAULT_OPSET = 17
@@ -120,6 +120,23 @@ def _metadata(model: nn.Module, state: Any) -> dict[str, str]:
     return meta
 
 
+def trace_test_path(model: nn.Module, path: str | os.PathLike, example: torch.Tensor,
+                    opset: int = DEFAULT_OPSET) -> None:
+    """Write the test path of ``model`` (as it is: fuse it first for the folded graph) to
+    ``path`` as ONNX, traced on ``example`` (1 × clips × M × T × V × C), with dynamic batch,
+    clip, person and frame axes; no metadata and no check (:func:`export_onnx` adds both)."""
+    import warnings
+    with torch.no_grad(), warnings.catch_warnings():
+        # shape checks (V, channels) are constants of the graph: the tracer's warning about
+        # them says nothing about the dynamic axes, which the checks run at other sizes
+        warnings.simplefilter('ignore', torch.jit.TracerWarning)
+        warnings.simplefilter('ignore', DeprecationWarning)
+        torch.onnx.export(_TestPath(model).eval(), (example,), os.fspath(path), dynamo=False,
+                          opset_version=opset, input_names=['keypoint'], output_names=['scores'],
+                          dynamic_axes={'keypoint': {0: 'batch', 1: 'clips', 2: 'persons', 3: 'frames'},
+                                        'scores': {0: 'batch'}})
+
+
 def export_onnx(config: Any, checkpoint: str | os.PathLike, out: str | os.PathLike, *,
                 ann_file: str | os.PathLike | None = None, tolerance: float = 1e-4,
                 opset: int = DEFAULT_OPSET) -> ExportResult:
@@ -136,21 +153,10 @@ def export_onnx(config: Any, checkpoint: str | os.PathLike, out: str | os.PathLi
     plain = init_recognizer(config, checkpoint, fuse=False)
     model = init_recognizer(config, checkpoint, fuse=True)
     inputs = test_inputs(model, ann_file)
-    wrapper = _TestPath(model).eval()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + '.part')
-    example = torch.from_numpy(inputs[:1])
-    import warnings
-    with torch.no_grad(), warnings.catch_warnings():
-        # shape checks (V, channels) are constants of the graph: the tracer's warning about
-        # them says nothing about the dynamic axes, which the check below runs at other sizes
-        warnings.simplefilter('ignore', torch.jit.TracerWarning)
-        warnings.simplefilter('ignore', DeprecationWarning)
-        torch.onnx.export(wrapper, (example,), os.fspath(tmp), dynamo=False, opset_version=opset,
-                          input_names=['keypoint'], output_names=['scores'],
-                          dynamic_axes={'keypoint': {0: 'batch', 1: 'clips', 2: 'persons', 3: 'frames'},
-                                        'scores': {0: 'batch'}})
+    trace_test_path(model, tmp, torch.from_numpy(inputs[:1]), opset=opset)
     proto = onnx.load(os.fspath(tmp))
     from ..engine.checkpoint import load_checkpoint_file
     meta = _metadata(model, load_checkpoint_file(checkpoint).get('agent_state'))
