@@ -187,3 +187,22 @@ def test_mediapipe_3d_keeps_the_sides():
     kp3d = poses.keypoints_3d[0]
     width = kp3d[coco.index('left shoulder')] - kp3d[coco.index('right shoulder')]
     assert width[0] > 0 and 0.25 < np.linalg.norm(width) < 0.5
+
+
+@needs_video
+def test_sample_videos_tool_writes_class_folders_and_refuses_a_tall_size(tmp_path):
+    from skeletonagent.engine.errors import run_tool
+    from skeletonagent.pose.sample_videos import SAMPLE_CLASSES
+    from skeletonagent.pose.video import video_info
+    spec = importlib.util.spec_from_file_location('sample_videos_tool', ROOT / 'tools' / 'data' / 'sample_videos.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert run_tool(tool.main, [str(tmp_path / 'v'), '--per-class', '2', '--frames', '6', '--size', '96x160']) == 0
+    for name in SAMPLE_CLASSES:
+        files = sorted((tmp_path / 'v' / name).glob('*.mp4'))
+        assert len(files) == 2
+        info = video_info(files[0])
+        assert (info.frame_count, info.height, info.width) == (6, 96, 160)
+    with pytest.raises(SystemExit, match='the width must exceed the height'):
+        run_tool(tool.main, [str(tmp_path / 'w'), '--size', '160x96'])
+    assert not (tmp_path / 'w').exists()
