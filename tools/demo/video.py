@@ -18,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's package first
 
 from skeletonagent.engine.errors import run_tool  # noqa: E402
+from skeletonagent.engine.threads import threads_arg  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -35,7 +36,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--top-k', type=int, default=3)
     p.add_argument('--max-persons', type=int, default=2)
     p.add_argument('--device', default='cpu')
-    p.add_argument('--threads', type=int, default=None, help='torch threads (default: torch\'s)')
+    p.add_argument('--threads', type=threads_arg, default=None,
+                   help='torch threads (default: chosen from the free cores, as tools/test.py does)')
     p.add_argument('--no-show', action='store_true', help='camera: no window (e.g. with --out)')
     p.add_argument('--max-frames', type=int, default=None, help='camera: stop after N frames')
     p.add_argument('--debug', action='store_true', help='show the traceback of an error')
@@ -51,9 +53,11 @@ def main(argv=None) -> int:
     from skeletonagent.pose import build_estimator, require
     if args.backend != 'rtmlib':
         require('mediapipe')                         # the extra, before the model is built
-    if args.threads:
-        import torch
-        torch.set_num_threads(args.threads)
+    from skeletonagent.engine.threads import configure_threads
+    # torch's threads as tools/train.py and tools/test.py choose them (on a shared 2-core
+    # machine one thread, where torch's default of one per core made a window 10-70x slower)
+    choice = configure_threads(args.threads, cuda=args.device.startswith('cuda'))
+    print(f'threads: {choice.line()}')
     from skeletonagent.apis import init_recognizer
     from skeletonagent.apis.inference import input_spec
     model = init_recognizer(args.config, args.checkpoint, device=args.device)
