@@ -206,3 +206,61 @@ def test_sample_videos_tool_writes_class_folders_and_refuses_a_tall_size(tmp_pat
     with pytest.raises(SystemExit, match='the width must exceed the height'):
         run_tool(tool.main, [str(tmp_path / 'w'), '--size', '160x96'])
     assert not (tmp_path / 'w').exists()
+
+
+# ------------------------------------------------------------------ rtmlib, offline (a stand-in module)
+def _fake_rtmlib(monkeypatch, tmp_path, download=None):
+    """A stand-in ``rtmlib`` package: its preset names zip URLs, its Body returns two persons."""
+    import types
+    presets = {'lightweight': dict(det='https://example.invalid/models/rtmdet_nano_8xb32.zip',
+                                   pose='https://example.invalid/models/rtmpose-t_simcc.zip',
+                                   det_input_size=(416, 416), pose_input_size=(192, 256))}
+    calls = []
+
+    class Body:
+        MODE = presets
+
+        def __init__(self, **kwargs):
+            calls.append(kwargs)
+
+        def __call__(self, bgr):
+            kp = np.stack([np.tile(np.arange(17, dtype=np.float32)[:, None], (1, 2)) + 100 * p for p in range(2)])
+            return kp, np.full((2, 17), 0.9, np.float32)
+
+    file_mod = types.ModuleType('rtmlib.tools.file')
+    file_mod.download_checkpoint = download or (lambda url: (_ for _ in ()).throw(OSError('no network')))
+    rtmlib = types.ModuleType('rtmlib')
+    rtmlib.Body = Body
+    monkeypatch.setitem(sys.modules, 'rtmlib', rtmlib)
+    monkeypatch.setitem(sys.modules, 'rtmlib.tools', types.ModuleType('rtmlib.tools'))
+    monkeypatch.setitem(sys.modules, 'rtmlib.tools.file', file_mod)
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
+    return calls
+
+
+def test_rtmlib_offline_names_the_file_to_fetch_and_where(monkeypatch, tmp_path):
+    from skeletonagent.pose import PoseBackendUnavailable, build_estimator
+    _fake_rtmlib(monkeypatch, tmp_path)
+    where = tmp_path / 'torch_home' / 'hub' / 'checkpoints' / 'rtmdet_nano_8xb32.onnx'
+    for allow in (False, True):          # refused, or the download fails (no network)
+        with pytest.raises(PoseBackendUnavailable) as exc:
+            build_estimator('rtmlib', allow_download=allow)
+        message = str(exc.value)
+        assert '\n' not in message and str(where) in message
+        assert 'fetch https://example.invalid/models/rtmdet_nano_8xb32.zip' in message
+
+
+def test_rtmlib_with_local_models_gives_coco_persons(monkeypatch, tmp_path):
+    from skeletonagent.pose import build_estimator
+    calls = _fake_rtmlib(monkeypatch, tmp_path)
+    folder = tmp_path / 'torch_home' / 'hub' / 'checkpoints'
+    folder.mkdir(parents=True)
+    for name in ('rtmdet_nano_8xb32', 'rtmpose-t_simcc'):
+        (folder / f'{name}.onnx').write_bytes(b'onnx')
+    with build_estimator('rtmlib', allow_download=False) as estimator:
+        poses = estimator(np.zeros((48, 64, 3), np.uint8))
+    assert calls[0]['det'] == str(folder / 'rtmdet_nano_8xb32.onnx') and calls[0]['backend'] == 'onnxruntime'
+    assert estimator.layout == 'coco' and poses.num_persons == 2
+    assert poses.keypoints.shape == (2, 17, 2) and np.allclose(poses.scores, 0.9)
+    names = get_layout('coco').joint_names
+    assert poses.keypoints[1, names.index('left wrist'), 0] == 100 + names.index('left wrist')
