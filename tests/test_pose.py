@@ -197,7 +197,8 @@ def test_sample_videos_tool_writes_class_folders_and_refuses_a_tall_size(tmp_pat
     spec = importlib.util.spec_from_file_location('sample_videos_tool', ROOT / 'tools' / 'data' / 'sample_videos.py')
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
-    assert run_tool(tool.main, [str(tmp_path / 'v'), '--per-class', '2', '--frames', '6', '--size', '96x160']) == 0
+    argv = [str(tmp_path / 'v'), '--per-class', '2', '--frames', '6', '--size', '96x160', '--scale', '1']
+    assert run_tool(tool.main, argv) == 0
     for name in SAMPLE_CLASSES:
         files = sorted((tmp_path / 'v' / name).glob('*.mp4'))
         assert len(files) == 2
@@ -264,3 +265,16 @@ def test_rtmlib_with_local_models_gives_coco_persons(monkeypatch, tmp_path):
     assert poses.keypoints.shape == (2, 17, 2) and np.allclose(poses.scores, 0.9)
     names = get_layout('coco').joint_names
     assert poses.keypoints[1, names.index('left wrist'), 0] == 100 + names.index('left wrist')
+
+
+@needs_video
+def test_a_smaller_photo_stands_on_the_bottom_and_slides_further():
+    from skeletonagent.pose.sample_videos import moving_photo_frames
+    background = 200
+    frames, lefts = moving_photo_frames(3, size=(100, 200), start=0.0, stop=1.0, scale=0.5,
+                                        background=background)
+    assert lefts.tolist() == [0, 75, 150]                  # travel: 200 - 50
+    middle = frames[1]
+    assert np.all(middle[:50] == background)                # above the photo: background
+    assert np.any(middle[50:, 75:125] != background)        # the photo, 50 x 50 at the bottom
+    assert np.all(middle[50:, :75] == background) and np.all(middle[50:, 125:] == background)

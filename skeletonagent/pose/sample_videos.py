@@ -36,29 +36,34 @@ def person_photo(mirror: bool = False) -> np.ndarray:
 
 def moving_photo_frames(num_frames: int = 24, size: tuple[int, int] = (240, 400), start: float = 0.0,
                         stop: float = 1.0, mirror: bool = False, bob: float = 0.0,
-                        background: int = 200) -> tuple[list[np.ndarray], np.ndarray]:
-    """Frames (H×W×3 RGB) in which the photo, scaled to the frame's height, slides from
-    ``start`` to ``stop`` (0 = against the left edge, 1 = against the right edge), with an
-    optional vertical bob of ``bob`` pixels; and the photo's left edge per frame (pixels)."""
+                        background: int = 200, scale: float = 1.0) -> tuple[list[np.ndarray], np.ndarray]:
+    """Frames (H×W×3 RGB) in which the photo, scaled to ``scale`` of the frame's height (its
+    bottom on the frame's bottom), slides from ``start`` to ``stop`` (0 = against the left
+    edge, 1 = against the right edge), with an optional vertical bob of ``bob`` pixels; and
+    the photo's left edge per frame (pixels)."""
     cv2 = require('cv2')
     h, w = size
-    photo = cv2.resize(person_photo(mirror), (h, h), interpolation=cv2.INTER_AREA)
-    travel = max(0, w - h)
+    side = max(8, min(h, int(round(h * scale))))
+    photo = cv2.resize(person_photo(mirror), (side, side), interpolation=cv2.INTER_AREA)
+    travel = max(0, w - side)
     lefts = np.round(np.linspace(start, stop, num_frames) * travel).astype(int)
     frames = []
     for i, left in enumerate(lefts):
         frame = np.full((h, w, 3), background, np.uint8)
         dy = int(round(bob * np.sin(2 * np.pi * i / max(num_frames, 1))))
-        src = photo[max(0, -dy):h - max(0, dy)]
-        frame[max(0, dy):max(0, dy) + len(src), left:left + h] = src
+        src = photo[max(0, -dy):side - max(0, dy)]
+        top = h - side + max(0, dy)
+        frame[top:top + len(src), left:left + side] = src
         frames.append(frame)
     return frames, lefts
 
 
 def make_sample_videos(out_dir: str | os.PathLike, per_class: int = 4, num_frames: int = 24,
-                       size: tuple[int, int] = (240, 400), fps: float = 12.0, seed: int = 0) -> list[Path]:
-    """``out_dir/<class>/<class>_NN.mp4`` for :data:`SAMPLE_CLASSES`: the person slides to
-    the left or to the right over a random span, some videos mirrored. Returns the files."""
+                       size: tuple[int, int] = (240, 400), fps: float = 12.0, seed: int = 0,
+                       scale: float = 1.0) -> list[Path]:
+    """``out_dir/<class>/<class>_NN.mp4`` for :data:`SAMPLE_CLASSES`: the person (the photo
+    at ``scale`` of the frame's height) slides to the left or to the right over a random
+    span, some videos mirrored. Returns the files."""
     rng = np.random.default_rng(seed)
     files = []
     for name in SAMPLE_CLASSES:
@@ -68,7 +73,7 @@ def make_sample_videos(out_dir: str | os.PathLike, per_class: int = 4, num_frame
             a = min(a, b - 0.5)
             start, stop = (b, a) if name == SAMPLE_CLASSES[0] else (a, b)
             frames, _ = moving_photo_frames(num_frames, size, start, stop, mirror=bool(k % 2),
-                                            bob=float(rng.uniform(0, 6)))
+                                            bob=float(rng.uniform(0, 6)), scale=scale)
             files.append(write_video(Path(out_dir) / name / f'{name.replace(" ", "_")}_{k:02d}.mp4',
                                      frames, fps))
     return files
