@@ -16,6 +16,8 @@ def read_requirements(name: str) -> list[str]:
 
 
 version: dict = {}
+VIDEO_EXTRA = ['mediapipe==0.10.21', 'numpy<2', 'protobuf<5', 'onnx==1.17.0', 'onnxruntime==1.20.1',
+               'scikit-image==0.24.0']
 exec((HERE / 'skeletonagent' / 'version.py').read_text(), version)
 
 setup(
@@ -31,5 +33,12 @@ setup(
     package_data={'skeletonagent.data': ['label_map/*.txt', 'ntu_missing/*.txt']},
     include_package_data=True,
     install_requires=read_requirements('requirements.txt'),
-    extras_require={'tests': ['pytest>=7', 'pytest-timeout', 'pytest-xdist>=3', 'filelock', 'ruff==0.17.6']},
+    extras_require={
+        'tests': ['pytest>=7', 'pytest-timeout', 'pytest-xdist>=3', 'filelock', 'ruff==0.17.6'],
+        # Own videos (pose extraction, the video / camera demo, ONNX export): MediaPipe's
+        # legacy `solutions` ship their model files in this wheel (later releases dropped
+        # them); it needs numpy<2 and protobuf<5. scikit-image ships the photograph the pose
+        # tests use. See README, "Your own actions".
+        'video': VIDEO_EXTRA,
+    },
 )

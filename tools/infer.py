@@ -11,6 +11,10 @@
 
 When the input has a true label (a pickle's sample, a JSON ``label``), a last line names it
 and says where the model ranks it.
+
+``--backend onnxruntime`` runs a model exported by ``tools/deploy/export_onnx.py`` (give the
+``.onnx`` file as CKPT): the config's test pipeline prepares the input, onnxruntime scores it,
+torch's model code is not used.
 """
 import argparse
 import sys
@@ -32,6 +36,8 @@ def parse_args(argv=None):
     which.add_argument('--frame-dir', default=None, help='sample frame_dir in a .pkl file')
     p.add_argument('--top-k', type=int, default=5)
     p.add_argument('--device', default='cpu')
+    p.add_argument('--backend', default='torch', choices=['torch', 'onnxruntime'],
+                   help='onnxruntime: CKPT is an .onnx file from tools/deploy/export_onnx.py')
     return p.parse_args(argv)
 
 
@@ -39,8 +45,13 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         sample = load_keypoint_input(args.input, index=args.index, frame_dir=args.frame_dir)
-        model = init_recognizer(args.config, args.checkpoint, device=args.device)
-        ranked = inference_recognizer(model, sample, top_k=len(model.class_names))
+        if args.backend == 'onnxruntime':
+            from skeletonagent.apis.onnx_export import OnnxRecognizer, inference_onnx
+            model = OnnxRecognizer(args.checkpoint, args.config)
+            ranked = inference_onnx(model, sample, top_k=len(model.class_names))
+        else:
+            model = init_recognizer(args.config, args.checkpoint, device=args.device)
+            ranked = inference_recognizer(model, sample, top_k=len(model.class_names))
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         sys.exit(f'error: {exc}')
     results = ranked[:max(1, args.top_k)]

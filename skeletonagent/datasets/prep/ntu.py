@@ -428,13 +428,15 @@ def _progress(iterable: Iterable, total: int, desc: str, enabled: bool):
 def run_samples(items: Sequence[tuple[str, Path]], fn: Callable[..., dict | None],
                 work_dir: str | os.PathLike, *, key: Any, workers: int = 1,
                 strict: bool = False, progress: bool = True, desc: str = 'samples',
-                fn_kwargs: dict | None = None) -> RunResult:
+                fn_kwargs: dict | None = None, mp_context: str | None = None) -> RunResult:
     """Run ``fn(path, **fn_kwargs)`` on every ``(name, path)`` not cached in ``work_dir``.
 
     A sample is taken from the cache when its entry has the same ``key`` (the settings and
     the code version) and its raw file has the same size and mtime. ``fn`` must be a
     module-level function (it is sent to the worker processes). Failures are collected
-    (``strict``: the first one raises :class:`SkeletonFileError`).
+    (``strict``: the first one raises :class:`SkeletonFileError`). ``mp_context``: how the
+    workers start (default fork on Linux; 'spawn' for libraries that cannot be forked once
+    used, such as MediaPipe's graphs).
     """
     work_dir = Path(work_dir)
     (work_dir / 'samples').mkdir(parents=True, exist_ok=True)
@@ -470,7 +472,7 @@ def run_samples(items: Sequence[tuple[str, Path]], fn: Callable[..., dict | None
             for job in _progress(todo, len(todo), desc, progress):
                 record(*_work(job))
         else:
-            ctx = mp.get_context('fork' if sys.platform.startswith('linux') else 'spawn')
+            ctx = mp.get_context(mp_context or ('fork' if sys.platform.startswith('linux') else 'spawn'))
             chunksize = max(1, min(64, len(todo) // (workers * 8) or 1))
             with ctx.Pool(workers) as pool:
                 for out in _progress(pool.imap_unordered(_work, todo, chunksize),

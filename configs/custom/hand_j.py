@@ -1,0 +1,76 @@
+# Your own gestures (README, "Your own actions"): hands instead of bodies. The pickle and label map
+#   python tools/data/extract_poses.py VIDEOS --backend mediapipe_hands --out data/custom_hands/custom_2d.pkl
+# writes (MediaPipe Hands, the 21-joint handmp layout, up to 2 hands as 2 "persons"), the
+# joint stream of a narrow SkeletonAgent backbone, the offline MiniLM text encoder. The agent
+# asks the configured LLM (Offline by default: no key) about your gesture names. The number
+# of classes is read from the label map (2 until it exists).
+modality = 'j'
+graph = 'handmp'
+work_dir = f'./work_dirs/custom_hands/{modality}'
+ann_file = 'data/custom_hands/custom_2d.pkl'
+label_map = 'data/custom_hands/label_map.txt'
+try:   # a config cannot import: the label map is counted with the builtin open()
+    num_classes = len([_name for _name in open(label_map, encoding='utf-8').read().splitlines() if _name.strip()])
+except OSError:
+    num_classes = 2
+clip_len = 48
+
+model = dict(
+    type='RecognizerGCN',
+    backbone=dict(
+        type='GCN_Module_LLM',
+        llm_modality=modality, num_classes=num_classes, in_channels=3,
+        base_channels=16, num_stages=6, inflate_stages=[3, 5], down_stages=[3, 5],
+        text_dim=384, text_key='MiniLM',
+        tcn_ms_cfg=[(3, 1), (3, 2), (3, 3), (3, 4), ('max', 3), '1x1'],
+        graph_cfg=dict(layout=graph, mode='spatial')),
+    cls_head=dict(
+        type='SimpleHead', joint_cfg=graph, num_classes=num_classes, in_channels=64,
+        work_dir=work_dir, interval_epoch=5, weight_1=0.2, weight_2=0.5),
+    text_encoder=dict(type='MiniLM', trainable=False))
+
+agent = dict(label_map=label_map, llm=dict(type='Offline'))
+
+dataset_type = 'PoseDataset'
+train_pipeline = [
+    dict(type='PreNormalize2D'),
+    dict(type='GenSkeFeat', dataset=graph, feats=[modality]),
+    dict(type='UniformSampleFrames', clip_len=clip_len),
+    dict(type='PoseDecode'),
+    dict(type='FormatGCNInput', num_person=2),
+    dict(type='Collect', keys=['keypoint', 'label'], meta_keys=[]),
+    dict(type='ToTensor', keys=['keypoint'])
+]
+val_pipeline = [
+    dict(type='PreNormalize2D'),
+    dict(type='GenSkeFeat', dataset=graph, feats=[modality]),
+    dict(type='UniformSampleFrames', clip_len=clip_len, num_clips=1),
+    dict(type='PoseDecode'),
+    dict(type='FormatGCNInput', num_person=2),
+    dict(type='Collect', keys=['keypoint', 'label'], meta_keys=[]),
+    dict(type='ToTensor', keys=['keypoint'])
+]
+test_pipeline = [
+    dict(type='PreNormalize2D'),
+    dict(type='GenSkeFeat', dataset=graph, feats=[modality]),
+    dict(type='UniformSampleFrames', clip_len=clip_len, num_clips=10),
+    dict(type='PoseDecode'),
+    dict(type='FormatGCNInput', num_person=2),
+    dict(type='Collect', keys=['keypoint', 'label'], meta_keys=[]),
+    dict(type='ToTensor', keys=['keypoint'])
+]
+data = dict(
+    videos_per_gpu=8,
+    workers_per_gpu=1,
+    test_dataloader=dict(videos_per_gpu=8),
+    train=dict(type=dataset_type, ann_file=ann_file, pipeline=train_pipeline, split='train'),
+    val=dict(type=dataset_type, ann_file=ann_file, pipeline=val_pipeline, split='val'),
+    test=dict(type=dataset_type, ann_file=ann_file, pipeline=test_pipeline, split='val'))
+
+optimizer = dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=0.0005, nesterov=True)
+optimizer_config = dict(grad_clip=None)
+lr_config = dict(policy='CosineAnnealing', min_lr=0, by_epoch=False)
+total_epochs = 30
+checkpoint_config = dict(interval=1, max_keep_ckpts=3)
+evaluation = dict(interval=1, metrics=['top_k_accuracy', 'mean_class_accuracy'])
+log_config = dict(interval=10, hooks=[dict(type='TextLoggerHook')])
