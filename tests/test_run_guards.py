@@ -209,7 +209,6 @@ def test_lock_is_per_process_and_names_its_holder(tmp_path):
     assert issubclass(WorkDirBusy, ValueError)     # a user error: one line from the tools
 
 
-@pytest.mark.faults_slow
 def test_sigterm_to_the_launcher_stops_every_rank_with_one_line(demo_data, tmp_path):
     """SIGTERM to the launcher only (as a scheduler sends it): the ranks stop as a single
     process does, rank 0 says how to resume, the launcher exits 143 without a traceback."""
