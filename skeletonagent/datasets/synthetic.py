@@ -146,14 +146,21 @@ def _compose(rotations: dict[str, Rotation], name: str, rotation: Rotation) -> N
 Motion = tuple[dict[str, Rotation], np.ndarray]
 
 
-def _raise_hand(side: int, s: np.ndarray, rng: np.random.Generator) -> Motion:
+def _arm_held_forward(side: int, s: np.ndarray, rng: np.random.Generator,
+                      flex_deg: tuple[float, float], elbow_deg: tuple[float, float]) -> Motion:
+    """One arm swung forward and held: flexion and elbow bend drawn from the given ranges
+    (degrees), a little abduction (the random draws in this order: hold, flex, abduct, elbow)."""
     arm = 'left' if side > 0 else 'right'
     env = _hold(s, rng.uniform(0.25, 0.4))
-    flex = _deg(rng.uniform(140, 170)) * env
+    flex = _deg(rng.uniform(*flex_deg)) * env
     abduct = _deg(rng.uniform(0, 20)) * env
-    elbow = _deg(rng.uniform(5, 25)) * env
+    elbow = _deg(rng.uniform(*elbow_deg)) * env
     return {f'{arm} elbow': _rot('x', -elbow),
             f'{arm} shoulder': _rot('x', -flex) * _rot('z', side * abduct)}, np.zeros_like(s)
+
+
+def _raise_hand(side: int, s: np.ndarray, rng: np.random.Generator) -> Motion:
+    return _arm_held_forward(side, s, rng, (140, 170), (5, 25))
 
 
 def _wave_hand(side: int, s: np.ndarray, rng: np.random.Generator) -> Motion:
@@ -273,13 +280,7 @@ def _bow(s: np.ndarray, rng: np.random.Generator) -> Motion:
 
 def _point_hand(side: int, s: np.ndarray, rng: np.random.Generator) -> Motion:
     """The straight arm held forward: the angle overlaps a low 'raise' a little."""
-    arm = 'left' if side > 0 else 'right'
-    env = _hold(s, rng.uniform(0.25, 0.4))
-    flex = _deg(rng.uniform(75, 145)) * env
-    abduct = _deg(rng.uniform(0, 20)) * env
-    elbow = _deg(rng.uniform(0, 20)) * env
-    return {f'{arm} elbow': _rot('x', -elbow),
-            f'{arm} shoulder': _rot('x', -flex) * _rot('z', side * abduct)}, np.zeros_like(s)
+    return _arm_held_forward(side, s, rng, (75, 145), (0, 20))
 
 
 def _touch_head(side: int, s: np.ndarray, rng: np.random.Generator) -> Motion:
