@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from skeletonagent.apis.inference import load_labelled_sample  # noqa: E402
-from skeletonagent.visualization import class_names_for, critical_joints_from_mask, draw_skeleton_sequence, sample_title  # noqa: E402
+from skeletonagent.datasets.config_view import class_names_for  # noqa: E402
+from skeletonagent.visualization import critical_joints_from_mask, draw_skeleton_sequence, sample_title  # noqa: E402
 
 
 def parse_args(argv=None):

@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from ..datasets.config_view import config_class_names
+from ..datasets.label_map import DEFAULT_LABEL_MAPS
 from .llm import build_backend
 from .prompts import PromptSet
 from .selector import (
@@ -62,21 +64,20 @@ def max_words_of(agent_cfg: Mapping[str, Any]) -> int:
 
 
 def resolve_class_names(agent_cfg: Mapping[str, Any], num_classes: int) -> list[str]:
-    """Class names from ``agent_cfg['label_map']`` or the default map for ``num_classes``.
+    """Class names from ``agent_cfg['label_map']`` or the default map for ``num_classes``
+    (:func:`~skeletonagent.datasets.config_view.config_class_names`, strict: the agent must
+    not ask about other classes than the model's).
 
     Raises:
         ValueError: when no label map is given and ``num_classes`` has no default, or the
             map holds another number of classes.
     """
-    from ..datasets.label_map import DEFAULT_LABEL_MAPS, load_label_map
-    label_map = agent_cfg.get('label_map')
-    if label_map is None:
-        if num_classes not in DEFAULT_LABEL_MAPS:
-            raise ValueError(
-                f"agent: no label map for {num_classes} classes; set agent label_map= to a "
-                f"name or a file (defaults exist for {sorted(DEFAULT_LABEL_MAPS)} classes)")
-        label_map = DEFAULT_LABEL_MAPS[num_classes]
-    return load_label_map(label_map, num_classes=num_classes)
+    found = config_class_names({'agent': agent_cfg}, num_classes, strict=True)
+    if found is None:
+        raise ValueError(
+            f"agent: no label map for {num_classes} classes; set agent label_map= to a "
+            f"name or a file (defaults exist for {sorted(DEFAULT_LABEL_MAPS)} classes)")
+    return list(found.names)
 
 
 def load_masks(path: os.PathLike | str, num_classes: int, num_joints: int) -> np.ndarray:

@@ -14,14 +14,11 @@ import sys
 from collections.abc import Sequence
 from typing import Callable, TypeVar
 
+from ..errors import ConfigError
+
 __all__ = ['ConfigError', 'USER_ERRORS', 'error_message', 'run_tool']
 
 T = TypeVar('T')
-
-
-class ConfigError(ValueError):
-    """A config (or ``--cfg-options``) that cannot be used; the message names the key."""
-
 
 #: What the tools report in one line (see the module docstring). ``KeyError`` is not here:
 #: :class:`~skeletonagent.registry.UnknownTypeError` is added by :func:`error_message`.

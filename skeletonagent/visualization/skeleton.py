@@ -12,8 +12,8 @@ visible without matplotlib's 3D axes.
 
 Entry points: :func:`draw_skeleton_sequence` (what ``tools/vis_skeleton.py`` calls),
 :func:`draw_critical_joints` (a class's joints on a canonical pose, for reports),
-:func:`critical_joints_from_mask`, :func:`infer_layout`, and for titles
-:func:`class_names_for` and :func:`sample_title`.
+:func:`critical_joints_from_mask`, :func:`infer_layout`, and :func:`sample_title` for
+titles (the class names come from the caller: ``datasets.config_view.class_names_for``).
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from ..skeleton import REST_POSES, infer_layout
 
 __all__ = ['infer_layout', 'critical_joints_from_mask', 'canonical_pose', 'is_3d',
            'draw_skeleton_sequence', 'render_frames', 'draw_critical_joints',
-           'find_ffmpeg', 'class_names_for', 'sample_title', 'PERSON_COLOURS',
+           'find_ffmpeg', 'sample_title', 'PERSON_COLOURS',
            'CRITICAL_COLOUR']
 
 PathLike = Union[str, os.PathLike]
@@ -247,36 +247,6 @@ def _wrap(text: str, width: int) -> str:
 
 
 # --------------------------------------------------------------------------- titles
-def class_names_for(label_map: PathLike | None = None,
-                    file_classes: Sequence[str] | None = None,
-                    config: PathLike | None = None) -> tuple[list[str] | None, str]:
-    """Class names for titles and where they come from, the first that exists of: a label
-    map (a shipped name such as ``'ntu60'`` or a file), the annotation file's own ``classes``,
-    a config's (its ``agent.label_map`` or its datasets' ``classes``). ``(None, 'none')``
-    when none is given.
-
-    Raises:
-        FileNotFoundError / ValueError: the label map or the config cannot be read.
-    """
-    if label_map is not None:
-        from ..datasets.label_map import load_label_map
-        return load_label_map(label_map), f'label map {os.fspath(label_map)}'
-    if file_classes:
-        return [str(c) for c in file_classes], 'the file\'s classes'
-    if config is not None:
-        from ..apis.inference import class_names_from_config
-        from ..engine import load_config
-        cfg = load_config(config)
-        model = cfg.get('model') or {}
-        num = (model.get('cls_head') or {}).get('num_classes') \
-            or (model.get('backbone') or {}).get('num_classes')
-        if num:
-            names = class_names_from_config(cfg, int(num))
-            if names != [f'class {i}' for i in range(int(num))]:
-                return names, f'config {os.fspath(config)}'
-    return None, 'none'
-
-
 def sample_title(sample: dict, class_names: Sequence[str] | None = None,
                  critical_class: int | None = None) -> str:
     """``'S001C001P001R001A023: hand waving (label 22)'``: the sample's name, its class name
