@@ -51,7 +51,7 @@ def _main(argv):
     cfg = load_config(args.config, args.cfg_options)
     opts = RunOptions(work_dir=args.work_dir, metrics=args.eval, out_file=args.out)
     spec = resolve_run(cfg, opts, 'test')   # the config read, checked and translated once
-    preflight(spec)   # log dir, test data, every sample: before memcached and the model
+    spec = preflight(spec)   # log dir, test data, every sample: before memcached and the model
     init_distributed()
     return test(spec, args.checkpoint, threads=args.threads)
 

@@ -62,7 +62,7 @@ def _main(argv):
     # the config read, checked, translated and resolved once (docs/architecture.md)
     spec = resolve_run(cfg, opts, 'train', splits)
     # work dir, data, plugins' checks, every sample: before memcached, the model and any LLM
-    preflight(spec)
+    spec = preflight(spec)
     init_distributed()
     return train(spec, test_last=args.test_last, test_best=args.test_best,
                  threads=args.threads)

@@ -7,6 +7,7 @@ section: an unknown key).
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,25 +41,35 @@ def run_plugins() -> tuple[RunPlugin, ...]:
 
 @dataclass(frozen=True)
 class PluginUse:
-    """A plugin a run uses: its settings and what it resolved from them."""
+    r"""A plugin a run uses: its settings and, once :meth:`resolve`\ d (by the checks before
+    the run, after the data files), what they name."""
     plugin: RunPlugin
     settings: Mapping[str, Any]
-    resolved: Any
+    resolved: Any = None
+    is_resolved: bool = False
 
     @property
     def section(self) -> str:
         return self.plugin.section
 
+    def resolve(self, config_file: str | None) -> PluginUse:
+        """This use with what its settings name resolved (itself when already done); raises
+        the plugin's user error for a missing file."""
+        if self.is_resolved:
+            return self
+        return dataclasses.replace(self, resolved=self.plugin.resolve(self.settings, config_file),
+                                   is_resolved=True)
 
-def plugin_uses(cfg: Mapping[str, Any], config_file: str | None,
-                resolve: bool = True) -> tuple[PluginUse, ...]:
-    """The plugins ``cfg`` switches on, each with its settings and (``resolve``) what they
-    name resolved; raises the first user error (a missing file a setting names)."""
+    def hooks(self) -> list[dict]:
+        """The hook configs the plugin adds to a training run."""
+        return self.plugin.hooks(self.settings, self.resolved)
+
+
+def plugin_uses(cfg: Mapping[str, Any]) -> tuple[PluginUse, ...]:
+    """The plugins ``cfg`` switches on, each with its settings (not yet resolved)."""
     uses = []
     for plugin in run_plugins():
         settings = plugin.settings(cfg)
-        if settings is None:
-            continue
-        resolved = plugin.resolve(settings, config_file) if resolve else None
-        uses.append(PluginUse(plugin, settings, resolved))
+        if settings is not None:
+            uses.append(PluginUse(plugin, settings))
     return tuple(uses)

@@ -2,13 +2,14 @@
 
 A run that cannot go far should stop at once and name the first thing that is wrong, not
 after a model is built, a text encoder downloaded or a memcached server filled. Resolving the
-run (:func:`~.spec.resolve_run`) already checked the config's keys and what its plugins'
-settings name (the agent's texts, masks and prompts). Then, on the :class:`~.spec.RunSpec`:
+run (:func:`~.spec.resolve_run`) already checked the config's keys. Then, on the
+:class:`~.spec.RunSpec`:
 
 1. the work dir can be written;
 2. the data: every annotation file the run reads exists and is a complete pickle;
-3. training: each run plugin's own checks (the agent: its LLM backend's arguments and the
-   text encoder's weights, without waiting on download retries);
+3. training: what the run plugins' settings name is resolved, once (the agent's texts, masks
+   and prompts), and each plugin's own checks run (the agent: its LLM backend's arguments
+   and the text encoder's weights, without waiting on download retries);
 4. the data's samples: each split's dataset is built and every sample checked
    (:func:`check_datasets`), the longest check, last; the run's Runner gets these
    datasets, nothing is loaded twice.
@@ -140,7 +141,7 @@ def check_datasets(spec: RunSpec, keep: Iterable[str] = ()) -> None:
 def preflight(spec: RunSpec | Config, opts: RunOptions | None = None, mode: str = 'train',
               splits: Iterable[str] | None = None) -> RunSpec:
     """The checks of the module docstring, in order, on a resolved run; raises the first
-    problem found. Returns the spec.
+    problem found. Returns the spec with its plugins resolved: the one to run.
 
     A script may pass a config (with ``opts``, ``mode`` and ``splits``, as to
     :func:`~.spec.resolve_run`) instead of a spec: it is resolved first."""
@@ -148,9 +149,9 @@ def preflight(spec: RunSpec | Config, opts: RunOptions | None = None, mode: str 
         spec = resolve_run(spec, opts, mode, splits)
     check_work_dir(spec.work_dir)
     check_data(spec.datasets)
-    if spec.mode == 'train':
-        for use in spec.plugins:
-            use.plugin.check(spec.cfg, use.settings)
+    spec = spec.with_plugins_resolved()
+    for use in spec.plugins:
+        use.plugin.check(spec.cfg, use.settings)
     try:
         check_datasets(spec, keep=['train', 'val'] if spec.mode == 'train' else ['test'])
     except BaseException:

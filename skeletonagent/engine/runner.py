@@ -101,7 +101,7 @@ def build_runner(spec: RunSpec | Config, opts: RunOptions | None = None, mode: s
                  workers: int | None = None) -> Runner:
     """An mmengine Runner for a resolved run (or a script's config, resolved first), with at
     most ``workers`` DataLoader workers per loader (None: as the config says)."""
-    spec = _as_spec(spec, opts, mode)
+    spec = _as_spec(spec, opts, mode).with_plugins_resolved()   # done unless preflight was skipped
     opts = spec.options
     _log_resume(spec)
     if spec.mode == 'train' and opts.resume:  # refuse a checkpoint of another stream / dataset

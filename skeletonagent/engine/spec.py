@@ -1,7 +1,8 @@
 """A config becomes a run in one pass: :func:`resolve_run` → a frozen :class:`RunSpec`.
 
 The loaded config is checked (:func:`.config_keys.check_config`), its run plugins' settings
-taken and what they name resolved (:func:`.plugins.plugin_uses`), the command line's options
+taken (:func:`.plugins.plugin_uses`; what they name is resolved by the checks before the run,
+after the data files: :meth:`RunSpec.with_plugins_resolved`), the command line's options
 completed (``resume_from``, ``--resume auto``, the launcher), the config translated onto the
 Runner's arguments (:func:`.translate.translate`), and its datasets and class names read
 (:mod:`skeletonagent.datasets.config_view`), each once. Every later reader takes the spec:
@@ -55,7 +56,8 @@ class RunSpec:
         num_classes: the classes the model predicts (None when the config does not say).
         class_names: the config's class names and their source, or None.
         layout: the skeleton layout the model is built on (None when the config does not say).
-        plugins: the run plugins the config switches on, with their settings and sources.
+        plugins: the run plugins the config switches on, with their settings (and, after
+            :meth:`with_plugins_resolved`, what those name).
         runner_kwargs: mmengine Runner's arguments (without ``model``): the mmengine-schema
             config of the run.
     """
@@ -85,12 +87,23 @@ class RunSpec:
         """The use of the plugin owning config section ``section``, or None when off."""
         return next((use for use in self.plugins if use.section == section), None)
 
+    def with_plugins_resolved(self) -> RunSpec:
+        """This spec with what its plugins' settings name resolved (each once); raises the
+        plugin's user error for a missing file."""
+        if all(use.is_resolved for use in self.plugins):
+            return self
+        return dataclasses.replace(
+            self, plugins=tuple(use.resolve(self.config_file) for use in self.plugins))
+
     def new_runner_kwargs(self) -> dict[str, Any]:
-        """A copy of :attr:`runner_kwargs` to build a Runner from (the config itself is
-        shared, not copied: mmengine copies what it changes)."""
-        kwargs = {k: v for k, v in self.runner_kwargs.items() if k != 'cfg'}
-        kwargs = copy.deepcopy(kwargs)
+        """A copy of :attr:`runner_kwargs` to build a Runner from, with the hooks of the
+        (resolved) plugins of a training run. The config itself is shared, not copied:
+        mmengine copies what it changes."""
+        kwargs = copy.deepcopy({k: v for k, v in self.runner_kwargs.items() if k != 'cfg'})
         kwargs['cfg'] = self.cfg
+        if self.mode == 'train':
+            kwargs['custom_hooks'] = list(kwargs.get('custom_hooks') or []) + [
+                hook for use in self.plugins for hook in use.hooks()]
         return kwargs
 
 
@@ -123,13 +136,12 @@ def resolve_run(cfg: Config, options: RunOptions | None = None, mode: str = 'tra
     Raises:
         ConfigError: a key the run would not use, a setting that cannot be translated, or a
             command-line option an mmengine-schema config cannot honour.
-        AgentSourceMissing and other plugin errors: a file a plugin's settings name is missing.
     """
     if mode not in MODES:
         raise ValueError(f'mode must be one of {MODES}, got {mode!r}')
     options = options or RunOptions()
     check_config(cfg)
-    uses = plugin_uses(cfg, getattr(cfg, 'filename', None)) if mode == 'train' else ()
+    uses = plugin_uses(cfg) if mode == 'train' else ()
     resolved, requested = _options(cfg, options, mode)
     kwargs = translate(cfg, resolved, mode, uses)
     splits = tuple(splits) if splits is not None else default_splits(mode, resolved.validate)

@@ -299,21 +299,22 @@ def to_runner_kwargs(cfg: Config, opts: RunOptions, mode: str = 'train') -> dict
     then it is translated (:func:`translate`). A run resolves its config once
     (:func:`.spec.resolve_run`) instead."""
     check_config(cfg)
-    return translate(cfg, opts, mode, plugin_uses(cfg, getattr(cfg, 'filename', None),
-                                                  resolve=False))
+    uses = plugin_uses(cfg) if mode == 'train' else ()
+    kwargs = translate(cfg, opts, mode, uses)
+    if mode == 'train':
+        kwargs['custom_hooks'] += [hook for use in uses for hook in use.hooks()]
+    return kwargs
 
 
 def translate(cfg: Config, opts: RunOptions, mode: str,
               plugins: Sequence[PluginUse]) -> dict[str, Any]:
     """Runner arguments (without ``model``) of a checked config in ``mode`` ('train' or
-    'test': test builds only what testing needs), with the hooks of ``plugins``; logs a
-    warning for a compatibility knob that disagrees with what is used."""
+    'test': test builds only what testing needs); logs a warning for a compatibility knob
+    that disagrees with what the run and its ``plugins`` use. The plugins' hooks are not
+    added here: they are added when the Runner is built (:meth:`.spec.RunSpec.new_runner_kwargs`),
+    with what the checks before the run resolved."""
     if not is_legacy(cfg):
-        kwargs = _mmengine_kwargs(cfg, opts, mode)
-        if mode == 'train':
-            for use in plugins:
-                kwargs['custom_hooks'] += use.plugin.hooks(use.settings, use.resolved)
-        return kwargs
+        return _mmengine_kwargs(cfg, opts, mode)
     max_epochs = int(cfg.get('total_epochs', 0) or 0)
     if mode == 'train' and max_epochs <= 0:
         raise ConfigError('config needs total_epochs > 0 to train')
@@ -390,8 +391,6 @@ def translate(cfg: Config, opts: RunOptions, mode: str,
         custom_hooks=custom_hooks + list(opts.extra_hooks),
         auto_scale_lr=lr_scaling(cfg),
     )
-    for use in plugins:
-        kwargs['custom_hooks'] += use.plugin.hooks(use.settings, use.resolved)
     if opts.validate:
         # validation also returns its confusion matrix (ValHistoryHook keeps every one)
         val_evaluator = [dict(evaluator[0], confusion=True)]
