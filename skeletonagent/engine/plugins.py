@@ -41,8 +41,8 @@ def run_plugins() -> tuple[RunPlugin, ...]:
 
 @dataclass(frozen=True)
 class PluginUse:
-    r"""A plugin a run uses: its settings and, once :meth:`resolve`\ d (by the checks before
-    the run, after the data files), what they name."""
+    """A plugin a run uses: its settings and, once resolved (:meth:`resolve`, by the checks
+    before the run, after the data files), what they name."""
     plugin: RunPlugin
     settings: Mapping[str, Any]
     resolved: Any = None
