@@ -20,6 +20,7 @@ A row is all ones or all zeros, so the backbone reads a mask through its row mea
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,7 @@ import numpy as np
 from .layouts import get_layout
 
 __all__ = ['MASK_STREAMS', 'ROW_INDEX_MODES', 'mask_stream', 'encode_masks', 'row_weights',
-           'rows_of_mask', 'check_mask_shape']
+           'rows_of_mask', 'check_mask_shape', 'MaskFormat']
 
 #: The stream whose mask each modality uses (motion streams share their static stream's).
 MASK_STREAMS: dict[str, str] = {'j': 'j', 'b': 'b', 'k': 'k', 'jm': 'j', 'bm': 'b', 'km': 'k'}
@@ -169,3 +170,47 @@ def check_mask_shape(shape: Sequence[int], num_classes: int, num_joints: int,
         of = f' of layout {layout!r}' if layout else ''
         raise ValueError(f'{source}: shape {tuple(shape)}, expected {expected} (classes, '
                          f'joints{of}, joints)')
+
+
+@dataclass(frozen=True)
+class MaskFormat:
+    """How one run's masks are laid out: the skeleton (its joints and pairs), the stream and
+    the row numbering of bones. Built once from the model (its graph's layout and its
+    stream), so that masks, prompts and the backbone agree by construction.
+
+    Attributes:
+        layout: a layout name or object (a name is looked up).
+        modality: 'j', 'b', 'k', 'jm', 'bm' or 'km'.
+        row_index: 'pair' (official) or 'joint' (see the module docstring).
+
+    Raises:
+        ValueError / KeyError: an unknown modality, row_index or layout name.
+    """
+
+    layout: Any
+    modality: str = 'j'
+    row_index: str = 'pair'
+
+    def __post_init__(self) -> None:
+        mask_stream(self.modality)
+        if self.row_index not in ROW_INDEX_MODES:
+            raise ValueError(f'row_index must be one of {ROW_INDEX_MODES}, got {self.row_index!r}')
+        object.__setattr__(self, 'layout', _layout(self.layout))
+
+    @property
+    def stream(self) -> str:
+        """The stream whose mask the modality uses ('bm' -> 'b')."""
+        return mask_stream(self.modality)
+
+    @property
+    def num_joints(self) -> int:
+        return len(self.layout.joint_names)
+
+    def encode(self, critical_joints_per_class: Sequence[Iterable[int]]) -> np.ndarray:
+        """Class × V × V masks of the critical joints (:func:`encode_masks`)."""
+        return encode_masks(critical_joints_per_class, self.layout, self.modality, self.row_index)
+
+    def check(self, shape: Sequence[int], num_classes: int, source: str = 'agent masks') -> None:
+        """Raise ``ValueError`` unless masks of ``shape`` fit this format and ``num_classes``."""
+        check_mask_shape(shape, num_classes, self.num_joints, source,
+                         layout=getattr(self.layout, 'name', None))
