@@ -28,6 +28,7 @@ import numpy as np
 
 from ..datasets.config_view import config_class_names
 from ..datasets.label_map import DEFAULT_LABEL_MAPS
+from ..skeleton.masks import check_mask_shape
 from .llm import build_backend
 from .prompts import PromptSet
 from .selector import (
@@ -80,8 +81,12 @@ def resolve_class_names(agent_cfg: Mapping[str, Any], num_classes: int) -> list[
     return list(found.names)
 
 
-def load_masks(path: os.PathLike | str, num_classes: int, num_joints: int) -> np.ndarray:
+def load_masks(path: os.PathLike | str, num_classes: int, num_joints: int,
+               layout: str | None = None) -> np.ndarray:
     """Class x V x V masks from a ``.npy`` file, as float32.
+
+    Args:
+        layout: the name of the layout ``num_joints`` comes from (the model's), for the error.
 
     Raises:
         FileNotFoundError / ValueError: naming the file and the shape it has and needs.
@@ -90,10 +95,7 @@ def load_masks(path: os.PathLike | str, num_classes: int, num_joints: int) -> np
     if not path.is_file():
         raise FileNotFoundError(f'agent masks file not found: {path}')
     masks = np.load(path, allow_pickle=False)
-    expected = (num_classes, num_joints, num_joints)
-    if masks.shape != expected:
-        raise ValueError(f'agent masks {path}: shape {masks.shape}, expected {expected} '
-                         f'(classes, joints, joints)')
+    check_mask_shape(masks.shape, num_classes, num_joints, f'agent masks {path}', layout)
     return masks.astype(np.float32)
 
 
@@ -209,7 +211,8 @@ def build_initial_agent(agent_cfg: Mapping[str, Any] | None, num_classes: int,
     _log_selections(selections, class_names)
     critical_joints = [list(s.joints) for s in selections]
     if sources.masks is not None:
-        masks = load_masks(sources.masks, num_classes, len(layout.joint_names))
+        masks = load_masks(sources.masks, num_classes, len(layout.joint_names),
+                           getattr(layout, 'name', None))
     else:
         masks = build_masks(critical_joints, layout, modality,
                             row_index=cfg.get('row_index', 'pair'))
