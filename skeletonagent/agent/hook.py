@@ -35,6 +35,7 @@ from ..skeleton.masks import MaskFormat
 from .initial import TRANSCRIPT_SUBDIR, max_words_of
 from .round import RoundQuestions, RoundReading, run_round, save_transcripts, write_round_report
 from .schedule import OFFICIAL_ROUND_EPOCHS_BELOW, RoundSchedule, schedule_for
+from .sources import AgentSources
 
 STATE_KEY = 'agent_state'
 ROUNDS_KEY = 'agent_rounds'
@@ -134,6 +135,8 @@ class AgentHook(Hook):
             confused classes named, the round in a background thread while training goes on
             (its texts used from epoch ``e + 2``), rounds until the end. The two loops are
             :class:`~.schedule.OfficialSchedule` and :class:`~.schedule.BackgroundSchedule`.
+        sources: what ``transcripts``, ``masks`` and ``prompts`` name, resolved once by the
+            run's checks (:class:`~.plugin.AgentPlugin`); None resolves them at the start.
         **agent_cfg: ``label_map``, ``transcripts``, ``masks``, ``llm``, ``prompts``,
             ``max_words``, ``row_index`` (see :func:`skeletonagent.agent.build_initial_agent`).
     """
@@ -143,7 +146,8 @@ class AgentHook(Hook):
     def __init__(self, interval: int = 5, layout: str = 'nturgb+d', modality: str = 'j',
                  num_classes: int | None = None, top_k: int = 10, pad_to_k: bool = False,
                  update_masks: bool = False, background: bool = True, final_wait: float = 600.0,
-                 official: bool = False, round_nice: int | str = 10, **agent_cfg: Any) -> None:
+                 official: bool = False, round_nice: int | str = 10,
+                 sources: AgentSources | None = None, **agent_cfg: Any) -> None:
         if interval < 0:
             raise ValueError(f'AgentHook: interval must be >= 0 epochs, got {interval}')
         if top_k < 1:
@@ -176,7 +180,7 @@ class AgentHook(Hook):
         self._class_names: list[str] | None = None
         self._backend = None
         self._prompts = None
-        self._sources = None
+        self._sources = sources
         self._executor: ThreadPoolExecutor | None = None
         self._future: Future | None = None
         self._counter = None
@@ -241,7 +245,7 @@ class AgentHook(Hook):
         from .llm import build_backend
         masks = self.mask_format
         initial = build_initial_agent(self._settings, num_classes, masks.layout, masks.modality,
-                                      runner.work_dir)
+                                      runner.work_dir, sources=self._sources)
         self._transcripts = initial.transcripts
         self._class_names = initial.class_names
         sources = initial.sources

@@ -172,8 +172,8 @@ class InitialAgent:
 
 
 def build_initial_agent(agent_cfg: Mapping[str, Any] | None, num_classes: int,
-                        layout: LayoutArg, modality: str, work_dir: os.PathLike | str
-                        ) -> InitialAgent:
+                        layout: LayoutArg, modality: str, work_dir: os.PathLike | str,
+                        sources: AgentSources | None = None) -> InitialAgent:
     """The agent state training starts from, with its transcripts and class names.
 
     Args:
@@ -188,12 +188,14 @@ def build_initial_agent(agent_cfg: Mapping[str, Any] | None, num_classes: int,
         layout: skeleton layout (name or object) of the dataset.
         modality: stream of the model ('j', 'b', 'k', 'jm', 'bm', 'km').
         work_dir: run folder; transcripts the agent writes go to ``agent/transcripts`` in it.
+        sources: ``agent_cfg``'s texts, masks and prompts already resolved (by the run's
+            checks: :class:`~.plugin.AgentPlugin`); None resolves them here.
     """
     cfg = dict(agent_cfg or {})
     base_stream(modality)  # fail early on an unknown modality
     layout = resolve_layout(layout)
     class_names = resolve_class_names(cfg, num_classes)
-    sources = resolve_sources(cfg, modality)
+    sources = sources if sources is not None else resolve_sources(cfg, modality)
     prompts = sources.prompts
 
     if sources.transcripts is not None:

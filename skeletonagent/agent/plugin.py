@@ -114,7 +114,10 @@ class AgentPlugin(RunPlugin):
             check_text_encoder(_get(cfg, 'model.text_encoder') or DEFAULT_TEXT_ENCODER)
 
     def hooks(self, settings: Mapping[str, Any], resolved: Any) -> list[dict]:
-        return [dict(type='AgentHook', **settings)]
+        agent_hook = dict(type='AgentHook', **settings)
+        if resolved is not None:       # the hook uses these rather than resolving again
+            agent_hook['sources'] = resolved
+        return [agent_hook]
 
     def compat_keys(self) -> tuple[CompatKey, ...]:
         return (
