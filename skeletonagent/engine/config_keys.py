@@ -27,7 +27,7 @@ import contextlib
 import difflib
 import inspect
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Callable
 
@@ -35,7 +35,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from .. import registry as registries
-from ..plugin import CompatKey
+from ..plugin import CompatKey, RunPlugin
 from ..registry import UnknownTypeError, describe_unknown_type
 from .errors import ConfigError
 from .plugins import run_plugins
@@ -71,9 +71,10 @@ TOP_LEVEL_KEYS: dict[str, str] = {
 }
 
 
-def top_level_keys() -> dict[str, str]:
+def top_level_keys(plugins: Sequence[RunPlugin] | None = None) -> dict[str, str]:
     """:data:`TOP_LEVEL_KEYS` and the section of each run plugin (the agent's ``agent``)."""
-    return {**TOP_LEVEL_KEYS, **{p.section: p.description for p in run_plugins() if p.section}}
+    plugins = run_plugins() if plugins is None else plugins
+    return {**TOP_LEVEL_KEYS, **{p.section: p.description for p in plugins if p.section}}
 
 #: Keys of a per-split loader override (``data.train_dataloader`` etc.).
 LOADER_KEYS = ('videos_per_gpu', 'workers_per_gpu', 'persistent_workers', 'pin_memory',
@@ -217,18 +218,21 @@ COMPAT_KEYS: tuple[CompatKey, ...] = (
 )
 
 
-def all_compat_keys() -> tuple[CompatKey, ...]:
-    """:data:`COMPAT_KEYS` and the knobs the run plugins decide."""
-    return COMPAT_KEYS + tuple(k for p in run_plugins() for k in p.compat_keys())
+def all_compat_keys(plugins: Sequence[RunPlugin] | None = None) -> tuple[CompatKey, ...]:
+    """:data:`COMPAT_KEYS` and the knobs the run plugins (default: every registered one)
+    decide."""
+    plugins = run_plugins() if plugins is None else plugins
+    return COMPAT_KEYS + tuple(k for p in plugins for k in p.compat_keys())
 
 
-def compat_warnings(cfg: Mapping, context: dict | None = None) -> list[str]:
+def compat_warnings(cfg: Mapping, context: dict | None = None,
+                    plugins: Sequence[RunPlugin] | None = None) -> list[str]:
     """One line per compatibility knob the config sets and that disagrees with what the run
     uses. ``context``: ``launcher``, ``dist_backend``, and each plugin's settings under its
     section name (``agent``)."""
     ctx = dict(context or {})
     lines = []
-    for compat in all_compat_keys():
+    for compat in all_compat_keys(plugins):
         sentinel = object()
         value = _get(cfg, compat.key, sentinel)
         if value is sentinel or compat.check is None:
@@ -399,14 +403,15 @@ def _check_built(value: Mapping, registry_name: str, path: str, problems: list[s
                                  required=strict)
 
 
-def _check_section(cfg: Mapping, section: str, problems: list[str]) -> None:
+def _check_section(cfg: Mapping, section: str, problems: list[str],
+                   compat: tuple[CompatKey, ...]) -> None:
     value = _get(cfg, section)
     if value is None:
         return
     if not isinstance(value, Mapping):
         problems.append(f'config key {section} must be a dict, got {type(value).__name__}')
         return
-    known = set(SECTION_KEYS[section]) | {c.key.rsplit('.', 1)[1] for c in all_compat_keys()
+    known = set(SECTION_KEYS[section]) | {c.key.rsplit('.', 1)[1] for c in compat
                                           if c.key.rsplit('.', 1)[0] == section}
     for key in value:
         if key not in known:
@@ -433,20 +438,23 @@ def _check_logger_hooks(cfg: Mapping, problems: list[str]) -> None:
                                          f'not used by {kind}'))
 
 
-def check_config(cfg: Mapping) -> None:
+def check_config(cfg: Mapping, plugins: Sequence[RunPlugin] | None = None) -> None:
     """Raise :class:`ConfigError` for every key the run would not use (see the module
-    docstring); the first line names the first such key and the nearest known ones."""
+    docstring); the first line names the first such key and the nearest known ones.
+    ``plugins``: the run plugins whose sections are known (default: every registered one)."""
+    plugins = run_plugins() if plugins is None else tuple(plugins)
+    compat = all_compat_keys(plugins)
     problems: list[str] = []
     if not any(k in cfg for k in ('data', 'train_dataloader', 'val_dataloader',
                                   'test_dataloader')):
         raise ConfigError('config has neither data (the PYSKL schema) nor train_dataloader / '
                           'test_dataloader (an mmengine config)')
     if 'train_dataloader' in cfg or 'data' not in cfg:   # as config.is_legacy decides
-        _check_mmengine_config(cfg, problems)
+        _check_mmengine_config(cfg, problems, plugins)
         _raise(problems)
         return
     read = _names_read(getattr(cfg, 'filename', None))
-    top_known = set(top_level_keys()) | {c.key for c in all_compat_keys() if '.' not in c.key}
+    top_known = set(top_level_keys(plugins)) | {c.key for c in compat if '.' not in c.key}
     known_values = {k: cfg[k] for k in cfg if k in top_known}
     for key in cfg:
         if key in top_known or str(key).startswith('_'):
@@ -455,7 +463,7 @@ def check_config(cfg: Mapping) -> None:
             problems.append(_unknown('', str(key), top_known,
                                      'neither a key of the schema nor a variable the config reads'))
     for section in SECTION_KEYS:
-        _check_section(cfg, section, problems)
+        _check_section(cfg, section, problems, compat)
     lr = cfg.get('lr_config') or {}
     for key in lr:
         if key not in LR_CONFIG_KEYS:
@@ -473,7 +481,7 @@ def check_config(cfg: Mapping) -> None:
     for i, hook in enumerate(cfg.get('custom_hooks') or []):
         if isinstance(hook, Mapping):
             _check_built(hook, 'HOOKS', f'custom_hooks[{i}]', problems)
-    for plugin in run_plugins():
+    for plugin in plugins:
         section = cfg.get(plugin.section) if plugin.section else None
         if isinstance(section, Mapping):
             problems += [_unknown(plugin.section, str(key), plugin.section_keys)
@@ -508,12 +516,13 @@ def _type_problems(cfg: Mapping) -> list[str]:
     return problems
 
 
-def _check_mmengine_config(cfg: Mapping, problems: list[str]) -> None:
+def _check_mmengine_config(cfg: Mapping, problems: list[str],
+                           plugins: Sequence[RunPlugin]) -> None:
     """An mmengine-style config: its top-level keys are the Runner's arguments (and the run
     plugins' sections, checked as in a PYSKL config)."""
     known = set(inspect.signature(Runner.__init__).parameters) - {'self', 'cfg'}
     known |= {'model_wrapper_cfg', 'compile'}
-    for plugin in run_plugins():
+    for plugin in plugins:
         if plugin.section:
             known.add(plugin.section)
             section = cfg.get(plugin.section)

@@ -65,10 +65,12 @@ class PluginUse:
         return self.plugin.hooks(self.settings, self.resolved)
 
 
-def plugin_uses(cfg: Mapping[str, Any]) -> tuple[PluginUse, ...]:
-    """The plugins ``cfg`` switches on, each with its settings (not yet resolved)."""
+def plugin_uses(cfg: Mapping[str, Any],
+                plugins: tuple[RunPlugin, ...] | None = None) -> tuple[PluginUse, ...]:
+    """The plugins (default: every registered one) ``cfg`` switches on, each with its settings
+    (not yet resolved)."""
     uses = []
-    for plugin in run_plugins():
+    for plugin in run_plugins() if plugins is None else plugins:
         settings = plugin.settings(cfg)
         if settings is not None:
             uses.append(PluginUse(plugin, settings))

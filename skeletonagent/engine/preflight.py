@@ -16,6 +16,7 @@ run (:func:`~.spec.resolve_run`) already checked the config's keys. Then, on the
 """
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -31,7 +32,6 @@ from .config import RunOptions
 from .errors import ConfigError
 from .prebuilt import discard_datasets, keep_dataset
 from .spec import RunSpec, resolve_run
-from .translate import dataset_cfg
 
 __all__ = ['DataMissing', 'preflight', 'check_work_dir', 'check_data', 'check_datasets']
 
@@ -117,24 +117,22 @@ def check_data(datasets: Iterable[DatasetEntry]) -> None:
 
 
 def check_datasets(spec: RunSpec, keep: Iterable[str] = ()) -> None:
-    """Build the dataset of each ``data.<split>`` and load its annotations: every sample is
+    """Build the dataset of each split's loader (either schema) and load its annotations: every sample is
     checked (its fields, its joints against the layout, the split's names) before the run
     writes anything; the error names the file, the sample and the field. The splits in
     ``keep`` are handed to the run's Runner (:mod:`.prebuilt`), the others dropped (a test
     split checked at start is loaded again when the test runs, not held during training)."""
-    if not spec.legacy:
-        return
-    cfg = spec.cfg
     keep = set(keep)
     for split in dict.fromkeys(spec.splits):
-        if split not in (cfg.get('data') or {}):
+        loader = spec.runner_kwargs.get(f'{split}_dataloader')
+        if not isinstance(loader, Mapping):
             continue
-        with explain_unknown_types():
-            dataset = DATASETS.build(dataset_cfg(cfg, split))
+        with explain_unknown_types():     # the dataset the run's loader would build
+            dataset = DATASETS.build(copy.deepcopy(loader['dataset']))
         if hasattr(dataset, 'full_init'):
             dataset.full_init()
         if split in keep:
-            keep_dataset(cfg, split, dataset)
+            keep_dataset(spec.cfg, split, dataset)
 
 
 # --------------------------------------------------------------------------- all

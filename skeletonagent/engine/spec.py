@@ -31,7 +31,7 @@ from .checkpoint import find_resume_checkpoint
 from .config import RunOptions, is_legacy
 from .config_keys import check_config
 from .dist import launched_by_torchrun
-from .plugins import PluginUse, plugin_uses
+from .plugins import PluginUse, plugin_uses, run_plugins
 from .translate import run_work_dir, translate
 
 __all__ = ['RunSpec', 'resolve_run', 'default_splits']
@@ -46,6 +46,7 @@ class RunSpec:
     Attributes:
         cfg: the config as loaded, with ``--cfg-options`` and ``--work-dir`` applied (the
             Runner dumps it); nothing changes it after :func:`resolve_run`.
+        legacy: whether the config is in the PYSKL schema (else mmengine's).
         mode: ``'train'`` or ``'test'``.
         options: the command line's options, completed: ``resume`` is a checkpoint path or
             None (``'auto'`` and ``resume_from`` resolved), ``launcher`` is known.
@@ -62,6 +63,7 @@ class RunSpec:
             config of the run.
     """
     cfg: Config
+    legacy: bool
     mode: str
     options: RunOptions
     resume_requested: str | None
@@ -77,11 +79,6 @@ class RunSpec:
     @property
     def config_file(self) -> str | None:
         return getattr(self.cfg, 'filename', None)
-
-    @property
-    def legacy(self) -> bool:
-        """Whether the config is in the PYSKL schema (else mmengine's)."""
-        return is_legacy(self.cfg)
 
     def plugin(self, section: str) -> PluginUse | None:
         """The use of the plugin owning config section ``section``, or None when off."""
@@ -140,14 +137,15 @@ def resolve_run(cfg: Config, options: RunOptions | None = None, mode: str = 'tra
     if mode not in MODES:
         raise ValueError(f'mode must be one of {MODES}, got {mode!r}')
     options = options or RunOptions()
-    check_config(cfg)
-    uses = plugin_uses(cfg) if mode == 'train' else ()
+    plugins = run_plugins()
+    check_config(cfg, plugins)
+    uses = plugin_uses(cfg, plugins) if mode == 'train' else ()
     resolved, requested = _options(cfg, options, mode)
     kwargs = translate(cfg, resolved, mode, uses)
     splits = tuple(splits) if splits is not None else default_splits(mode, resolved.validate)
     num_classes = config_num_classes(cfg)
     return RunSpec(
-        cfg=cfg, mode=mode, options=resolved, resume_requested=requested, splits=splits,
+        cfg=cfg, legacy=is_legacy(cfg), mode=mode, options=resolved, resume_requested=requested, splits=splits,
         work_dir=run_work_dir(cfg, resolved, mode),
         datasets=tuple(e for split in splits for e in config_datasets(cfg, split)),
         num_classes=num_classes, class_names=config_class_names(cfg, num_classes),

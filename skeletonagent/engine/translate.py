@@ -42,8 +42,8 @@ def dataset_cfg(cfg: Config, split: str) -> dict:
     """The dataset config of ``data.<split>`` the run builds: a copy, with the run-level
     settings its file-reading datasets take (``memcached``/``mc_cfg``; ``test_mode`` outside
     training)."""
-    found = split_dataset_cfg(cfg, split) if is_legacy(cfg) else None
-    if found is None:
+    found = split_dataset_cfg(cfg, split)
+    if found is None or not found[0].startswith('data.'):
         raise ConfigError(f'config has no data.{split}')
     ds = copy.deepcopy(dict(found[1]))
     for _, leaf in dataset_leaves(ds, f'data.{split}'):
@@ -406,6 +406,6 @@ def translate(cfg: Config, opts: RunOptions, mode: str,
                                            checkpoint=str(cfg.load_from)))
     context = dict(launcher=opts.launcher, dist_backend=_dist_backend(),
                    **{use.section: use.settings for use in plugins})
-    for line in compat_warnings(cfg, context):
+    for line in compat_warnings(cfg, context, [use.plugin for use in plugins]):
         _log(f'config: {line}', logging.WARNING)
     return kwargs
