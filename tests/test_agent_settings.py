@@ -16,8 +16,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_every_hook_argument_is_a_known_agent_key():
-    arguments = set(inspect.signature(AgentHook.__init__).parameters) - {'self', 'agent_cfg'}
+    # ``sources`` is no config key: the agent plugin passes what the run's checks resolved
+    arguments = set(inspect.signature(AgentHook.__init__).parameters) - {'self', 'agent_cfg',
+                                                                          'sources'}
     assert arguments <= set(AGENT_KEYS)
+    assert 'sources' not in AGENT_KEYS
 
 
 def test_agent_key_typo_is_named_with_the_nearest_key():
