@@ -24,6 +24,7 @@ from typing import Any
 
 from mmengine.config import Config
 
+from ..errors import SkeletonAgentError
 from .config import RunOptions, dataset_configs, run_work_dir
 from .config_keys import check_config
 from .errors import ConfigError
@@ -35,11 +36,11 @@ __all__ = ['DataMissing', 'TextEncoderUnavailable', 'preflight', 'check_work_dir
 DATA_HELP = 'data/README.md says how to get or prepare each dataset'
 
 
-class DataMissing(FileNotFoundError):
+class DataMissing(SkeletonAgentError, FileNotFoundError):
     """An annotation file a run reads is missing or not a complete pickle."""
 
 
-class TextEncoderUnavailable(RuntimeError):
+class TextEncoderUnavailable(SkeletonAgentError, RuntimeError):
     """The text encoder's weights are neither local nor downloadable now."""
 
 

@@ -22,12 +22,14 @@ settings (the user's own, or after the restart), under a debugger or tracer, or 
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import platform
 import sys
 from collections.abc import Mapping
 
-__all__ = ['MALLOC_TUNABLES', 'MALLOC_ENV', 'tuned_malloc_env', 'reexec_with_tuned_malloc', 'malloc_line']
+__all__ = ['MALLOC_TUNABLES', 'MALLOC_ENV', 'tuned_malloc_env', 'reexec_with_tuned_malloc', 'malloc_line',
+           'release_freed_heap']
 
 #: glibc tunables of a training process (see the module docstring); the trim threshold (1 TiB)
 #: is above any peak, so the heap is never trimmed
@@ -87,3 +89,17 @@ def malloc_line(environ: Mapping[str, str] | None = None) -> str:
     if _choice(environ) == 'default':
         return f"glibc's defaults ({MALLOC_ENV}=default)"
     return 'the C library\'s defaults'
+
+
+def release_freed_heap() -> None:
+    """Give freed heap pages back to the OS (glibc's ``malloc_trim``; nothing elsewhere).
+
+    glibc keeps the blocks of freed small objects in its heap: after a dataset has pickled its
+    annotation dicts into one buffer and released them, the process would otherwise hold their
+    memory beside the buffer (``bench/worker_memory.py``; figures in ``bench/README.md``).
+    """
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError, TypeError):
+        return
+    trim(0)

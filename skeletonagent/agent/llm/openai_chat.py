@@ -52,6 +52,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from skeletonagent.registry import LLM_BACKENDS
 
+from ...errors import SkeletonAgentError
 from .base import ChatResult, LLMBackend, Message, check_messages
 from .cache import ResponseCache, request_key
 
@@ -84,7 +85,7 @@ _BACKOFF_REPLACED_BY = ("the openai SDK's own retry backoff (exponential with ji
                         'honouring Retry-After); max_retries sets how many retries')
 
 
-class LLMError(RuntimeError):
+class LLMError(SkeletonAgentError, RuntimeError):
     """An LLM backend could not answer; ``kind`` is one of ``FAILURE_KINDS`` (None for a
     configuration error)."""
 
