@@ -77,7 +77,8 @@ def validate_annotation(ann: Any, *, file: str, index: int, num_classes: int | N
 
     ``joints`` is ``(V, who expects it)``, e.g. ``(25, "layout 'nturgb+d'")``: the keypoints
     must have V joints. Every check is O(1) numpy work per sample (finiteness is one
-    reduction over the array), so a 56k-sample NTU file is checked in about a second.
+    reduction over the array), so checking a whole NTU file costs little next to reading it
+    (``bench/validation.py``; figures in ``bench/README.md``).
     """
     if not isinstance(ann, Mapping):
         raise DataError(f'annotation #{index} must be a dict, got {type(ann).__name__}',
@@ -120,7 +121,7 @@ def validate_annotation(ann: Any, *, file: str, index: int, num_classes: int | N
     if joints is not None and keypoint.shape[2] != joints[0]:
         fail('keypoint', f'has {keypoint.shape[2]} joints (shape {keypoint.shape}) but '
                          f'{joints[1]} needs {joints[0]}')
-    # the plain mask: bench/validation.py measured it twice as fast as one float64 sum
+    # the plain mask: faster than one float64 sum (bench/validation.py, bench/README.md)
     if keypoint.dtype.kind == 'f' and not np.isfinite(keypoint).all():
         bad = ~np.isfinite(keypoint)
         m, t, v, c = np.argwhere(bad)[0]

@@ -8,10 +8,9 @@ its activations in again (an N×C×T×V activation of the NTU-60 model is 20 MB 
 the next step: no ``mmap`` for large blocks, no trimming, and no thread caches or fast bins
 (which pin small chunks between large free blocks and fragment the heap).
 
-Measured with ``bench/malloc.py`` (NTU-60 joint model, MiniLM, 2 threads, a 2-core AMD EPYC
-VM, 2026-12-03), median step and peak RSS, glibc's defaults against tuned: batch 8 12.3 s /
-6.65 GB against 9.8 s / 5.93 GB; batch 16 40.1 s / 11.0 GB against 17.6 s / 11.2 GB. The
-numbers a model computes do not change.
+``bench/malloc.py`` measures a training step with glibc's defaults and with the tuning (the
+figures are in ``bench/README.md``, "Malloc"): the tuned step is faster, most of all once the
+activations pass glibc's ``mmap`` threshold, and the numbers a model computes do not change.
 
 glibc reads these settings (``GLIBC_TUNABLES``) only when a program starts, so
 :func:`reexec_with_tuned_malloc` starts the tool again in the same process (``execve``: same
