@@ -66,8 +66,8 @@ def test_every_tool_runs_from_the_checkout_without_an_installed_package(tmp_path
 
 
 def test_tool_main_is_every_tools_end(monkeypatch):
-    """``tool_main(main)``: the exit status is main's return value, a user error is one line,
-    and the exit collection is skipped."""
+    """``tool_main(main)``: the exit status is main's return value (None: no exit), a user
+    error is one line."""
     import pytest
 
     from skeletonagent.engine.errors import ConfigError
@@ -77,8 +77,9 @@ def test_tool_main_is_every_tools_end(monkeypatch):
 
     def bad(argv):
         raise ConfigError(f'unknown config key {argv[0]}')
-    for main, argv, code in ((lambda argv: 2, [], 2), (lambda argv: None, [], None),
+    for main, argv, code in ((lambda argv: 2, [], 2), (lambda argv: 0, [], 0),
                              (bad, ['total_epoch'], 'error: unknown config key total_epoch')):
         with pytest.raises(SystemExit) as info:
             tool_main(main, argv)
         assert info.value.code == code
+    assert tool_main(lambda argv: None, []) is None       # no SystemExit: runpy callers go on
