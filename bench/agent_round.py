@@ -89,7 +89,7 @@ def main(argv=None) -> int:
     from skeletonagent.agent import build_initial_agent, select_confused
     from skeletonagent.agent.llm import build_backend
     from skeletonagent.agent.prompts import PromptSet
-    from skeletonagent.agent.round import run_round, write_round_report
+    from skeletonagent.agent.round import MaskFormat, RoundQuestions, run_round, write_round_report
     from skeletonagent.utils.threads import lower_thread_priority
 
     torch.set_num_threads(args.threads)
@@ -125,8 +125,10 @@ def main(argv=None) -> int:
         if args.switch_interval:
             sys.setswitchinterval(args.switch_interval)
         start = time.perf_counter()
-        result = run_round(backend, initial.state, initial.transcripts, initial.class_names,
-                           similar, layout='nturgb+d', modality='j', prompts=prompts, matrix=matrix)
+        result = run_round(backend, RoundQuestions(initial.state, initial.transcripts,
+                                                   initial.class_names, similar, matrix=matrix,
+                                                   prompts=prompts),
+                           MaskFormat('nturgb+d', 'j'))
         write_round_report(result, work / 'rounds', 1, layout='nturgb+d')
         outcome.update(seconds=time.perf_counter() - start, result=result)
         sys.setswitchinterval(default_interval)

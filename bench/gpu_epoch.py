@@ -198,10 +198,10 @@ def child(args: argparse.Namespace) -> None:
     from mmengine.runner import Runner
 
     from skeletonagent.engine import RunOptions, load_config
-    from skeletonagent.engine.config import lr_scaling, to_runner_kwargs
     from skeletonagent.engine.optim import amp_optim_wrapper_cfg
     from skeletonagent.engine.runner import compile_backbone
     from skeletonagent.engine.threads import configure_threads
+    from skeletonagent.engine.translate import lr_scaling, to_runner_kwargs
 
     amp, compiled = MODES[args.mode]
     device = args.device

@@ -156,7 +156,7 @@ def round_child(args: argparse.Namespace) -> None:
     from skeletonagent.agent import build_initial_agent, select_confused
     from skeletonagent.agent.llm import build_backend
     from skeletonagent.agent.prompts import PromptSet
-    from skeletonagent.agent.round import run_round, write_round_report
+    from skeletonagent.agent.round import MaskFormat, RoundQuestions, run_round, write_round_report
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -187,8 +187,10 @@ def round_child(args: argparse.Namespace) -> None:
                 # untimed: a round asking one class (the server's and the code's first-call costs are
                 # not the round's), written to its own folder
                 first = select_confused(matrix, k=10)
-                warm = run_round(backend, initial.state, initial.transcripts, initial.class_names,
-                                 {0: first[0]}, layout='nturgb+d', modality='j', prompts=prompts, matrix=matrix)
+                warm = run_round(backend, RoundQuestions(initial.state, initial.transcripts,
+                                                         initial.class_names, {0: first[0]},
+                                                         matrix=matrix, prompts=prompts),
+                                 MaskFormat('nturgb+d', 'j'))
                 write_round_report(warm, work / 'warm-up', 1, layout='nturgb+d')
             if not encoder.trainable:
                 with torch.no_grad():   # untimed: the new encoder's first call (not through the cache)
@@ -197,8 +199,10 @@ def round_child(args: argparse.Namespace) -> None:
             c0, t0 = time.process_time(), time.perf_counter()
             similar = select_confused(matrix, k=10)
             t1 = time.perf_counter()
-            result = run_round(backend, initial.state, initial.transcripts, initial.class_names,
-                               similar, layout='nturgb+d', modality='j', prompts=prompts, matrix=matrix)
+            result = run_round(backend, RoundQuestions(initial.state, initial.transcripts,
+                                                       initial.class_names, similar, matrix=matrix,
+                                                       prompts=prompts),
+                               MaskFormat('nturgb+d', 'j'))
             t2 = time.perf_counter()
             write_round_report(result, work / f'c{n}' / 'rounds', 1, layout='nturgb+d')
             t3 = time.perf_counter()

@@ -44,9 +44,8 @@ def child(args: argparse.Namespace) -> None:
 
     from skeletonagent.datasets.synthetic import ensure_demo_data
     from skeletonagent.engine import load_config
-    from skeletonagent.engine.runner import _register_all, build_model
+    from skeletonagent.engine.runner import build_model
     from skeletonagent.registry import DATASETS
-    _register_all()
     torch.manual_seed(0)
     os.chdir(ROOT)
     cfg = load_config(os.path.join(ROOT, 'configs', 'demo', 'j.py'))

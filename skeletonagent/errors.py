@@ -1,10 +1,10 @@
-"""The base class of every error that says the user gave something wrong.
+"""The base of every error the package raises for a user's mistake.
 
 A tool ends on a :class:`SkeletonAgentError` with one ``error: ...`` line and no traceback
-(``skeletonagent.engine.errors.run_tool``): its message names the file, key or argument at
-fault. Anything else that is not a plain bad-input error of Python (a ``RuntimeError`` from
-torch's own code, a ``TypeError`` in ours) keeps its traceback, so a crash is never mistaken
-for a user error.
+(``skeletonagent.engine.errors.run_tool``): its message names the file, the sample, the key
+at fault. Any other exception that is not a plain bad-input error of Python (a
+``RuntimeError`` of torch, a ``TypeError`` in our code) keeps its traceback, so a crash is
+never mistaken for a user error.
 
 Every error class of the package for a user mistake inherits this *and* the built-in class it
 always had (``class DataError(SkeletonAgentError, ValueError)``), so ``except ValueError``
@@ -12,9 +12,13 @@ around our calls keeps working. This module imports nothing of the package (laye
 """
 from __future__ import annotations
 
-__all__ = ['SkeletonAgentError']
+__all__ = ['SkeletonAgentError', 'ConfigError']
 
 
 class SkeletonAgentError(Exception):
-    """An input the user can fix (a config, a file, an argument, a server, an install);
-    the message says what is wrong and names it."""
+    """A user error: an input (config, data file, checkpoint, work dir, LLM server) that
+    cannot be used; the message says which and what to do."""
+
+
+class ConfigError(SkeletonAgentError, ValueError):
+    """A config (or ``--cfg-options``) that cannot be used; the message names the key."""

@@ -22,7 +22,9 @@ from .errors import SkeletonAgentError
 #: Recognizers, backbones, heads, losses (one registry, as mmengine does).
 MODELS = Registry('model', parent=_mm.MODELS, locations=['skeletonagent.models'])
 #: Datasets (PoseDataset).
-DATASETS = Registry('dataset', parent=_mm.DATASETS, locations=['skeletonagent.datasets'])
+DATASETS = Registry('dataset', parent=_mm.DATASETS,
+                    locations=['skeletonagent.datasets', 'skeletonagent.datasets.demo',
+                               'skeletonagent.engine.prebuilt'])
 #: Pipeline transforms (mmcv ``BaseTransform`` subclasses).
 TRANSFORMS = Registry('transform', parent=_mm.TRANSFORMS,
                       locations=['skeletonagent.datasets.pipelines'])
@@ -30,8 +32,9 @@ TRANSFORMS = Registry('transform', parent=_mm.TRANSFORMS,
 METRICS = Registry('metric', parent=_mm.METRICS, locations=['skeletonagent.evaluation'])
 #: Runner hooks (agent hook, run-info hook, ...).
 HOOKS = Registry('hook', parent=_mm.HOOKS,
-                 locations=['skeletonagent.engine', 'skeletonagent.engine.logs',
-                            'skeletonagent.engine.finetune', 'skeletonagent.agent'])
+                 locations=['skeletonagent.engine.hooks', 'skeletonagent.engine.logs',
+                            'skeletonagent.engine.finetune', 'skeletonagent.engine.checkpoint',
+                            'skeletonagent.engine.dist'])
 #: Optimizer wrappers (the CPU bfloat16 autocast wrapper of ``--amp``).
 OPTIM_WRAPPERS = Registry('optim_wrapper', parent=_mm.OPTIM_WRAPPERS,
                           locations=['skeletonagent.engine.optim'])
@@ -67,7 +70,10 @@ STRATEGIES = Registry('strategy', parent=_mm.STRATEGIES)
 #: Text encoders (MiniLM, CLIP).
 TEXT_ENCODERS = Registry('text encoder', locations=['skeletonagent.models.text'])
 #: LLM backends (Offline, OpenAIChat, TranscriptReplay).
-LLM_BACKENDS = Registry('llm backend', locations=['skeletonagent.agent'])
+LLM_BACKENDS = Registry('llm backend', locations=['skeletonagent.agent.llm'])
+#: Run plugins (:mod:`skeletonagent.plugin`): what a run adds beyond the engine (the agent).
+#: The engine lists them from here; the agent's hook is registered by its plugin's module.
+RUN_PLUGINS = Registry('run plugin', locations=['skeletonagent.agent.plugin'])
 
 # Aliases that PYSKL / official configs and code speak of.
 BACKBONES = HEADS = LOSSES = RECOGNIZERS = MODELS

@@ -12,7 +12,8 @@ import pytest
 import torch
 from conftest import ROOT, data_options, tool_env
 
-from skeletonagent.engine.config import agent_settings, load_config
+from skeletonagent.agent.settings import agent_settings
+from skeletonagent.engine.config import load_config
 from skeletonagent.engine.config_keys import check_config
 
 PAPER = 'configs/ntu60_xsub/j.py'

@@ -28,6 +28,7 @@ from skeletonagent.agent import (
 )
 from skeletonagent.agent.initial import TRANSCRIPT_SUBDIR
 from skeletonagent.agent.llm.openai_chat import REPHRASE_PREFIX
+from skeletonagent.agent.round import MaskFormat, RoundQuestions, RoundReading
 from skeletonagent.agent.selector import build_masks
 from skeletonagent.agent.transcripts import read_transcript, transcript_filename
 from skeletonagent.testing import FakeLLMServer, Fault, asks_about
@@ -88,10 +89,11 @@ def make_backend(monkeypatch):
         backend.close()
 
 
-def one_round(backend, initial, similar=SIMILAR, **kwargs):
+def one_round(backend, initial, similar=SIMILAR, **reading):
     agent = initial.agent
-    return run_round(backend, agent.state, agent.transcripts, agent.class_names, similar,
-                     LAYOUT, MODALITY, **kwargs)
+    return run_round(backend, RoundQuestions(agent.state, agent.transcripts, agent.class_names,
+                                             similar),
+                     MaskFormat(LAYOUT, MODALITY), RoundReading(**reading))
 
 
 def requests_for(srv, name):

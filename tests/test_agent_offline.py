@@ -4,11 +4,25 @@ The Offline answers are checked for what they must say (the joints of the body p
 action names, the format each round asks for, the classes a follow-up contrasts), not
 against a snapshot of their current wording."""
 import re
+import tempfile
+from pathlib import Path
 
 import pytest
 
-from skeletonagent.agent import INITIAL_ROUNDS, Offline, PromptSet, parse_critical_joints
-from skeletonagent.agent.dialogue import ask_follow_ups, run_initial_dialogues
+from skeletonagent.agent import (
+    INITIAL_ROUNDS,
+    AgentState,
+    MaskFormat,
+    Offline,
+    PromptSet,
+    RoundQuestions,
+    build_masks,
+    descriptions_from_transcripts,
+    parse_critical_joints,
+    read_transcript_dir,
+    run_round,
+)
+from skeletonagent.agent.describe import describe_classes
 from skeletonagent.agent.llm.heuristics import guess_action
 from skeletonagent.registry import LLM_BACKENDS
 from skeletonagent.skeleton import get_layout
@@ -54,6 +68,23 @@ def test_hand_head_and_whole_body_actions():
     # Every layout gets joints through its own names (COCO has no 'hand' joint: its
     # wrists and elbows stand in).
     assert {'left wrist', 'right wrist', 'nose'} <= joint_names('drink water', COCO)
+
+
+def run_initial_dialogues(backend, names, layout, prompts=None):
+    """Every class's initial dialogue, held as production holds it (describe_classes, one
+    chat_results call per round) and read back from the transcripts it writes."""
+    with tempfile.TemporaryDirectory() as folder:
+        summary = describe_classes(backend, names, layout, folder, prompts)
+        assert summary.failed == {} and summary.written == list(range(len(names)))
+        return read_transcript_dir(Path(folder), names)
+
+
+def ask_follow_ups(backend, transcripts, names, similar, layout=NTU):
+    """The transcripts after one follow-up round, as the agent's round (run_round) asks it."""
+    state = AgentState(descriptions_from_transcripts(transcripts),
+                       build_masks([[] for _ in names], layout, 'j'))
+    return run_round(backend, RoundQuestions(state, transcripts, names, similar),
+                     MaskFormat(layout, 'j')).transcripts
 
 
 def dialogue(backend, action, layout=NTU):
@@ -143,9 +174,10 @@ def test_chat_validation_and_registry():
         backend.chat([])
     with pytest.raises(RuntimeError, match='needs a skeleton layout'):
         Offline().chat([{'role': 'user', 'content': 'hi'}])
-    replies = backend.chat_many([[{'role': 'user', 'content': PromptSet().initial_questions(
+    results = backend.chat_results([[{'role': 'user', 'content': PromptSet().initial_questions(
         'nod head', COCO)[2]}]])
-    assert len(replies) == 1
+    replies = [result.text for result in results]
+    assert len(replies) == 1 and results[0].ok
     assert listed_names(replies[0], COCO) == part_names('head', COCO) == \
         ['nose', 'left eye', 'right eye', 'left ear', 'right ear']
 

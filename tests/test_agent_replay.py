@@ -1,16 +1,48 @@
 """TranscriptReplay: answering the dialogue from stored transcripts."""
 import logging
+import tempfile
+from pathlib import Path
 
 import pytest
 
-from skeletonagent.agent import Offline, PromptSet, Turn, build_backend, write_transcript
-from skeletonagent.agent.dialogue import ask_follow_ups, run_initial_dialogues
+from skeletonagent.agent import (
+    AgentState,
+    MaskFormat,
+    Offline,
+    PromptSet,
+    RoundQuestions,
+    Turn,
+    build_backend,
+    build_masks,
+    descriptions_from_transcripts,
+    read_transcript_dir,
+    run_round,
+    write_transcript,
+)
+from skeletonagent.agent.describe import describe_classes
 from skeletonagent.agent.llm import LLMError, TranscriptReplay
 from skeletonagent.agent.transcripts import TranscriptError, transcript_filename
 from skeletonagent.skeleton import get_layout
 
 NAMES = ['drink water', 'eat meal/snack', 'brushing teeth']
 NTU = get_layout('nturgb+d')
+
+
+def run_initial_dialogues(backend, names, layout):
+    """Every class's initial dialogue, held as production holds it (describe_classes, one
+    chat_results call per round) and read back from the transcripts it writes."""
+    with tempfile.TemporaryDirectory() as folder:
+        summary = describe_classes(backend, names, layout, folder)
+        assert summary.failed == {}
+        return read_transcript_dir(Path(folder), names)
+
+
+def ask_follow_ups(backend, transcripts, names, similar):
+    """The transcripts after one follow-up round, as the agent's round (run_round) asks it."""
+    state = AgentState(descriptions_from_transcripts(transcripts),
+                       build_masks([[] for _ in names], NTU, 'j'))
+    return run_round(backend, RoundQuestions(state, transcripts, names, similar),
+                     MaskFormat(NTU, 'j')).transcripts
 
 
 @pytest.fixture(scope='module')

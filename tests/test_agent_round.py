@@ -20,6 +20,7 @@ from skeletonagent.agent import (
 )
 from skeletonagent.agent.initial import TRANSCRIPT_SUBDIR
 from skeletonagent.agent.llm import ChatResult
+from skeletonagent.agent.round import MaskFormat, RoundQuestions, RoundReading
 from skeletonagent.datasets.label_map import load_label_map
 
 LAYOUT = 'nturgb+d'
@@ -38,6 +39,15 @@ def initial(tmp_path_factory):
 
 def offline():
     return Offline(layout=LAYOUT)
+
+
+def run(backend, state, transcripts, names, similar, layout, modality, matrix=None,
+        update_masks=False, official_history=False):
+    """run_round with its arguments grouped as the hook groups them."""
+    return run_round(backend,
+                     RoundQuestions(state, transcripts, names, similar, matrix=matrix,
+                                    official_history=official_history),
+                     MaskFormat(layout, modality), RoundReading(update_masks=update_masks))
 
 
 class Scripted(LLMBackend):
@@ -70,7 +80,7 @@ def test_offline_round_changes_only_the_asked_classes(initial):
     similar = {6: [7], 0: [1, 2], 3: []}           # nod head; raise left hand; nothing
     matrix = np.zeros((len(names), len(names)), dtype=np.int64)
     matrix[6, 7], matrix[0, 1], matrix[0, 2] = 12, 5, 2
-    result = run_round(offline(), state, transcripts, names, similar, LAYOUT, 'j',
+    result = run(offline(), state, transcripts, names, similar, LAYOUT, 'j',
                        matrix=matrix)
     assert result.updated == [0, 6] and result.failed == []
     assert result.state.version == state.version + 1 and result.changed
@@ -101,7 +111,7 @@ def test_offline_round_changes_only_the_asked_classes(initial):
     assert result.stats.chats == 2 and result.stats.num_failed == 0
 
     # A second round replaces the earlier follow-up instead of stacking another one.
-    again = run_round(offline(), result.state, result.transcripts, names, {6: [7, 8]}, LAYOUT,
+    again = run(offline(), result.state, result.transcripts, names, {6: [7, 8]}, LAYOUT,
                       'j')
     assert len(again.transcripts[6]) == NUM_INITIAL + 1
     assert "'squat down'" in again.transcripts[6][-1].question
@@ -112,7 +122,7 @@ def test_offline_round_changes_only_the_asked_classes(initial):
 
 def test_nothing_to_ask_keeps_the_state(initial):
     names, state, transcripts = initial
-    result = run_round(offline(), state, transcripts, names, {2: []}, LAYOUT, 'j')
+    result = run(offline(), state, transcripts, names, {2: []}, LAYOUT, 'j')
     assert result.state is state and not result.changed
     assert result.classes == [] and result.updated == [] and result.stats.chats == 0
 
@@ -124,7 +134,7 @@ def test_failed_chats_keep_the_previous_class_state(initial, tmp_path):
                         'jump up': ('refusal', 'declined'),
                         'bow': '   '})
     similar = {6: [7], 7: [6], 9: [8], 11: [6]}
-    result = run_round(backend, state, transcripts, names, similar, LAYOUT, 'j')
+    result = run(backend, state, transcripts, names, similar, LAYOUT, 'j')
     assert len(backend.calls) == 1 and len(backend.calls[0]) == 4  # one batched call
     assert result.updated == [6] and result.failed == [7, 9, 11]
     assert result.stats.num_failed == 3
@@ -141,7 +151,7 @@ def test_failed_chats_keep_the_previous_class_state(initial, tmp_path):
 
     # All failed: the very same state comes back.
     failing = Scripted(dict.fromkeys(names, ('server_error', '503')))
-    none = run_round(failing, state, transcripts, names, {0: [1], 1: [0]}, LAYOUT, 'j')
+    none = run(failing, state, transcripts, names, {0: [1], 1: [0]}, LAYOUT, 'j')
     assert none.state is state and none.stats.failures == {'server_error': 2}
     assert none.stats.requests == 6
 
@@ -155,12 +165,12 @@ def test_update_masks_uses_the_joints_of_the_follow_up(initial):
     reply = "Unlike 'shake head':\n3-neck: bends forward.\n4-head: dips and rises."
     backend = Scripted({'nod head': reply, 'kick left leg': 'It is led by the left knee.'})
     similar = {6: [7], 4: [5]}
-    kept = run_round(backend, state, transcripts, names, similar, LAYOUT, 'j')
+    kept = run(backend, state, transcripts, names, similar, LAYOUT, 'j')
     np.testing.assert_array_equal(kept.state.masks, state.masks)
     assert {r.index: r.joints for r in kept.classes} == {4: [13], 6: [2, 3]}
 
     assert state.critical_joints[4] != [13]
-    updated = run_round(backend, state, transcripts, names, similar, LAYOUT, 'j',
+    updated = run(backend, state, transcripts, names, similar, LAYOUT, 'j',
                         update_masks=True)
     reports = {r.index: r for r in updated.classes}
     assert reports[4].mask_changed and updated.state.critical_joints[4] == [13]
@@ -175,13 +185,13 @@ def test_update_masks_uses_the_joints_of_the_follow_up(initial):
     # Class names in a reply are not joints ('nod head' is no head), but the words around
     # them are read whole ('bow' inside 'elbow' stays).
     names_reply = Scripted({'bow': "Unlike 'nod head', 'bow' bends at the left elbow."})
-    bow = run_round(names_reply, state, transcripts, names, {11: [6]}, LAYOUT, 'j')
+    bow = run(names_reply, state, transcripts, names, {11: [6]}, LAYOUT, 'j')
     assert bow.classes[0].joints == [5]
 
 
 def test_reports_and_transcripts_on_disk(initial, tmp_path):
     names, state, transcripts = initial
-    result = run_round(offline(), state, transcripts, names, {6: [7], 9: [8]}, LAYOUT, 'j',
+    result = run(offline(), state, transcripts, names, {6: [7], 9: [8]}, LAYOUT, 'j',
                        update_masks=True)
     md_path = write_round_report(result, tmp_path / 'reports', 7, layout=LAYOUT)
     assert md_path.name == 'round_007.md'
@@ -208,11 +218,11 @@ def test_reports_and_transcripts_on_disk(initial, tmp_path):
 def test_bad_inputs(initial):
     names, state, transcripts = initial
     with pytest.raises(ValueError, match='outside 0..11'):
-        run_round(offline(), state, transcripts, names, {0: [12]}, LAYOUT, 'j')
+        run(offline(), state, transcripts, names, {0: [12]}, LAYOUT, 'j')
     with pytest.raises(ValueError, match='12 classes but there are 11 transcripts'):
-        run_round(offline(), state, transcripts[:-1], names, {0: [1]}, LAYOUT, 'j')
+        run(offline(), state, transcripts[:-1], names, {0: [1]}, LAYOUT, 'j')
     with pytest.raises(ValueError, match='matrix has shape'):
-        run_round(offline(), state, transcripts, names, {0: [1]}, LAYOUT, 'j',
+        run(offline(), state, transcripts, names, {0: [1]}, LAYOUT, 'j',
                   matrix=np.zeros((3, 3)))
 
     class Short(LLMBackend):
@@ -222,7 +232,7 @@ def test_bad_inputs(initial):
         def chat_results(self, chats):
             return []
     with pytest.raises(RuntimeError, match='0 results for 1 chats'):
-        run_round(Short(), state, transcripts, names, {0: [1]}, LAYOUT, 'j')
+        run(Short(), state, transcripts, names, {0: [1]}, LAYOUT, 'j')
     assert Turn  # re-exported
 
 
@@ -234,7 +244,7 @@ def test_follow_up_history_as_stored_or_as_the_official_code_reads_it(initial, o
     chats_of = list(transcripts)
     chats_of[6] = stored
     backend = Scripted({names[6]: 'It nods.'})
-    run_round(backend, state, chats_of, names, {6: [7]}, LAYOUT, 'j',
+    run(backend, state, chats_of, names, {6: [7]}, LAYOUT, 'j',
               official_history=official_history)
     (chat,) = backend.calls[0]
     first_q, first_a = chat[0]['content'], chat[1]['content']

@@ -154,3 +154,88 @@ def test_two_ranks_counts_and_identical_texts(tmp_path, official):
     assert matrix[3, 4] == (0 if official else 2)
     digests = [json.loads((tmp_path / f'digest{r}.json').read_text()) for r in (0, 1)]
     assert digests[0] == digests[1] and digests[0]['version'] == 1
+
+
+# ------------------------------------------------------------------ the two schedule classes
+class _Counter:
+    """Records which counts a schedule reads and when it resets them."""
+
+    def __init__(self):
+        self.calls = []
+
+    def matrix(self):
+        self.calls.append('matrix')
+        return np.eye(NUM_CLASSES)
+
+    def all_reduce(self):
+        self.calls.append('all_reduce')
+        return np.eye(NUM_CLASSES) * 2
+
+    def reset(self):
+        self.calls.append('reset')
+
+
+def test_the_hook_picks_its_schedule_once():
+    from skeletonagent.agent.schedule import BackgroundSchedule, OfficialSchedule
+    official, ours, stepped = _hook(True), _hook(False), _hook(False, background=False)
+    assert isinstance(official.schedule, OfficialSchedule) and official.schedule.blocking
+    assert official.schedule.executor() is None and not official.background
+    assert isinstance(ours.schedule, BackgroundSchedule) and not ours.schedule.blocking
+    assert isinstance(stepped.schedule, BackgroundSchedule) and stepped.schedule.blocking
+    assert stepped.schedule.executor() is None
+    executor = ours.schedule.executor()
+    try:
+        assert executor.submit(lambda: 7).result(timeout=10) == 7
+    finally:
+        executor.shutdown()
+    import inspect
+
+    from skeletonagent.agent import hook as hook_module
+    assert 'if self.official' not in inspect.getsource(hook_module)
+
+
+def test_which_counts_each_schedule_reads_and_whom_it_asks_about():
+    from skeletonagent.agent.schedule import schedule_for
+    official = schedule_for(True, interval=5, top_k=2)
+    ours = schedule_for(False, interval=5, top_k=2)
+    counter = _Counter()
+    assert official.counts(counter)[0, 0] == 1 and counter.calls == ['matrix']
+    official.epoch_without_round(counter)
+    assert counter.calls == ['matrix', 'reset']        # a round sees only its epoch
+    counter.calls.clear()
+    assert ours.counts(counter)[0, 0] == 2 and counter.calls == ['all_reduce']
+    ours.epoch_without_round(counter)
+    assert counter.calls == ['all_reduce']             # counts run on to the next round
+    matrix = np.zeros((4, 4))
+    matrix[0, 1] = 3
+    assert ours.select(matrix) == {0: [1]}
+    # the official selection: k classes always, the class itself included, by index
+    assert official.select(matrix)[0] == [0, 1] and len(official.select(matrix)[2]) == 2
+    assert official.official_history and not ours.official_history
+
+
+# ------------------------------------------------------- masks follow the model's layout
+def test_masks_and_prompts_follow_the_models_layout(tmp_path, caplog):
+    from skeletonagent.skeleton import get_layout
+    hook = AgentHook(interval=1, layout='coco', modality='b', top_k=2, label_map='demo',
+                     final_wait=30, llm=dict(type='Offline'), round_nice=0)
+    runner = _runner(tmp_path, max_epochs=2)
+    runner.model.backbone = SimpleNamespace(graph=SimpleNamespace(layout=get_layout('nturgb+d')),
+                                            llm_modality='j')
+    with caplog.at_level(logging.WARNING, logger='test_agent_schedule'):
+        hook.before_train(runner)
+    assert hook.mask_format.layout.name == 'nturgb+d' and hook.mask_format.stream == 'j'
+    assert runner.model.installed[-1][1].shape == (NUM_CLASSES, 25, 25)
+    assert "'coco' / modality 'b'" in caplog.text and "'nturgb+d' / 'j'" in caplog.text
+    hook.after_train(runner)
+
+
+def test_a_masks_file_of_another_layout_is_refused(tmp_path):
+    masks = tmp_path / 'masks.npy'
+    np.save(masks, np.zeros((NUM_CLASSES, 17, 17), dtype=np.float32))
+    hook = AgentHook(interval=0, layout='nturgb+d', modality='j', label_map='demo',
+                     llm=dict(type='Offline'), masks=str(masks))
+    runner = _runner(tmp_path, max_epochs=1)
+    with pytest.raises(ValueError, match=r"shape \(12, 17, 17\), expected \(12, 25, 25\) "
+                                         r"\(classes, joints of layout 'nturgb\+d'"):
+        hook.before_train(runner)

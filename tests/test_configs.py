@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 import torch
 
-from skeletonagent.engine.config import RunOptions, load_config, to_runner_kwargs
+from skeletonagent.engine.config import RunOptions, load_config
+from skeletonagent.engine.translate import to_runner_kwargs
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / 'configs'

@@ -22,7 +22,8 @@ CASES = [('j.py', 'data/custom/label_map.txt', BODY, 'coco', 17),
 
 
 def _settings(config: str, label_map: str, names: list[str], where: Path, monkeypatch):
-    from skeletonagent.engine.config import agent_settings, load_config
+    from skeletonagent.agent.settings import agent_settings
+    from skeletonagent.engine.config import load_config
     (where / label_map).parent.mkdir(parents=True, exist_ok=True)
     (where / label_map).write_text(''.join(f'{n}\n' for n in names) + '\n')   # a blank line too
     monkeypatch.chdir(where)              # the configs read data/... relative to the run's folder

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from skeletonagent.engine.config import ConfigError, RunOptions, load_config, to_runner_kwargs
+from skeletonagent.engine.config import ConfigError, RunOptions, load_config
+from skeletonagent.engine.translate import to_runner_kwargs
 
 OFFICIAL_STYLE = '''
 modality = 'j'
@@ -209,7 +210,7 @@ def test_variables_the_config_reads_are_not_keys(tmp_path):
 def test_paper_and_demo_configs_use_every_key():
     import glob
 
-    from skeletonagent.engine.config import check_config
+    from skeletonagent.engine.config_keys import check_config
     files = sorted(glob.glob(str(ROOT / 'configs' / '**' / '*.py'), recursive=True))
     files = [f for f in files if not f.endswith('_generate.py')]
     assert len(files) > 40
@@ -251,7 +252,7 @@ def test_syntax_error_names_the_file_and_line(tmp_path):
 
 # --------------------------------------------------------------------------- fine-tuning
 def test_load_from_fine_tunes_and_resume_wins(tmp_path):
-    from skeletonagent.engine.config import resolve_resume
+    from skeletonagent.engine.spec import resolve_run
     cfg = load_config(_official(tmp_path, "load_from = 'pre.pth'\n"))
     kw = to_runner_kwargs(cfg, RunOptions())
     hooks = [h for h in kw['custom_hooks'] if h['type'] == 'LoadPretrainedHook']
@@ -261,9 +262,14 @@ def test_load_from_fine_tunes_and_resume_wins(tmp_path):
     assert kw['resume'] is True and kw['load_from'] == 'run/epoch_3.pth'
     assert not [h for h in kw['custom_hooks'] if h['type'] == 'LoadPretrainedHook']
     # resume_from is --resume PATH; the command line wins
-    cfg = load_config(_official(tmp_path, "resume_from = 'run/epoch_2.pth'\n"))
-    assert resolve_resume(cfg, RunOptions()).resume == 'run/epoch_2.pth'
-    assert resolve_resume(cfg, RunOptions(resume='auto')).resume == 'auto'
+    cfg = load_config(_official(tmp_path, "resume_from = 'run/epoch_2.pth'\n"),
+                      {'agent': dict(llm=dict(type='Offline'))})   # no official texts needed
+    spec = resolve_run(cfg, RunOptions())
+    assert spec.options.resume == spec.resume_requested == 'run/epoch_2.pth'
+    assert spec.runner_kwargs['load_from'] == 'run/epoch_2.pth'
+    spec = resolve_run(cfg, RunOptions(resume='auto'))   # nothing in the work dir to resume
+    assert spec.resume_requested == 'auto' and spec.options.resume is None
+    assert not spec.runner_kwargs.get('resume')
 
 
 def _demo_model(num_classes):
@@ -332,7 +338,8 @@ def test_log_config_hooks_translate(tmp_path):
 
 # --------------------------------------------------------------------------- compat knobs
 def _warnings(cfg, opts=None):
-    from skeletonagent.engine.config import agent_settings, compat_warnings
+    from skeletonagent.agent.settings import agent_settings
+    from skeletonagent.engine.config_keys import compat_warnings
     return compat_warnings(cfg, dict(agent=agent_settings(cfg), launcher='none'))
 
 
@@ -363,9 +370,11 @@ def test_compat_knobs_warn_only_when_they_disagree(tmp_path):
 
 
 def test_compat_table_is_documented():
-    from skeletonagent.engine.config import COMPAT_KEYS
+    from skeletonagent.engine.config_keys import all_compat_keys
     docs = (ROOT / 'docs' / 'interfaces.md').read_text(encoding='utf-8')
-    assert all(f'`{c.key}`' in docs for c in COMPAT_KEYS)
+    keys = all_compat_keys()
+    assert 'model.backbone.llm_model' in {c.key for c in keys}     # the agent plugin's
+    assert all(f'`{c.key}`' in docs for c in keys)
 
 
 # --------------------------------------------------------------------------- test runs
@@ -388,6 +397,11 @@ def tiny_pickle(tmp_path_factory):
                             num_val_per_class=1, num_test_per_class=1)
 
 
+
+def _datasets(cfg, splits):
+    from skeletonagent.datasets.config_view import config_datasets
+    return [entry for split in splits for entry in config_datasets(cfg, split)]
+
 def test_data_is_checked_first_and_named(tmp_path, tiny_pickle):
     from skeletonagent.engine.preflight import DataMissing, check_data, preflight
     missing = tmp_path / 'ntu60_3danno.pkl'
@@ -400,15 +414,15 @@ def test_data_is_checked_first_and_named(tmp_path, tiny_pickle):
     # val is read only with --validate, test only when testing
     cfg = load_config(PAPER, {'data.train.ann_file': str(tiny_pickle),
                               'data.val.ann_file': str(missing)})
-    check_data(cfg, ['train'])
+    check_data(_datasets(cfg, ['train']))
     with pytest.raises(DataMissing, match=r'data\.val\.ann_file'):
-        check_data(cfg, ['train', 'val'])
+        check_data(_datasets(cfg, ['train', 'val']))
     truncated = tmp_path / 'cut.pkl'
     truncated.write_bytes(tiny_pickle.read_bytes()[:-10])
     with pytest.raises(DataMissing, match=r'cut\.pkl \(data\.test\.ann_file\) is truncated'):
-        check_data(load_config(PAPER, {'data.test.ann_file': str(truncated)}), ['test'])
+        check_data(_datasets(load_config(PAPER, {'data.test.ann_file': str(truncated)}), ['test']))
     with pytest.raises(DataMissing, match='is a folder'):
-        check_data(load_config(PAPER, {'data.test.ann_file': str(tmp_path)}), ['test'])
+        check_data(_datasets(load_config(PAPER, {'data.test.ann_file': str(tmp_path)}), ['test']))
 
 
 def test_wrapped_datasets_are_checked(tmp_path):
@@ -416,23 +430,24 @@ def test_wrapped_datasets_are_checked(tmp_path):
     cfg = load_config(PAPER, {'data.train': dict(type='RepeatDataset', times=2, dataset=dict(
         type='PoseDataset', ann_file=str(tmp_path / 'x.pkl'), pipeline=[]))})
     with pytest.raises(DataMissing, match=r'\(data\.train\.dataset\.ann_file\)'):
-        check_data(cfg, ['train'])
+        check_data(_datasets(cfg, ['train']))
 
 
 def test_demo_data_at_the_demo_path_is_generated_not_missing(tmp_path, monkeypatch):
     from skeletonagent.engine.preflight import DataMissing, check_data
     monkeypatch.chdir(tmp_path)                       # no data/demo/ here yet
-    check_data(load_config(DEMO), ['train', 'val', 'test'])
+    check_data(_datasets(load_config(DEMO), ['train', 'val', 'test']))
     with pytest.raises(DataMissing, match='other_place.pkl'):
-        check_data(load_config(DEMO, {'data.train.ann_file': 'other_place.pkl'}), ['train'])
+        check_data(_datasets(load_config(DEMO, {'data.train.ann_file': 'other_place.pkl'}), ['train']))
 
 
 def test_agent_texts_come_after_data_and_before_the_text_encoder(tmp_path, tiny_pickle,
                                                                   monkeypatch):
     from skeletonagent.agent.sources import AgentSourceMissing
     from skeletonagent.engine import preflight as pf
+    from skeletonagent.models.text import availability
     monkeypatch.setenv('HF_HUB_OFFLINE', '1')
-    monkeypatch.setattr(pf, '_cached', lambda repo: False)
+    monkeypatch.setattr(availability, '_cached', lambda repo: False)
     data = {f'data.{s}.ann_file': str(tiny_pickle) for s in ('train', 'val', 'test')}
     cfg = load_config(PAPER, {**data, 'agent.official_dir': str(tmp_path / 'no_import')})
     with pytest.raises(AgentSourceMissing):
@@ -440,7 +455,7 @@ def test_agent_texts_come_after_data_and_before_the_text_encoder(tmp_path, tiny_
     cfg = load_config(PAPER, {**data, 'agent.transcripts': None, 'agent.masks': None,
                               'agent.prompts': None, 'agent.llm.type': 'Offline',
                               'work_dir': str(tmp_path / 'w')})
-    with pytest.raises(pf.TextEncoderUnavailable) as info:
+    with pytest.raises(availability.TextEncoderUnavailable) as info:
         pf.preflight(cfg, RunOptions(), 'train')
     text = str(info.value)
     assert text.splitlines()[0] == (
@@ -454,25 +469,29 @@ def test_agent_texts_come_after_data_and_before_the_text_encoder(tmp_path, tiny_
 
 
 def test_text_encoder_check_without_network_or_with_a_local_copy(tmp_path, monkeypatch):
-    from skeletonagent.engine import preflight as pf
+    from skeletonagent.models.recognizers.recognizer_gcn import DEFAULT_TEXT_ENCODER
+    from skeletonagent.models.text import availability as pf
+
+    def text_encoder(cfg):
+        return cfg.model.get('text_encoder') or DEFAULT_TEXT_ENCODER
     monkeypatch.delenv('HF_HUB_OFFLINE', raising=False)
     monkeypatch.delenv('TRANSFORMERS_OFFLINE', raising=False)
     monkeypatch.setattr(pf, '_cached', lambda repo: False)
     monkeypatch.setattr(pf, '_hub_unreachable', lambda repo: 'ConnectError: [Errno -3] no DNS')
     with pytest.raises(pf.TextEncoderUnavailable,
                        match=r'cannot be downloaded: ConnectError: \[Errno -3\] no DNS;'):
-        pf.check_text_encoder(load_config(PAPER))
+        pf.check_text_encoder(text_encoder(load_config(PAPER)))
     with pytest.raises(pf.TextEncoderUnavailable,
                        match=rf'^the CLIP text encoder directory {tmp_path}/clip '
                              r'\(model\.text_encoder\.pretrained\) does not exist'):
-        pf.check_text_encoder(load_config(PAPER, {'model.text_encoder.pretrained':
-                                                  str(tmp_path / 'clip')}))
+        pf.check_text_encoder(text_encoder(load_config(PAPER, {'model.text_encoder.pretrained':
+                                                               str(tmp_path / 'clip')})))
     (tmp_path / 'clip').mkdir()
     local = {'model.text_encoder.pretrained': str(tmp_path / 'clip')}
-    pf.check_text_encoder(load_config(PAPER, local))
+    pf.check_text_encoder(text_encoder(load_config(PAPER, local)))
     monkeypatch.setattr(pf, '_cached', lambda repo: True)
-    pf.check_text_encoder(load_config(PAPER))
-    pf.check_text_encoder(load_config(DEMO))          # MiniLM ships with the package
+    pf.check_text_encoder(text_encoder(load_config(PAPER)))
+    pf.check_text_encoder(text_encoder(load_config(DEMO)))          # MiniLM ships with the package
 
 
 def test_work_dir_must_be_writable(tmp_path):

@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from skeletonagent.engine import RunOptions, load_config, to_runner_kwargs
-from skeletonagent.engine.config import ConfigError, lr_scaling
+from skeletonagent.engine.config import ConfigError
+from skeletonagent.engine.translate import lr_scaling
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -291,7 +291,8 @@ def test_every_user_error_class_is_a_skeletonagent_error_and_keeps_its_builtin_b
     from skeletonagent.engine.checkpoint import CheckpointError, CheckpointMismatchError
     from skeletonagent.engine.config_keys import UnknownConfigType
     from skeletonagent.engine.errors import ConfigError, error_message
-    from skeletonagent.engine.preflight import DataMissing, TextEncoderUnavailable
+    from skeletonagent.engine.preflight import DataMissing
+    from skeletonagent.models.text.availability import TextEncoderUnavailable
     from skeletonagent.engine.workdir_lock import WorkDirBusy
     from skeletonagent.errors import SkeletonAgentError
     from skeletonagent.evaluation.compare import CompareError

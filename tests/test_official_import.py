@@ -13,12 +13,13 @@ from official_tree import FOLLOW_UP, INITIAL, joints_of, summary_of, write_offic
 from skeletonagent.agent import build_initial_agent
 from skeletonagent.agent.official import OFFICIAL_DATASETS, OfficialImportError, import_official, read_official_prompts
 from skeletonagent.agent.selector import base_stream, build_masks
+from skeletonagent.agent.settings import agent_settings
 from skeletonagent.agent.sources import AgentSourceMissing, resolve_sources
 from skeletonagent.agent.state import masks_digest
 from skeletonagent.datasets.label_map import load_label_map
 from skeletonagent.engine import load_config
-from skeletonagent.engine.config import agent_settings
-from skeletonagent.engine.runner import check_agent_sources
+from skeletonagent.engine.config import RunOptions
+from skeletonagent.engine.spec import resolve_run
 from skeletonagent.skeleton import get_layout
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -177,7 +178,7 @@ def test_paper_config_starts_from_the_imported_texts_and_masks(ds, stream, impor
     cfg = _paper_cfg(ds, stream, imported / load_config(
         ROOT / 'configs' / ds / f'{stream}.py').agent.label_map)
     settings = agent_settings(cfg)
-    check_agent_sources(cfg)                     # nothing missing: no error
+    resolve_run(cfg, RunOptions()).with_plugins_resolved()  # nothing missing: no error
     key = settings['label_map']
     folder = imported / key
     # replay: no backend is built, no LLM is asked at start
@@ -203,7 +204,7 @@ def test_paper_config_starts_from_the_imported_texts_and_masks(ds, stream, impor
 def test_paper_config_without_the_import_stops_with_the_two_ways_on(ds, stream, tmp_path):
     cfg = _paper_cfg(ds, stream, tmp_path / 'agent' / 'x')
     with pytest.raises(AgentSourceMissing) as info:
-        check_agent_sources(cfg)
+        resolve_run(cfg, RunOptions()).with_plugins_resolved()
     text = str(info.value)
     assert text.startswith('agent: the config trains from the official GPT-4o dialogues')
     assert 'python tools/agent/import_official.py --repo PATH_TO_CLONE' in text
@@ -229,7 +230,7 @@ def test_generating_new_dialogues_is_one_switch_away(tmp_path):
     cfg = load_config(ROOT / 'configs/uav_csv1/j.py',
                       {'agent.transcripts': None, 'agent.masks': None, 'agent.prompts': None,
                        'agent.official_dir': str(tmp_path / 'none')})
-    check_agent_sources(cfg)                     # nothing imported is needed any more
+    resolve_run(cfg, RunOptions()).with_plugins_resolved()  # nothing imported is needed any more
     sources = resolve_sources(agent_settings(cfg), 'j', llm='OpenAIChat(gpt-4o)')
     assert sources.transcripts is None and sources.masks is None
     assert sources.text_source == 'generated at start by OpenAIChat(gpt-4o)'

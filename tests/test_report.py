@@ -193,7 +193,7 @@ def test_without_tensorboard_the_json_log_stays_and_one_warning(monkeypatch, cap
 
     from mmengine.config import Config
 
-    from skeletonagent.engine import config as engine_config
+    from skeletonagent.engine import translate as engine_config
     real = importlib.import_module
 
     def no_tensorboard(name, *args, **kwargs):
@@ -204,8 +204,7 @@ def test_without_tensorboard_the_json_log_stays_and_one_warning(monkeypatch, cap
     monkeypatch.setattr(importlib, 'import_module', no_tensorboard)
     monkeypatch.setattr(engine_config, '_TENSORBOARD_WARNED', False)
     warnings = []
-    monkeypatch.setattr('mmengine.logging.print_log',
-                        lambda msg, **kw: warnings.append(msg))
+    monkeypatch.setattr(engine_config, 'print_log', lambda msg, **kw: warnings.append(msg))
     cfg = Config(dict(log_config=dict(interval=5)))
     for _ in range(2):
         assert engine_config._vis_backends(cfg) == [dict(type='LocalVisBackend')]

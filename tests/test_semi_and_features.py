@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from skeletonagent.agent.settings import agent_settings
 from skeletonagent.engine import RunOptions, load_config, to_runner_kwargs
-from skeletonagent.engine.config import agent_settings
 from skeletonagent.registry import MODELS
 
 ROOT = Path(__file__).resolve().parents[1]

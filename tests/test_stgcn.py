@@ -16,9 +16,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from skeletonagent.agent.settings import agent_settings
 from skeletonagent.engine import RunOptions, load_config
 from skeletonagent.engine.checkpoint import CheckpointMismatchError, load_model_weights
-from skeletonagent.engine.config import agent_settings, to_runner_kwargs
+from skeletonagent.engine.translate import to_runner_kwargs
 from skeletonagent.models.gcn.pyskl_units import GraphConv, MultiScaleTCN
 from skeletonagent.registry import MODELS
 

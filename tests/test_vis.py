@@ -205,8 +205,8 @@ def test_sample_title_names_the_class():
 
 
 def test_class_names_come_from_the_label_map_the_file_or_the_config(tmp_path):
+    from skeletonagent.datasets.config_view import class_names_for
     from skeletonagent.datasets.label_map import load_label_map
-    from skeletonagent.visualization import class_names_for
     (tmp_path / 'mine.txt').write_text('a\nb\n')
     assert class_names_for(tmp_path / 'mine.txt', ['x'], ROOT / 'configs/demo/j.py')[0] == \
         ['a', 'b']

@@ -16,8 +16,7 @@ if __name__ == '__main__':      # first, before torch: glibc reads its malloc se
     reexec_with_tuned_malloc()
     skip_exit_collection()      # no cycle collection of torch's objects at exit
 
-from skeletonagent.engine import RunOptions, init_distributed, load_config  # noqa: E402
-from skeletonagent.engine.config import CfgOptionsAction  # noqa: E402
+from skeletonagent.engine.config import CfgOptionsAction, RunOptions, load_config  # noqa: E402
 from skeletonagent.engine.errors import run_tool  # noqa: E402
 from skeletonagent.engine.threads import threads_arg  # noqa: E402
 
@@ -26,8 +25,9 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description='Test a SkeletonAgent checkpoint')
     p.add_argument('config')
     p.add_argument('checkpoint')
-    p.add_argument('--eval', nargs='+', default=['top_k_accuracy', 'mean_class_accuracy'],
-                   choices=['top_k_accuracy', 'mean_class_accuracy'])
+    p.add_argument('--eval', nargs='+', default=None,
+                   choices=['top_k_accuracy', 'mean_class_accuracy'],
+                   help='metrics to report (default: both)')
     p.add_argument('--out', default=None, help='pickle of per-sample score arrays')
     p.add_argument('--work-dir', default=None,
                    help='where the logs go (default: the config work_dir/test)')
@@ -42,16 +42,18 @@ def parse_args(argv=None):
 
 
 def _main(argv):
+    # the run's modules (torch, the models) load after the malloc settings above
+    from skeletonagent.engine.dist import init_distributed
     from skeletonagent.engine.preflight import preflight
     from skeletonagent.engine.runner import test
+    from skeletonagent.engine.spec import resolve_run
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options)
-    cfg.setdefault('evaluation', {})
-    cfg.evaluation['metrics'] = args.eval
-    opts = RunOptions(work_dir=args.work_dir)
-    preflight(cfg, opts, 'test')   # keys, log dir, test data: before memcached and the model
-    opts.launcher = init_distributed()
-    return test(cfg, args.checkpoint, opts, args.out, threads=args.threads)
+    opts = RunOptions(work_dir=args.work_dir, metrics=args.eval, out_file=args.out)
+    spec = resolve_run(cfg, opts, 'test')   # the config read, checked and translated once
+    spec = preflight(spec)   # log dir, test data, every sample: before memcached and the model
+    init_distributed()
+    return test(spec, args.checkpoint, threads=args.threads)
 
 
 def main(argv=None):

@@ -15,8 +15,7 @@ if __name__ == '__main__':      # first, before torch: glibc reads its malloc se
     reexec_with_tuned_malloc()
     skip_exit_collection()      # no cycle collection of torch's objects at exit
 
-from skeletonagent.engine import RunOptions, init_distributed, load_config  # noqa: E402
-from skeletonagent.engine.config import CfgOptionsAction  # noqa: E402
+from skeletonagent.engine.config import CfgOptionsAction, RunOptions, load_config  # noqa: E402
 from skeletonagent.engine.errors import run_tool  # noqa: E402
 from skeletonagent.engine.threads import threads_arg  # noqa: E402
 
@@ -47,8 +46,11 @@ def parse_args(argv=None):
 
 
 def _main(argv):
+    # the run's modules (torch, the models) load after the malloc settings above
+    from skeletonagent.engine.dist import init_distributed
     from skeletonagent.engine.preflight import preflight
     from skeletonagent.engine.runner import train
+    from skeletonagent.engine.spec import resolve_run
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options)
     if args.work_dir:
@@ -57,10 +59,12 @@ def _main(argv):
                       resume=args.resume, amp=args.amp, compile=args.compile)
     splits = ['train'] + (['val'] if args.validate else []) \
         + (['test'] if args.test_last or args.test_best else [])
-    # keys, work dir, data, agent texts, text encoder: before memcached, the model and any LLM
-    preflight(cfg, opts, 'train', splits)
-    opts.launcher = init_distributed()
-    return train(cfg, opts, test_last=args.test_last, test_best=args.test_best,
+    # the config read, checked, translated and resolved once (docs/architecture.md)
+    spec = resolve_run(cfg, opts, 'train', splits)
+    # work dir, data, plugins' checks, every sample: before memcached, the model and any LLM
+    spec = preflight(spec)
+    init_distributed()
+    return train(spec, test_last=args.test_last, test_best=args.test_best,
                  threads=args.threads)
 
 

@@ -21,8 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's 
 import numpy as np  # noqa: E402
 
 from skeletonagent.apis.inference import load_labelled_sample  # noqa: E402
+from skeletonagent.datasets.config_view import class_names_for  # noqa: E402
 from skeletonagent.engine.tool import tool_main  # noqa: E402
-from skeletonagent.visualization import class_names_for, critical_joints_from_mask, draw_skeleton_sequence, sample_title  # noqa: E402
+from skeletonagent.visualization import critical_joints_from_mask, draw_skeleton_sequence, sample_title  # noqa: E402
 
 
 def parse_args(argv=None):

@@ -5,7 +5,6 @@ This package holds the static part: transcripts in the official format, prompt t
 LLM backends (``Offline`` here), the Selector (replies -> joints -> masks) and the initial
 state. The live loop (questioner, hook) builds on these.
 """
-from .dialogue import ask_follow_ups, run_initial_dialogues
 from .initial import InitialAgent, build_initial_agent, build_initial_state, load_masks, resolve_class_names
 from .llm import LLMBackend, Offline, build_backend
 from .prompts import FOLLOW_UP, INITIAL_ROUNDS, PromptMatch, PromptSet
@@ -36,12 +35,22 @@ __all__ = [
     'JointSelection', 'parse_critical_joints', 'build_masks', 'base_stream',
     'critical_joints_from_transcript', 'descriptions_from_transcripts', 'trim_words',
     'Turn', 'TranscriptError', 'parse_transcript', 'read_transcript', 'read_transcript_dir',
-    'transcript_filename', 'write_transcript', 'run_initial_dialogues', 'ask_follow_ups',
+    'transcript_filename', 'write_transcript',
 ]
 
 # The live loop: confusion counting and one follow-up round.
 from .questioner import OFFICIAL_SELECTION, ConfusionCounter, select_confused
-from .round import ClassRoundReport, RoundResult, run_round, save_transcripts, write_round_report
+from .round import (
+    ClassRoundReport,
+    MaskFormat,
+    RoundQuestions,
+    RoundReading,
+    RoundResult,
+    run_round,
+    save_transcripts,
+    write_round_report,
+)
 
 __all__ += ['ConfusionCounter', 'select_confused', 'OFFICIAL_SELECTION', 'run_round',
-            'RoundResult', 'ClassRoundReport', 'write_round_report', 'save_transcripts']
+            'RoundResult', 'ClassRoundReport', 'write_round_report', 'save_transcripts',
+            'RoundQuestions', 'RoundReading', 'MaskFormat']

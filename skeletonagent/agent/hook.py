@@ -31,17 +31,19 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from ..registry import HOOKS
-from .selector import base_stream as base_stream_of
+from ..skeleton.masks import MaskFormat
+from .initial import TRANSCRIPT_SUBDIR, max_words_of
+from .round import RoundQuestions, RoundReading, run_round, save_transcripts, write_round_report
+from .schedule import OFFICIAL_ROUND_EPOCHS_BELOW, RoundSchedule, schedule_for
+from .sources import AgentSources
 
 STATE_KEY = 'agent_state'
 ROUNDS_KEY = 'agent_rounds'
 #: Checkpoint key of the counts a run's last epoch would have asked a round with, had the run
 #: been longer: ``dict(epoch=E, matrix=tensor)``. A run resumed with more epochs asks it.
 HELD_COUNTS_KEY = 'agent_held_counts'
-#: The official head asks only after the epochs in ``range(1, 150)`` (a hard-coded
-#: ``check_list``): with ``official=True`` no round follows a later epoch (UAV CSv1 trains 300
-#: epochs and stops asking after epoch 145).
-OFFICIAL_ROUND_EPOCHS_BELOW = 150
+__all__ = ['AgentHook', 'STATE_KEY', 'ROUNDS_KEY', 'HELD_COUNTS_KEY', 'REPORT_SUBDIR',
+           'OFFICIAL_ROUND_EPOCHS_BELOW']
 #: Where, under the work dir, round reports go.
 REPORT_SUBDIR = Path('agent') / 'rounds'
 
@@ -102,8 +104,10 @@ class AgentHook(Hook):
     Args:
         interval: epochs between rounds (official: 5; Kinetics 50). 0 keeps the initial
             state for the whole run (no rounds).
-        layout: skeleton layout name (the head's ``joint_cfg``).
-        modality: stream of the masks (``j``, ``b``, ``k`` or their motions).
+        layout: skeleton layout name, for a model that does not say it; the layout of the
+            model's graph (``backbone.graph_cfg.layout``) is used where there is one.
+        modality: stream of the masks (``j``, ``b``, ``k`` or their motions), for a model
+            that does not say it; the backbone's ``llm_modality`` is used where there is one.
         num_classes: number of classes (default: the head's).
         top_k: confused classes named per class in a follow-up question.
         pad_to_k: name k classes even where fewer were confused (the official behaviour).
@@ -129,7 +133,10 @@ class AgentHook(Hook):
             descriptions are the replies as written (``max_words`` 0 unless set). By default:
             counts of every rank summed over every epoch since the previous round, only
             confused classes named, the round in a background thread while training goes on
-            (its texts used from epoch ``e + 2``), rounds until the end.
+            (its texts used from epoch ``e + 2``), rounds until the end. The two loops are
+            :class:`~.schedule.OfficialSchedule` and :class:`~.schedule.BackgroundSchedule`.
+        sources: what ``transcripts``, ``masks`` and ``prompts`` name, resolved once by the
+            run's checks (:class:`~.plugin.AgentPlugin`); None resolves them at the start.
         **agent_cfg: ``label_map``, ``transcripts``, ``masks``, ``llm``, ``prompts``,
             ``max_words``, ``row_index`` (see :func:`skeletonagent.agent.build_initial_agent`).
     """
@@ -139,7 +146,8 @@ class AgentHook(Hook):
     def __init__(self, interval: int = 5, layout: str = 'nturgb+d', modality: str = 'j',
                  num_classes: int | None = None, top_k: int = 10, pad_to_k: bool = False,
                  update_masks: bool = False, background: bool = True, final_wait: float = 600.0,
-                 official: bool = False, round_nice: int | str = 10, **agent_cfg: Any) -> None:
+                 official: bool = False, round_nice: int | str = 10,
+                 sources: AgentSources | None = None, **agent_cfg: Any) -> None:
         if interval < 0:
             raise ValueError(f'AgentHook: interval must be >= 0 epochs, got {interval}')
         if top_k < 1:
@@ -151,14 +159,18 @@ class AgentHook(Hook):
         self.top_k = int(top_k)
         self.pad_to_k = bool(pad_to_k)
         self.update_masks = bool(update_masks)
-        self.background = bool(background)
         self.final_wait = float(final_wait)
-        self.official = bool(official)
-        if self.official:
-            self.background = False          # the official round blocks, at the epoch's end
         if round_nice != 'idle' and (isinstance(round_nice, bool) or not isinstance(round_nice, int)):
             raise ValueError(f"agent.round_nice must be 'idle' or a nice increment (int), got {round_nice!r}")
         self.round_nice = round_nice
+        #: when rounds are asked, from which counts, and how they run (chosen once)
+        self.schedule: RoundSchedule = schedule_for(
+            bool(official), self.interval, self.top_k, pad_to_k=self.pad_to_k,
+            background=bool(background), round_nice=round_nice)
+        self.official = self.schedule.official
+        self.background = not self.schedule.blocking
+        #: the run's mask format: the layout and stream of the built model (before_train)
+        self.mask_format: MaskFormat | None = None
         self.steps_during_round = 0
         self.agent_cfg = agent_cfg
         self.state = None
@@ -168,7 +180,7 @@ class AgentHook(Hook):
         self._class_names: list[str] | None = None
         self._backend = None
         self._prompts = None
-        self._sources = None
+        self._sources = sources
         self._executor: ThreadPoolExecutor | None = None
         self._future: Future | None = None
         self._counter = None
@@ -203,14 +215,37 @@ class AgentHook(Hook):
     @property
     def _settings(self) -> dict:
         """The agent settings the pure functions read (``official`` included)."""
-        return dict(self.agent_cfg, official=self.official)
+        return dict(self.agent_cfg, official=self.schedule.official)
+
+    def _mask_format_of(self, model, runner) -> MaskFormat:
+        """The layout and stream of the masks and prompts: those of the built model (its
+        graph's layout, its backbone's ``llm_modality``), the hook's own ``layout`` and
+        ``modality`` only for a model that has none. A disagreement is logged: the model's
+        features decide which joints the mask rows are."""
+        backbone = getattr(model, 'backbone', None)
+        model_layout = getattr(getattr(backbone, 'graph', None), 'layout', None)
+        model_stream = getattr(backbone, 'llm_modality', None)
+        given = MaskFormat(self.layout, self.modality, self.agent_cfg.get('row_index', 'pair'))
+        layout = model_layout if model_layout is not None else given.layout
+        modality = model_stream if model_stream is not None else self.modality
+        found = MaskFormat(layout, modality, given.row_index)
+        given_name = getattr(given.layout, 'name', given.layout)
+        found_name = getattr(found.layout, 'name', found.layout)
+        if given_name != found_name or given.stream != found.stream:
+            runner.logger.warning(
+                f"agent: layout {given_name!r} / modality {self.modality!r} (the head's "
+                f"joint_cfg, or agent.layout / agent.modality) differ from the model's "
+                f"{found_name!r} / {found.stream!r} (backbone graph_cfg.layout, llm_modality): "
+                f'the masks and prompts follow the model')
+        return found
 
     def _prepare_rank0(self, runner, num_classes: int):
         """Initial dialogue/state, transcripts and the LLM backend (rank 0 only)."""
         from . import build_initial_agent
         from .llm import build_backend
-        initial = build_initial_agent(self._settings, num_classes, self.layout, self.modality,
-                                      runner.work_dir)
+        masks = self.mask_format
+        initial = build_initial_agent(self._settings, num_classes, masks.layout, masks.modality,
+                                      runner.work_dir, sources=self._sources)
         self._transcripts = initial.transcripts
         self._class_names = initial.class_names
         sources = initial.sources
@@ -218,7 +253,7 @@ class AgentHook(Hook):
             # built now so that a missing API key stops the run before the first step
             self._prompts = sources.prompts
             self._backend = build_backend(self.agent_cfg.get('llm'))
-            self._backend.configure(layout=self.layout, prompts=self._prompts)
+            self._backend.configure(layout=masks.layout, prompts=self._prompts)
         self._sources = sources
         return initial.state
 
@@ -228,7 +263,7 @@ class AgentHook(Hook):
         LLM and the rounds schedule."""
         digest = state.digests()['masks']
         restored = f' (state v{state.version} from the checkpoint)' if state.version else ''
-        imported = (sources.manifest.get('masks') or {}).get(base_stream_of(self.modality))
+        imported = (sources.manifest.get('masks') or {}).get(self.mask_format.stream)
         check = ''
         if sources.masks is not None and imported and (state.version == 0 or not self.update_masks):
             check = ' (= the import manifest)' if imported == digest else \
@@ -258,12 +293,7 @@ class AgentHook(Hook):
 
         None after the last epoch (its texts could not be used); with ``official=True`` none
         after epoch 149, as the official head."""
-        if not self.live:
-            return []
-        last = max_epochs - 1
-        if self.official:
-            last = min(last, OFFICIAL_ROUND_EPOCHS_BELOW - 1)
-        return list(range(self.interval, last + 1, self.interval))
+        return self.schedule.round_epochs(max_epochs)
 
     def schedule_text(self, max_epochs: int) -> str:
         """The rounds schedule in words, for the log and the report."""
@@ -271,16 +301,14 @@ class AgentHook(Hook):
         if not epochs:
             return 'no rounds (fixed texts and masks)'
         shown = ', '.join(map(str, epochs[:3])) + (f', ..., {epochs[-1]}' if len(epochs) > 3 else '')
-        mode = ('official: synchronous, rank 0\'s counts of the last epoch, texts used from the '
-                'next epoch' if self.official else
-                'background, counts of all ranks since the previous round, texts used from the '
-                'epoch after the next')
+        mode = self.schedule.mode
         count = f'{len(epochs)} round{"s" if len(epochs) > 1 else ""} after epoch{"s" if len(epochs) > 1 else ""}'
         return f'{count} {shown} ({mode})'
 
     def before_train(self, runner) -> None:
         model = _unwrap(runner.model)
         num_classes = self.num_classes or model.cls_head.num_classes
+        self.mask_format = self._mask_format_of(model, runner)
         holder: list[Any] = [None]
         if get_rank() == 0:
             try:
@@ -304,13 +332,8 @@ class AgentHook(Hook):
         if self.live:
             from .questioner import ConfusionCounter
             self._counter = ConfusionCounter(num_classes)
-            if get_rank() == 0 and self.background:
-                from ..utils.threads import lower_thread_priority
-                # the round's thread (and the request threads it starts) yield the cores to
-                # the training steps
-                self._executor = ThreadPoolExecutor(
-                    max_workers=1, thread_name_prefix='agent-round',
-                    initializer=lower_thread_priority, initargs=(self.round_nice,))
+            if get_rank() == 0:
+                self._executor = self.schedule.executor()
         self._ask_held_round(runner)
 
     def _ask_held_round(self, runner) -> None:
@@ -329,7 +352,7 @@ class AgentHook(Hook):
                                f'round after epoch {epoch} that the shorter run did not ask '
                                f'(its counts were kept in the checkpoint)')
             self._start_round(runner, matrix, epoch)
-        if not self.background:
+        if self.schedule.blocking:
             self._swap_if_ready(runner, finished=runner.epoch)
 
     # -- per step -------------------------------------------------------------------------------
@@ -355,19 +378,14 @@ class AgentHook(Hook):
             if finished == runner.max_epochs and finished in self.round_epochs(finished + 1):
                 # the last epoch: no round (its texts could not be used), but a run resumed
                 # with more epochs asks it; its counts go into the checkpoint
-                self._held = (finished, self._counter.matrix() if self.official
-                              else self._counter.all_reduce())
-            if self.official:
-                self._counter.reset()
+                self._held = (finished, self.schedule.counts(self._counter))
+            self.schedule.epoch_without_round(self._counter)
             return
-        if self.official:                            # the official head counts its own shard
-            matrix = self._counter.matrix()
-        else:
-            matrix = self._counter.all_reduce()      # collective: every rank takes part
+        matrix = self.schedule.counts(self._counter)
         self._counter.reset()
         if get_rank() == 0:
             self._start_round(runner, matrix, finished)
-        if not self.background:                      # install at once, on every rank
+        if self.schedule.blocking:                   # install at once, on every rank
             self._swap_if_ready(runner, finished=finished)
 
     def _start_round(self, runner, matrix, finished: int) -> None:
@@ -387,25 +405,17 @@ class AgentHook(Hook):
 
     def _run_round(self, state, transcripts, matrix, epoch: int, work_dir: Path):
         """One round (rank 0, background thread): returns (RoundResult, new AgentState, epoch)."""
-        from .initial import max_words_of
-        from .questioner import select_confused
-        from .round import run_round, write_round_report
         start = time.perf_counter()
-        if self.official:
-            from .questioner import OFFICIAL_SELECTION
-            similar = select_confused(matrix, **dict(OFFICIAL_SELECTION, k=self.top_k))
-        else:
-            similar = select_confused(matrix, k=self.top_k, pad_to_k=self.pad_to_k)
-        result = run_round(self._backend, state, transcripts, self._class_names, similar,
-                           layout=self.layout, modality=self.modality,
-                           prompts=self._prompts,
-                           update_masks=self.update_masks, matrix=matrix,
-                           max_words=max_words_of(self._settings),
-                           official_history=self.official,
-                           row_index=self.agent_cfg.get('row_index', 'pair'))
+        asked = RoundQuestions(state, transcripts, self._class_names,
+                               self.schedule.select(matrix), matrix=matrix,
+                               prompts=self._prompts,
+                               official_history=self.schedule.official_history)
+        reading = RoundReading(update_masks=self.update_masks,
+                               max_words=max_words_of(self._settings))
+        result = run_round(self._backend, asked, self.mask_format, reading)
         new_state = result.state
         report = write_round_report(result, work_dir / REPORT_SUBDIR, self.rounds_done + 1,
-                                    layout=self.layout)
+                                    layout=self.mask_format.layout)
         _save_matrix(report.with_name(report.stem + '_confusion.npy'), matrix)
         logger.info('agent: round after epoch %d finished in %.1f s (%s); report %s',
                     epoch, time.perf_counter() - start, result.stats.summary(), report)
@@ -426,8 +436,6 @@ class AgentHook(Hook):
                 self._transcripts = result.transcripts
                 # written when installed, not when the round ends: after a kill the transcript
                 # folder never runs ahead of the state the checkpoints hold
-                from .initial import TRANSCRIPT_SUBDIR
-                from .round import save_transcripts
                 save_transcripts(result.transcripts, self._class_names,
                                  Path(runner.work_dir) / TRANSCRIPT_SUBDIR, classes=result.updated)
                 if new_state is not self.state:

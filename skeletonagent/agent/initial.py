@@ -26,6 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from ..datasets.config_view import config_class_names
+from ..datasets.label_map import DEFAULT_LABEL_MAPS
+from ..skeleton.masks import check_mask_shape
 from .llm import LLMError, build_backend
 from .prompts import PromptSet
 from .selector import (
@@ -62,25 +65,28 @@ def max_words_of(agent_cfg: Mapping[str, Any]) -> int:
 
 
 def resolve_class_names(agent_cfg: Mapping[str, Any], num_classes: int) -> list[str]:
-    """Class names from ``agent_cfg['label_map']`` or the default map for ``num_classes``.
+    """Class names from ``agent_cfg['label_map']`` or the default map for ``num_classes``
+    (:func:`~skeletonagent.datasets.config_view.config_class_names`, strict: the agent must
+    not ask about other classes than the model's).
 
     Raises:
         ValueError: when no label map is given and ``num_classes`` has no default, or the
             map holds another number of classes.
     """
-    from ..datasets.label_map import DEFAULT_LABEL_MAPS, load_label_map
-    label_map = agent_cfg.get('label_map')
-    if label_map is None:
-        if num_classes not in DEFAULT_LABEL_MAPS:
-            raise ValueError(
-                f"agent: no label map for {num_classes} classes; set agent label_map= to a "
-                f"name or a file (defaults exist for {sorted(DEFAULT_LABEL_MAPS)} classes)")
-        label_map = DEFAULT_LABEL_MAPS[num_classes]
-    return load_label_map(label_map, num_classes=num_classes)
+    found = config_class_names({'agent': agent_cfg}, num_classes, strict=True)
+    if found is None:
+        raise ValueError(
+            f"agent: no label map for {num_classes} classes; set agent label_map= to a "
+            f"name or a file (defaults exist for {sorted(DEFAULT_LABEL_MAPS)} classes)")
+    return list(found.names)
 
 
-def load_masks(path: os.PathLike | str, num_classes: int, num_joints: int) -> np.ndarray:
+def load_masks(path: os.PathLike | str, num_classes: int, num_joints: int,
+               layout: str | None = None) -> np.ndarray:
     """Class x V x V masks from a ``.npy`` file, as float32.
+
+    Args:
+        layout: the name of the layout ``num_joints`` comes from (the model's), for the error.
 
     Raises:
         FileNotFoundError / ValueError: naming the file and the shape it has and needs.
@@ -89,10 +95,7 @@ def load_masks(path: os.PathLike | str, num_classes: int, num_joints: int) -> np
     if not path.is_file():
         raise FileNotFoundError(f'agent masks file not found: {path}')
     masks = np.load(path, allow_pickle=False)
-    expected = (num_classes, num_joints, num_joints)
-    if masks.shape != expected:
-        raise ValueError(f'agent masks {path}: shape {masks.shape}, expected {expected} '
-                         f'(classes, joints, joints)')
+    check_mask_shape(masks.shape, num_classes, num_joints, f'agent masks {path}', layout)
     return masks.astype(np.float32)
 
 
@@ -169,8 +172,8 @@ class InitialAgent:
 
 
 def build_initial_agent(agent_cfg: Mapping[str, Any] | None, num_classes: int,
-                        layout: LayoutArg, modality: str, work_dir: os.PathLike | str
-                        ) -> InitialAgent:
+                        layout: LayoutArg, modality: str, work_dir: os.PathLike | str,
+                        sources: AgentSources | None = None) -> InitialAgent:
     """The agent state training starts from, with its transcripts and class names.
 
     Args:
@@ -185,12 +188,14 @@ def build_initial_agent(agent_cfg: Mapping[str, Any] | None, num_classes: int,
         layout: skeleton layout (name or object) of the dataset.
         modality: stream of the model ('j', 'b', 'k', 'jm', 'bm', 'km').
         work_dir: run folder; transcripts the agent writes go to ``agent/transcripts`` in it.
+        sources: ``agent_cfg``'s texts, masks and prompts already resolved (by the run's
+            checks: :class:`~.plugin.AgentPlugin`); None resolves them here.
     """
     cfg = dict(agent_cfg or {})
     base_stream(modality)  # fail early on an unknown modality
     layout = resolve_layout(layout)
     class_names = resolve_class_names(cfg, num_classes)
-    sources = resolve_sources(cfg, modality)
+    sources = sources if sources is not None else resolve_sources(cfg, modality)
     prompts = sources.prompts
 
     if sources.transcripts is not None:
@@ -208,7 +213,8 @@ def build_initial_agent(agent_cfg: Mapping[str, Any] | None, num_classes: int,
     _log_selections(selections, class_names)
     critical_joints = [list(s.joints) for s in selections]
     if sources.masks is not None:
-        masks = load_masks(sources.masks, num_classes, len(layout.joint_names))
+        masks = load_masks(sources.masks, num_classes, len(layout.joint_names),
+                           getattr(layout, 'name', None))
     else:
         masks = build_masks(critical_joints, layout, modality,
                             row_index=cfg.get('row_index', 'pair'))

@@ -23,7 +23,6 @@ arise there).
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 import time
@@ -34,16 +33,18 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..skeleton.masks import MaskFormat
 from ..utils.fileio import atomic_write_text
-from .llm.base import ChatResult, LLMBackend, RoundStats
+from .llm.base import LLMBackend, RoundStats
+from .llm.reply import checked
 from .prompts import INITIAL_ROUNDS, PromptSet
-from .selector import base_stream, build_masks, parse_critical_joints, trim_words
+from .selector import parse_critical_joints, trim_words
 from .state import AgentState
 from .transcripts import Turn, transcript_filename, turns_to_messages, write_transcript
 from .vocab import LayoutArg, resolve_layout
 
-__all__ = ['ClassRoundReport', 'RoundResult', 'run_round', 'write_round_report',
-           'save_transcripts', 'DEFAULT_MAX_WORDS']
+__all__ = ['ClassRoundReport', 'RoundResult', 'RoundQuestions', 'RoundReading', 'MaskFormat',
+           'run_round', 'write_round_report', 'save_transcripts', 'DEFAULT_MAX_WORDS']
 
 #: Description budget in words (the default of :func:`descriptions_from_transcripts`).
 DEFAULT_MAX_WORDS = 50
@@ -123,14 +124,54 @@ class RoundResult:
         return [report.index for report in self.classes if not report.ok]
 
 
-def _check_inputs(state: AgentState, transcripts: Sequence[Sequence[Turn]],
-                  class_names: Sequence[str], similar: Mapping[int, Sequence[int]],
-                  matrix: np.ndarray | None) -> None:
-    num_classes = state.num_classes
+@dataclass(frozen=True)
+class RoundQuestions:
+    """What one round asks, and of whom.
+
+    Attributes:
+        state: the current state (not modified).
+        transcripts: every class's current transcript.
+        class_names: every class's name.
+        similar: class -> the classes it is confused with (:func:`select_confused`); classes
+            absent or with an empty list are not asked.
+        matrix: the confusion counts ``similar`` was chosen from, to report the counts.
+        prompts: the prompt templates (defaults when None).
+        official_history: replay the initial dialogue as the official code reads it back from
+            its file (every line stripped, blank lines dropped) rather than as stored.
+    """
+
+    state: AgentState
+    transcripts: Sequence[Sequence[Turn]]
+    class_names: Sequence[str]
+    similar: Mapping[int, Sequence[int]]
+    matrix: np.ndarray | None = None
+    prompts: PromptSet | None = None
+    official_history: bool = False
+
+
+@dataclass(frozen=True)
+class RoundReading:
+    """How a round turns answers into the new state.
+
+    Attributes:
+        update_masks: replace a class's critical joints and mask with the joints its
+            follow-up answer names, when it names any (the official agent keeps the masks).
+        max_words, count_tokens, max_tokens: description trimming (:func:`trim_words`).
+    """
+
+    update_masks: bool = False
+    max_words: int = DEFAULT_MAX_WORDS
+    count_tokens: Callable[[str], int] | None = None
+    max_tokens: int = 77
+
+
+def _check_inputs(asked: RoundQuestions, matrix: np.ndarray | None) -> None:
+    num_classes = asked.state.num_classes
+    transcripts, class_names = asked.transcripts, asked.class_names
     if len(transcripts) != num_classes or len(class_names) != num_classes:
         raise ValueError(f'run_round: the state has {num_classes} classes but there are '
                          f'{len(transcripts)} transcripts and {len(class_names)} class names')
-    for cls, others in similar.items():
+    for cls, others in asked.similar.items():
         bad = [o for o in [cls, *others] if not 0 <= int(o) < num_classes]
         if bad:
             raise ValueError(f'run_round: similar[{cls}] names class {bad[0]} outside '
@@ -138,16 +179,6 @@ def _check_inputs(state: AgentState, transcripts: Sequence[Sequence[Turn]],
     if matrix is not None and matrix.shape != (num_classes, num_classes):
         raise ValueError(f'run_round: matrix has shape {matrix.shape}, expected '
                          f'({num_classes}, {num_classes})')
-
-
-def _normalised(result: ChatResult) -> ChatResult:
-    """``result`` with a blank or non-text reply turned into an 'empty' / 'malformed'
-    failure, so that the round's statistics count it too."""
-    if result.error is not None or (isinstance(result.text, str) and result.text.strip()):
-        return result
-    kind = 'empty' if isinstance(result.text, str) else 'malformed'
-    return dataclasses.replace(result, text=None, error=kind,
-                               detail=result.detail or f'reply {result.text!r}')
 
 
 def _as_official_reads(text: str) -> str:
@@ -164,47 +195,34 @@ def _without_names(text: str, names: Sequence[str]) -> str:
     return text
 
 
-def run_round(backend: LLMBackend, state: AgentState, transcripts: Sequence[Sequence[Turn]],
-              class_names: Sequence[str], similar: Mapping[int, Sequence[int]],
-              layout: LayoutArg, modality: str, prompts: PromptSet | None = None,
-              update_masks: bool = False, max_words: int = DEFAULT_MAX_WORDS,
-              matrix: np.ndarray | None = None, row_index: str = 'pair',
-              count_tokens: Callable[[str], int] | None = None,
-              max_tokens: int = 77, official_history: bool = False) -> RoundResult:
-    """Ask every class in ``similar`` one follow-up question and build the new state.
+def run_round(backend: LLMBackend, asked: RoundQuestions, masks: MaskFormat,
+              reading: RoundReading = RoundReading()) -> RoundResult:
+    """Ask every class in ``asked.similar`` one follow-up question and build the new state.
 
     All chats go out in a single ``backend.chat_results`` call (the backend batches or
-    parallelises them). The backend must already be configured (``backend.configure``).
-    See the module docstring for what a successful and a failed chat change.
+    parallelises them), and every result passes the reply validator (:func:`.llm.reply.checked`)
+    so that a blank or non-text reply is a failure the statistics count. The backend must
+    already be configured (``backend.configure``). See the module docstring for what a
+    successful and a failed chat change.
 
     Args:
         backend: the LLM backend.
-        state: the current state (not modified).
-        transcripts: every class's current transcript.
-        class_names: every class's name.
-        similar: class -> the classes it is confused with (:func:`select_confused`); classes
-            absent or with an empty list are not asked.
-        layout, modality: skeleton layout and stream, for reading joints and building masks.
-        prompts: the prompt templates (defaults when None).
-        update_masks: replace a class's critical joints and mask with the joints its
-            follow-up answer names, when it names any (the official agent keeps the masks).
-        max_words, count_tokens, max_tokens: description trimming (:func:`trim_words`).
-        matrix: the confusion counts ``similar`` was chosen from, to report the counts.
-        row_index: mask rows of bones ('pair' official, or 'joint'; see :func:`build_masks`).
-        official_history: replay the initial dialogue as the official code reads it back from
-            its file (every line stripped, blank lines dropped) rather than as stored.
+        asked: the state, transcripts, names and confusions, and how the questions are put.
+        masks: the run's mask format (layout, stream, bone rows): for reading joints from the
+            answers and building masks.
+        reading: how answers become descriptions and masks.
 
     Raises:
         ValueError: when the sizes of the inputs disagree or ``similar`` names an unknown class.
         RuntimeError: when the backend returns another number of results than chats.
     """
     start = time.perf_counter()
-    base_stream(modality)  # fail before any chat on an unknown modality
-    prompts = prompts or PromptSet()
-    layout = resolve_layout(layout)
-    if matrix is not None:
-        matrix = np.asarray(matrix)
-    _check_inputs(state, transcripts, class_names, similar, matrix)
+    state, transcripts, class_names, similar = (asked.state, asked.transcripts,
+                                                asked.class_names, asked.similar)
+    prompts = asked.prompts or PromptSet()
+    layout = masks.layout
+    matrix = np.asarray(asked.matrix) if asked.matrix is not None else None
+    _check_inputs(asked, matrix)
 
     num_initial = len(INITIAL_ROUNDS)
     asking = sorted(int(cls) for cls, others in similar.items() if len(others) > 0)
@@ -214,7 +232,7 @@ def run_round(backend: LLMBackend, state: AgentState, transcripts: Sequence[Sequ
         others = [int(o) for o in similar[cls]]
         question = prompts.follow_up_question(class_names[cls], [class_names[o] for o in others])
         history = turns_to_messages(transcripts[cls][:num_initial])
-        if official_history:
+        if asked.official_history:
             history = [dict(m, content=_as_official_reads(m['content'])) for m in history]
         chats.append(history + [{'role': 'user', 'content': question}])
         confused = [(o, class_names[o], int(matrix[cls, o]) if matrix is not None else None)
@@ -226,13 +244,13 @@ def run_round(backend: LLMBackend, state: AgentState, transcripts: Sequence[Sequ
     if len(results) != len(chats):
         raise RuntimeError(f'{backend.describe()} returned {len(results)} results for '
                            f'{len(chats)} chats')
-    results = [_normalised(result) for result in results]
+    results = [checked(result) for result in results]
     stats = RoundStats.from_results(results, time.perf_counter() - chat_start)
 
     new_transcripts = [list(turns) for turns in transcripts]
     descriptions = list(state.descriptions)
     joints_now = [list(j) for j in state.critical_joints] or [[] for _ in descriptions]
-    masks = state.masks.copy()
+    new_masks = state.masks.copy()
     updated: list[int] = []
     joints_changed = False
     for report, result in zip(reports, results):
@@ -243,20 +261,21 @@ def run_round(backend: LLMBackend, state: AgentState, transcripts: Sequence[Sequ
             report.reply = text
             new_transcripts[cls] = [*transcripts[cls][:num_initial], Turn(report.prompt, text)]
             updated.append(cls)
-            descriptions[cls] = trim_words(text, max_words, count_tokens, max_tokens)
+            descriptions[cls] = trim_words(text, reading.max_words, reading.count_tokens,
+                                           reading.max_tokens)
             names = [report.name] + [name for _, name, _ in report.confused]
             selection = parse_critical_joints(_without_names(text, names), layout)
             report.joints, report.dropped = list(selection.joints), list(selection.dropped)
-            if update_masks and selection.joints and selection.joints != joints_now[cls]:
+            if reading.update_masks and selection.joints and selection.joints != joints_now[cls]:
                 joints_now[cls] = list(selection.joints)
-                masks[cls] = build_masks([selection.joints], layout, modality, row_index)[0]
+                new_masks[cls] = masks.encode([selection.joints])[0]
                 report.mask_changed = joints_changed = True
         report.description_changed = descriptions[cls] != state.descriptions[cls]
         report.description = descriptions[cls]
 
     if joints_changed or descriptions != state.descriptions:
         new_state = state.replace(
-            descriptions=descriptions, masks=masks,
+            descriptions=descriptions, masks=new_masks,
             critical_joints=joints_now if (state.critical_joints or joints_changed) else [])
     else:
         new_state = state

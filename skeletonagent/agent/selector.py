@@ -1,29 +1,22 @@
 """Selector: LLM replies -> critical joints -> Class x V x V masks; final answers -> descriptions.
 
-Masks follow the official ``tools/text/cls_matrix.py``: the joint numbers are read from the
-round-4 answer (lines ``N-joint name: ...``, 1-based), and for class ``c``
-
-* joints (``j``): ``mask[c, joint, :] = 1`` for every critical joint;
-* bones (``b``) / k-bones (``k``): ``mask[c, r, :] = 1`` for every row ``r`` whose pair
-  ``layout.bone_pairs[r]`` / ``layout.kbone_pairs[r]`` contains a critical joint;
-* motion streams (``jm``, ``bm``, ``km``) use their base stream's mask.
-
-The official tool uses the position ``r`` of the pair in the pair list as the row (default
-``row_index='pair'``, matching the shipped ``*_critical_joints.npy``). For NTU the pair
-list is not in joint order at two places ((21, 22) at 20, (20, 20) at 21), so the official
-row is not the row the bone feature actually lands in (``bone[v1]``); ``row_index='joint'``
-uses ``v1`` instead.
+The joint numbers are read from the round-4 answer (lines ``N-joint name: ...``, 1-based), as
+the official ``tools/text/cls_matrix.py`` does. The masks they become are encoded by
+:mod:`skeletonagent.skeleton.masks` (the one place that knows the mask format, shared with
+the backbone and the drawings); :func:`build_masks` and :func:`base_stream` are its
+:func:`~skeletonagent.skeleton.masks.encode_masks` and
+:func:`~skeletonagent.skeleton.masks.mask_stream`.
 """
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Callable
 
-import numpy as np
-
+from ..skeleton.masks import encode_masks as build_masks
+from ..skeleton.masks import mask_stream as base_stream
 from .prompts import PromptSet
 from .transcripts import Turn
 from .vocab import LayoutArg, name_table, normalise, resolve_layout
@@ -36,8 +29,6 @@ __all__ = ['JointSelection', 'parse_critical_joints', 'build_masks', 'base_strea
 JOINT_MOTION_ROUND = 3
 #: 0-based position of the numbers-only critical-joints round ("Round 3").
 CRITICAL_JOINTS_ROUND = 2
-
-_BASE_STREAMS = {'j': 'j', 'b': 'b', 'k': 'k', 'jm': 'j', 'bm': 'b', 'km': 'k'}
 
 # "3-neck: ...", "3. neck", "Joint 7 (left wrist)", "- **12-right hand**: ...", "#4: head".
 _LABEL_LINE_RE = re.compile(
@@ -165,73 +156,6 @@ def parse_critical_joints(reply: object, layout: LayoutArg) -> JointSelection:
     if by_name:
         return JointSelection(sorted(set(by_name)), [], 'names')
     return JointSelection()
-
-
-def base_stream(modality: str) -> str:
-    """'j', 'b' or 'k': the stream whose mask ``modality`` uses ('bm' -> 'b').
-
-    Raises:
-        ValueError: for an unknown modality (the message lists the known ones).
-    """
-    try:
-        return _BASE_STREAMS[modality]
-    except KeyError:
-        raise ValueError(f'unknown modality {modality!r}; known: {sorted(_BASE_STREAMS)}') \
-            from None
-
-
-def _row_membership(layout, stream: str, row_index: str) -> np.ndarray:
-    """Boolean (V, V): ``member[r, j]`` when feature row ``r`` involves joint ``j``."""
-    num_joints = len(layout.joint_names)
-    if stream == 'j':
-        return np.eye(num_joints, dtype=bool)
-    pairs_name = 'bone_pairs' if stream == 'b' else 'kbone_pairs'
-    pairs = np.asarray(getattr(layout, pairs_name), dtype=np.int64).reshape(-1, 2)
-    if len(pairs) != num_joints or pairs.min(initial=0) < 0 or pairs.max(initial=0) >= num_joints:
-        raise ValueError(f'layout {getattr(layout, "name", "?")!r}: {pairs_name} must hold '
-                         f'{num_joints} pairs of joints in 0..{num_joints - 1}')
-    if row_index == 'pair':
-        rows = np.arange(num_joints)
-    elif row_index == 'joint':
-        rows = pairs[:, 0]
-    else:
-        raise ValueError(f"row_index must be 'pair' or 'joint', got {row_index!r}")
-    member = np.zeros((num_joints, num_joints), dtype=bool)
-    for column in (0, 1):
-        member[rows, pairs[:, column]] = True
-    return member
-
-
-def build_masks(critical_joints_per_class: Sequence[Iterable[int]], layout: LayoutArg,
-                modality: str, row_index: str = 'pair') -> np.ndarray:
-    """Class x V x V float32 masks of the critical joints (see the module docstring).
-
-    Args:
-        critical_joints_per_class: 0-based critical joints of every class.
-        layout: the skeleton layout (its joint count and bone / k-bone pairs).
-        modality: 'j', 'b', 'k', 'jm', 'bm' or 'km'.
-        row_index: 'pair' (official) or 'joint'; only matters for bones and k-bones.
-
-    Raises:
-        ValueError: naming the class and the joint when a joint is out of range.
-    """
-    layout = resolve_layout(layout)
-    stream = base_stream(modality)
-    num_joints = len(layout.joint_names)
-    member = _row_membership(layout, stream, row_index)
-    selected = np.zeros((len(critical_joints_per_class), num_joints), dtype=bool)
-    for cls, joints in enumerate(critical_joints_per_class):
-        joints = np.asarray(list(joints), dtype=np.int64)
-        bad = joints[(joints < 0) | (joints >= num_joints)]
-        if bad.size:
-            raise ValueError(f'class {cls}: joint {int(bad[0])} is outside 0..{num_joints - 1} '
-                             f'of layout {getattr(layout, "name", "?")!r}')
-        selected[cls, joints] = True
-    # A row is on when any joint it involves is critical: (C, V) x (V_rows, V)^T.
-    rows_on = (selected.astype(np.int32) @ member.T.astype(np.int32)) > 0
-    masks = np.zeros((len(selected), num_joints, num_joints), dtype=np.float32)
-    masks[rows_on] = 1.0
-    return masks
 
 
 def _round_of_kind(turns: Sequence[Turn], prompts: PromptSet, kind: str) -> int | None:

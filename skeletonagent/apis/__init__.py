@@ -1,7 +1,6 @@
 """High-level entry points for scripts and notebooks: build a recognizer, recognise a sequence."""
 from .inference import (
     InputSpec,
-    class_names_from_config,
     inference_recognizer,
     init_recognizer,
     input_spec,
@@ -9,5 +8,5 @@ from .inference import (
     load_keypoint_input,
 )
 
-__all__ = ['InputSpec', 'class_names_from_config', 'inference_recognizer', 'init_recognizer',
+__all__ = ['InputSpec', 'inference_recognizer', 'init_recognizer',
            'input_spec', 'load_annotation_sample', 'load_keypoint_input']

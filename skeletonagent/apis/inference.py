@@ -15,7 +15,6 @@ for inference never loads the text encoder: no text weights, no LLM, no API key.
 from __future__ import annotations
 
 import copy
-import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -24,10 +23,11 @@ from typing import Any, Union
 import numpy as np
 import torch
 from mmengine.config import Config
-from mmengine.logging import print_log
+
+from ..datasets.config_view import config_class_names, config_datasets
 
 __all__ = ['init_recognizer', 'inference_recognizer', 'input_spec', 'InputSpec',
-           'class_names_from_config', 'load_keypoint_input', 'load_annotation_sample',
+           'test_dataset_cfg', 'load_keypoint_input', 'load_annotation_sample',
            'load_labelled_sample', 'sample_label']
 
 ConfigArg = Union[str, os.PathLike, Config]
@@ -43,66 +43,22 @@ def _config(config: ConfigArg) -> Config:
     raise TypeError(f'config must be a path or an mmengine Config, got {type(config).__name__}')
 
 
-def _unwrap(dataset: Mapping) -> dict:
-    """The innermost dataset of wrappers such as ``RepeatDataset(dataset=...)``."""
-    dataset = dict(dataset)
-    while 'pipeline' not in dataset and isinstance(dataset.get('dataset'), Mapping):
-        dataset = dict(dataset['dataset'])
-    return dataset
-
-
-def _test_dataset_cfg(cfg: Config) -> dict:
-    """The test dataset config of a PYSKL-schema or an mmengine-schema config."""
-    data = cfg.get('data') or {}
+def test_dataset_cfg(cfg: Config) -> dict:
+    """The test (else val) dataset config of a PYSKL-schema or an mmengine-schema config:
+    the innermost dataset that reads files (:func:`~skeletonagent.datasets.config_view.config_datasets`)."""
     for split in ('test', 'val'):
-        if split in data:
-            return _unwrap(data[split])
-    for key in ('test_dataloader', 'val_dataloader'):
-        loader = cfg.get(key)
-        if loader and 'dataset' in loader:
-            return _unwrap(loader['dataset'])
+        found = config_datasets(cfg, split)
+        if found:
+            return dict(found[0].settings)
     raise ValueError('the config has no test data settings (data.test.pipeline or '
                      'test_dataloader.dataset.pipeline): inference runs the test pipeline')
 
 
 def _test_pipeline_cfg(cfg: Config) -> list:
-    pipeline = _test_dataset_cfg(cfg).get('pipeline')
+    pipeline = test_dataset_cfg(cfg).get('pipeline')
     if not pipeline:
         raise ValueError('the config\'s test dataset has no pipeline')
     return [dict(t) if isinstance(t, Mapping) else t for t in pipeline]
-
-
-def class_names_from_config(cfg: Config, num_classes: int,
-                            checkpoint_meta: Mapping | None = None) -> list[str]:
-    """Class names for ``cfg``: the agent's ``label_map``, else the test (or train) dataset's
-    ``classes`` (names or a label-map name/path), else the checkpoint's ``dataset_meta``
-    classes, else ``'class N'``. Lists of the wrong length are skipped with a warning."""
-    from ..datasets.label_map import load_label_map
-    candidates: list[tuple[str, Any]] = []
-    agent = cfg.get('agent') or {}
-    if agent.get('label_map'):
-        candidates.append(('agent.label_map', agent['label_map']))
-    data = cfg.get('data') or {}
-    for split in ('test', 'val', 'train'):
-        dataset = _unwrap(data[split]) if isinstance(data.get(split), Mapping) else {}
-        if dataset.get('classes') is not None:
-            candidates.append((f'data.{split}.classes', dataset['classes']))
-    meta = (checkpoint_meta or {}).get('dataset_meta') or {}
-    if meta.get('classes'):
-        candidates.append(('checkpoint meta.dataset_meta.classes', meta['classes']))
-    for where, value in candidates:
-        try:
-            names = (load_label_map(value) if isinstance(value, (str, os.PathLike))
-                     else [str(v) for v in value])
-        except (OSError, ValueError) as exc:
-            print_log(f'inference: class names from {where} unavailable: {exc}',
-                      logger='current', level=logging.WARNING)
-            continue
-        if len(names) == num_classes:
-            return names
-        print_log(f'inference: {where} holds {len(names)} class names but the model has '
-                  f'{num_classes} classes; not used', logger='current', level=logging.WARNING)
-    return [f'class {i}' for i in range(num_classes)]
 
 
 def init_recognizer(config: ConfigArg, checkpoint: str | os.PathLike | None = None,
@@ -142,7 +98,8 @@ def init_recognizer(config: ConfigArg, checkpoint: str | os.PathLike | None = No
     model.cfg = cfg
     model.checkpoint_meta = meta
     num_classes = int(getattr(model, 'num_classes', 0) or cfg.model.cls_head.num_classes)
-    model.class_names = class_names_from_config(cfg, num_classes, meta)
+    found = config_class_names(cfg, num_classes, meta)
+    model.class_names = list(found.names) if found else [f'class {i}' for i in range(num_classes)]
     model.to(torch.device(device))
     model.eval()
     if fuse:
@@ -347,7 +304,7 @@ def inference_recognizer(model, keypoints: Any, keypoint_score: Any = None,
         raise ValueError('model has no cfg: build it with skeletonagent.apis.init_recognizer')
     spec = input_spec(model)
     extras, kp = _prepare(spec, keypoints, keypoint_score)
-    results = _results(kp, extras, _test_dataset_cfg(model.cfg))
+    results = _results(kp, extras, test_dataset_cfg(model.cfg))
     data = _pipeline(model)(results)
     keypoint = data['keypoint']
     if not torch.is_tensor(keypoint):

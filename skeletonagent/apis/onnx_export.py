@@ -83,8 +83,8 @@ def test_inputs(model: nn.Module, ann_file: str | os.PathLike | None = None, cou
     the config's test annotation file), stacked: N × clips × M × T × V × C float32. Samples
     with fewer persons are padded with zeros to the largest M, as the pipeline pads to
     ``num_person``."""
-    from .inference import _pipeline, _results, _test_dataset_cfg, load_annotation_sample
-    dataset = _test_dataset_cfg(model.cfg)
+    from .inference import _pipeline, _results, load_annotation_sample, test_dataset_cfg
+    dataset = test_dataset_cfg(model.cfg)
     ann_file = ann_file or dataset.get('ann_file')
     if not ann_file or not Path(ann_file).is_file():
         raise FileNotFoundError(f'the parity check needs test samples: no annotation file {ann_file} '
@@ -221,9 +221,9 @@ class OnnxRecognizer:
 def inference_onnx(model: OnnxRecognizer, keypoints: Any, keypoint_score: Any = None,
                    top_k: int = 5) -> list[tuple[int, str, float]]:
     """:func:`~skeletonagent.apis.inference_recognizer` for an :class:`OnnxRecognizer`."""
-    from .inference import _pipeline, _prepare, _results, _test_dataset_cfg
+    from .inference import _pipeline, _prepare, _results, test_dataset_cfg
     extras, kp = _prepare(model.spec, keypoints, keypoint_score)
-    data = _pipeline(model)(_results(kp, extras, _test_dataset_cfg(model.cfg)))
+    data = _pipeline(model)(_results(kp, extras, test_dataset_cfg(model.cfg)))
     keypoint = data['keypoint']
     keypoint = keypoint.numpy() if torch.is_tensor(keypoint) else np.asarray(keypoint)
     scores = model.scores(keypoint[None])[0]

@@ -28,17 +28,21 @@ import difflib
 import inspect
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ..registry import UnknownTypeError
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+from .. import registry as registries
+from ..plugin import CompatKey
+from ..registry import UnknownTypeError, describe_unknown_type
 from .errors import ConfigError
+from .plugins import run_plugins
 
 __all__ = ['UnknownConfigType', 'TOP_LEVEL_KEYS', 'SECTION_KEYS', 'LOADER_KEYS', 'LOGGER_HOOKS',
-           'LR_CONFIG_KEYS',
-           'COMPAT_KEYS', 'CompatKey', 'check_config', 'compat_warnings', 'config_files',
-           'explain_unexpected_arguments']
+           'LR_CONFIG_KEYS', 'COMPAT_KEYS', 'CompatKey', 'all_compat_keys', 'top_level_keys',
+           'check_config', 'compat_warnings', 'config_files', 'explain_unexpected_arguments']
 
 #: Top-level keys of the PYSKL / official schema and what becomes of each.
 TOP_LEVEL_KEYS: dict[str, str] = {
@@ -62,10 +66,14 @@ TOP_LEVEL_KEYS: dict[str, str] = {
     'memcached': 'datasets read keypoints from memcached',
     'mc_cfg': "memcached's (host, port)",
     'auto_scale_lr': 'the lr follows the total batch',
-    'agent': "the agent's settings (AgentHook); None: no agent (ablation)",
     'ablation': 'what an ablation config turns off, in words (the start block says it)',
     'custom_hooks': 'more hooks, built from the HOOKS registry',
 }
+
+
+def top_level_keys() -> dict[str, str]:
+    """:data:`TOP_LEVEL_KEYS` and the section of each run plugin (the agent's ``agent``)."""
+    return {**TOP_LEVEL_KEYS, **{p.section: p.description for p in run_plugins() if p.section}}
 
 #: Keys of a per-split loader override (``data.train_dataloader`` etc.).
 LOADER_KEYS = ('videos_per_gpu', 'workers_per_gpu', 'persistent_workers', 'pin_memory',
@@ -118,18 +126,8 @@ class UnknownConfigType(ConfigError, UnknownTypeError):
 
 
 # --------------------------------------------------------------------------- compat table
-@dataclass(frozen=True)
-class CompatKey:
-    """A key kept only so that official / PYSKL configs load: ``instead`` is what the run
-    uses; ``check(cfg, context)`` returns the disagreement to warn about, or None."""
-    key: str
-    instead: str
-    check: Callable[[Any, dict], str | None] | None = None
-
-
 def _is_mapping(node: Any) -> bool:
     """A dict, a ConfigDict or an mmengine Config (which is not a Mapping)."""
-    from mmengine.config import Config
     return isinstance(node, (Mapping, Config))
 
 
@@ -142,40 +140,12 @@ def _get(cfg: Mapping, dotted: str, default: Any = None) -> Any:
     return node
 
 
-def _norm_name(value: Any) -> str:
-    return re.sub(r'[^a-z0-9]', '', str(value).lower())
-
-
-def _check_llm_model(cfg, ctx) -> str | None:
-    if ctx.get('agent') is None:              # a model without the agent asks no LLM
-        return None
-    llm = ctx['agent'].get('llm') or {}
-    given = _get(cfg, 'model.backbone.llm_model')
-    if not isinstance(llm, Mapping):
-        return None
-    if 'model' in llm:
-        if _norm_name(llm['model']) != _norm_name(given):
-            return f"the agent asks agent.llm.model={llm['model']!r}"
-        return None
-    return f"the agent's LLM is agent.llm.type={llm.get('type')!r}"
-
-
-def _check_interval(cfg, ctx) -> str | None:
-    agent = cfg.get('agent') or {}
-    if isinstance(agent, Mapping) and 'interval' in agent and ctx.get('agent') is not None:
-        used = ctx['agent'].get('interval')
-        if used != _get(cfg, 'model.cls_head.interval_epoch'):
-            return f'the agent asks every agent.interval={used} epochs'
-    return None
-
-
 def _written_work_dir(cfg) -> str | None:
     """The config file's own ``work_dir``, before ``--cfg-options`` / ``--work-dir``."""
     filename = getattr(cfg, 'filename', None)
     if not filename:
         return None
     try:
-        from mmengine.config import Config
         return Config.fromfile(filename).get('work_dir')
     except Exception:  # noqa: BLE001 - unreadable: no exemption
         return None
@@ -197,7 +167,6 @@ def _check_head_work_dir(cfg, ctx) -> str | None:
     if written is not None and same(given, written):
         return None
     return f'this run writes to {used} (work_dir)'
-
 
 
 def _check_workflow(cfg, ctx) -> str | None:
@@ -223,14 +192,11 @@ def _flag_check(key: str, bad: Callable[[Any], bool], message: str):
 
 _BEST_NAMES = (None, 'auto', 'top1_acc', 'top_k_accuracy', 'acc/top1', 'top1')
 
-#: The one table of compatibility knobs (docs/interfaces.md shows it).
+#: The engine's table of compatibility knobs; the run plugins add theirs
+#: (:func:`all_compat_keys`, the table docs/interfaces.md shows).
 COMPAT_KEYS: tuple[CompatKey, ...] = (
-    CompatKey('model.backbone.llm_model', 'agent.llm (the LLM the agent asks; the official '
-              "texts are GPT-4o's)", _check_llm_model),
     CompatKey('model.cls_head.work_dir', "the run's work_dir (work_dir or --work-dir)",
               _check_head_work_dir),
-    CompatKey('model.cls_head.interval_epoch', 'agent.interval, which is taken from it when '
-              'the agent section does not set it', _check_interval),
     CompatKey('workflow', "mmengine's loops: training, and validation with --validate",
               _check_workflow),
     CompatKey('dist_params', 'the launcher (torchrun, tools/dist_train.sh): nccl on GPUs, '
@@ -250,12 +216,19 @@ COMPAT_KEYS: tuple[CompatKey, ...] = (
                           "the best checkpoint is the one of the greatest val top-1")),
 )
 
+
+def all_compat_keys() -> tuple[CompatKey, ...]:
+    """:data:`COMPAT_KEYS` and the knobs the run plugins decide."""
+    return COMPAT_KEYS + tuple(k for p in run_plugins() for k in p.compat_keys())
+
+
 def compat_warnings(cfg: Mapping, context: dict | None = None) -> list[str]:
     """One line per compatibility knob the config sets and that disagrees with what the run
-    uses. ``context``: ``agent`` (the agent settings), ``launcher``, ``dist_backend``."""
+    uses. ``context``: ``launcher``, ``dist_backend``, and each plugin's settings under its
+    section name (``agent``)."""
     ctx = dict(context or {})
     lines = []
-    for compat in COMPAT_KEYS:
+    for compat in all_compat_keys():
         sentinel = object()
         value = _get(cfg, compat.key, sentinel)
         if value is sentinel or compat.check is None:
@@ -356,8 +329,7 @@ def _is_variable(cfg: Mapping, key: str, read: set[str], known: dict) -> bool:
 
 # --------------------------------------------------------------------------- classes
 def _registry(name: str):
-    from .. import registry
-    return getattr(registry, name)
+    return getattr(registries, name)
 
 
 #: Parameter names that are no config keys (a base class taking the **kwargs dict by name).
@@ -400,7 +372,6 @@ def _check_built(value: Mapping, registry_name: str, path: str, problems: list[s
     cls = registry.get(type_)
     if cls is None:
         if required:
-            from ..registry import describe_unknown_type
             problems.append(f'{path}{_TYPE_PROBLEM}{describe_unknown_type(type_, registry.name)}')
         return
     own, open_, inherited = _arguments(cls)
@@ -435,7 +406,7 @@ def _check_section(cfg: Mapping, section: str, problems: list[str]) -> None:
     if not isinstance(value, Mapping):
         problems.append(f'config key {section} must be a dict, got {type(value).__name__}')
         return
-    known = set(SECTION_KEYS[section]) | {c.key.rsplit('.', 1)[1] for c in COMPAT_KEYS
+    known = set(SECTION_KEYS[section]) | {c.key.rsplit('.', 1)[1] for c in all_compat_keys()
                                           if c.key.rsplit('.', 1)[0] == section}
     for key in value:
         if key not in known:
@@ -462,15 +433,9 @@ def _check_logger_hooks(cfg: Mapping, problems: list[str]) -> None:
                                          f'not used by {kind}'))
 
 
-def _register_all() -> None:
-    from .runner import _register_all as register
-    register()
-
-
 def check_config(cfg: Mapping) -> None:
     """Raise :class:`ConfigError` for every key the run would not use (see the module
     docstring); the first line names the first such key and the nearest known ones."""
-    _register_all()
     problems: list[str] = []
     if not any(k in cfg for k in ('data', 'train_dataloader', 'val_dataloader',
                                   'test_dataloader')):
@@ -481,7 +446,7 @@ def check_config(cfg: Mapping) -> None:
         _raise(problems)
         return
     read = _names_read(getattr(cfg, 'filename', None))
-    top_known = set(TOP_LEVEL_KEYS) | {c.key for c in COMPAT_KEYS if '.' not in c.key}
+    top_known = set(top_level_keys()) | {c.key for c in all_compat_keys() if '.' not in c.key}
     known_values = {k: cfg[k] for k in cfg if k in top_known}
     for key in cfg:
         if key in top_known or str(key).startswith('_'):
@@ -508,10 +473,11 @@ def check_config(cfg: Mapping) -> None:
     for i, hook in enumerate(cfg.get('custom_hooks') or []):
         if isinstance(hook, Mapping):
             _check_built(hook, 'HOOKS', f'custom_hooks[{i}]', problems)
-    if isinstance(cfg.get('agent'), Mapping):
-        from ..agent.settings import AGENT_KEYS
-        problems += [_unknown('agent', str(key), AGENT_KEYS) for key in cfg['agent']
-                     if key not in AGENT_KEYS]
+    for plugin in run_plugins():
+        section = cfg.get(plugin.section) if plugin.section else None
+        if isinstance(section, Mapping):
+            problems += [_unknown(plugin.section, str(key), plugin.section_keys)
+                         for key in section if key not in plugin.section_keys]
     problems += _type_problems(cfg)
     _raise(problems)
 
@@ -543,10 +509,17 @@ def _type_problems(cfg: Mapping) -> list[str]:
 
 
 def _check_mmengine_config(cfg: Mapping, problems: list[str]) -> None:
-    """An mmengine-style config: its top-level keys are the Runner's arguments."""
-    from mmengine.runner import Runner
+    """An mmengine-style config: its top-level keys are the Runner's arguments (and the run
+    plugins' sections, checked as in a PYSKL config)."""
     known = set(inspect.signature(Runner.__init__).parameters) - {'self', 'cfg'}
-    known |= {'model_wrapper_cfg', 'compile', 'agent'}
+    known |= {'model_wrapper_cfg', 'compile'}
+    for plugin in run_plugins():
+        if plugin.section:
+            known.add(plugin.section)
+            section = cfg.get(plugin.section)
+            if isinstance(section, Mapping):
+                problems += [_unknown(plugin.section, str(key), plugin.section_keys)
+                             for key in section if key not in plugin.section_keys]
     read = _names_read(getattr(cfg, 'filename', None))
     values = {k: cfg[k] for k in cfg if k in known}
     for key in cfg:

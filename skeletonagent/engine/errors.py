@@ -17,16 +17,11 @@ import sys
 from collections.abc import Sequence
 from typing import Callable, TypeVar
 
-from ..errors import SkeletonAgentError
+from ..errors import ConfigError, SkeletonAgentError
 
 __all__ = ['ConfigError', 'USER_ERRORS', 'error_message', 'run_tool']
 
 T = TypeVar('T')
-
-
-class ConfigError(SkeletonAgentError, ValueError):
-    """A config (or ``--cfg-options``) that cannot be used; the message names the key."""
-
 
 #: What the tools report in one line (see the module docstring). ``RuntimeError`` is not
 #: here (torch raises it for its own failures); our own user errors that are RuntimeErrors

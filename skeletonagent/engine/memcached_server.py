@@ -39,6 +39,7 @@ from typing import Any
 from mmengine.dist import barrier
 from mmengine.logging import print_log
 
+from ..datasets.config_view import config_datasets
 from ..datasets.memcache import (
     DEFAULT_MC_CFG,
     INSTALL_HINT,
@@ -51,6 +52,7 @@ from ..datasets.memcache import (
     probe_memcached,
 )
 from ..datasets.pose_dataset import PoseDataset
+from .spec import RunSpec
 
 __all__ = ['MEMCACHED_BINARY', 'MemcachedServer', 'collect_kpfiles', 'estimate_item_size_mb',
            'fill_from_kpfiles', 'memcached_session', 'sentinel_key', 'serving_memcached',
@@ -260,17 +262,9 @@ def sentinel_key(kpfiles: Iterable[str | os.PathLike]) -> str:
 
 
 # -------------------------------------------------------------------------- the session
-def _dataset_cfgs(cfg: Mapping) -> list[dict]:
-    out = []
-    data = cfg.get('data') or {}
-    for split in ('train', 'val', 'test'):
-        if isinstance(data, Mapping) and data.get(split):
-            out.append(dict(data[split]))
-    for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        loader = cfg.get(name)
-        if isinstance(loader, Mapping) and isinstance(loader.get('dataset'), Mapping):
-            out.append(dict(loader['dataset']))
-    return out
+def _dataset_cfgs(cfg: Mapping) -> list[Mapping]:
+    """The config's datasets that read files, every split (the server serves them all)."""
+    return [entry.settings for entry in config_datasets(cfg)]
 
 
 def uses_memcached(cfg: Mapping) -> bool:
@@ -442,10 +436,11 @@ def memcached_session(cfg: Mapping, progress: bool = True) -> Iterator[Memcached
 
 
 def serving_memcached(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Run ``func(cfg, ...)`` inside :func:`memcached_session` for ``cfg`` (the runner's
-    train and test entry points: no tool has to remember it)."""
+    """Run ``func(spec, ...)`` inside :func:`memcached_session` for the run's config (the
+    runner's train and test entry points: no tool has to remember it). ``spec`` is a
+    :class:`~.spec.RunSpec` or a config."""
     @functools.wraps(func)
-    def wrapper(cfg: Mapping, *args: Any, **kwargs: Any) -> Any:
-        with memcached_session(cfg):
-            return func(cfg, *args, **kwargs)
+    def wrapper(spec: Any, *args: Any, **kwargs: Any) -> Any:
+        with memcached_session(spec.cfg if isinstance(spec, RunSpec) else spec):
+            return func(spec, *args, **kwargs)
     return wrapper

@@ -11,11 +11,15 @@ from mmengine.dist import get_rank
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
-from mmengine.runner import Runner
+from mmengine.runner import BaseLoop, Runner
 
-from ..registry import explain_unknown_types
+from ..evaluation.predictions import write_prediction_samples
+from ..evaluation.report import write_report
+from ..models.gcn import fuse_for_inference
+from ..registry import MODELS, explain_unknown_types
 from ..utils.cpu import cpu_line
 from ..utils.malloc import malloc_line
+from ..utils.parent_death import exit_soon_if_orphaned
 from .checkpoint import (
     PlainCheckpointHook,
     check_checkpoint_config,
@@ -25,9 +29,15 @@ from .checkpoint import (
     register_checkpoint_globals,
     remove_stale_temp_files,
 )
-from .config import RunOptions, resolve_resume, run_work_dir, to_runner_kwargs
+from .config import RunOptions
+from .config_keys import explain_unexpected_arguments
 from .failed_start import WorkDirSnapshot
+from .hooks import ScheduleLengthHook, ValHistoryHook, read_val_history
+from .logs import keep_off_console
 from .memcached_server import serving_memcached
+from .prebuilt import take_dataset
+from .spec import RunSpec, resolve_run
+from .summary import format_block, summary_lines
 from .threads import ThreadChoice, choose_workers, configure_threads
 from .workdir_lock import LOCK_NAME, hold_work_dir_all_ranks
 
@@ -37,25 +47,18 @@ class SkeletonRunner(Runner):
     hook table: those go to the log file only (:func:`.logs.keep_off_console`)."""
 
     def build_logger(self, *args, **kwargs):
-        from .logs import keep_off_console
         logger = super().build_logger(*args, **kwargs)
         keep_off_console(logger)
         return logger
 
 
-def _register_all() -> None:
-    """Import every room that registers something the configs may name."""
-    from .. import datasets, evaluation, models  # noqa: F401
-    from ..agent import hook  # noqa: F401
-    from ..datasets import demo  # noqa: F401
-    from . import finetune, hooks, logs  # noqa: F401
+def _as_spec(spec: RunSpec | Config, opts: RunOptions | None, mode: str) -> RunSpec:
+    """A script's config (with its options) resolved into a run; a spec as it is."""
+    return spec if isinstance(spec, RunSpec) else resolve_run(spec, opts, mode)
 
 
 def build_model(cfg: Config, for_training: bool):
     """Build the recognizer; load the text encoder only when training needs it."""
-    _register_all()
-    from ..registry import MODELS
-    from .config import explain_unexpected_arguments
     with explain_unexpected_arguments(cfg.model, 'model'):  # a key no class takes, by path
         model = MODELS.build(cfg.model)
     if for_training and hasattr(model, 'init_text_encoder'):
@@ -77,44 +80,36 @@ def compile_backbone(model) -> None:
               logger='current')
 
 
-def check_agent_sources(cfg: Config) -> None:
-    """Fail at once, before the model, the data or any LLM call, when the agent's texts,
-    masks or prompts the config names are missing (e.g. the official dialogues were not
-    imported): the error says how to import them or how to generate new ones."""
-    from .config import agent_settings
-    settings = agent_settings(cfg)
-    if settings is None:
+def _log_resume(spec: RunSpec) -> None:
+    """Say what ``--resume`` found, and remove the half-written files a killed run left
+    (their temporary names) before anything writes."""
+    if spec.mode != 'train' or not spec.resume_requested or get_rank() != 0:
         return
-    from ..agent.sources import resolve_sources
-    resolve_sources(settings, settings.get('modality', 'j'), config=getattr(cfg, 'filename', None))
+    work_dir = spec.cfg.work_dir
+    if spec.resume_requested == 'auto':
+        found = spec.options.resume
+        print_log(f'resuming from {found}' if found else
+                  f'--resume auto: no checkpoint in {work_dir}: starting a new run',
+                  logger='current')
+    stale = remove_stale_temp_files(work_dir)
+    if stale:
+        print_log(f'removed {len(stale)} temporary files a killed run left: '
+                  + ', '.join(str(p) for p in stale[:5]), logger='current')
 
 
-def build_runner(cfg: Config, opts: RunOptions, mode: str = 'train') -> Runner:
-    """An mmengine Runner for ``cfg`` in ``mode`` ('train' or 'test')."""
-    _register_all()
-    if mode == 'train':
-        check_agent_sources(cfg)
-        resolve_resume(cfg, opts)   # resume_from in the config is --resume PATH
-    resuming = mode == 'train' and bool(opts.resume)
-    if mode == 'train' and opts.resume == 'auto':
-        found = find_resume_checkpoint(cfg.work_dir)
-        opts.resume = str(found) if found else None
-        if get_rank() == 0:
-            print_log(f'resuming from {found}' if found else
-                      f'--resume auto: no checkpoint in {cfg.work_dir}: starting a new run',
-                      logger='current')
-    if resuming and get_rank() == 0:
-        # half-written files of a killed run (its temporary names), before anything writes
-        stale = remove_stale_temp_files(cfg.work_dir)
-        if stale:
-            print_log(f'removed {len(stale)} temporary files a killed run left: '
-                      + ', '.join(str(p) for p in stale[:5]), logger='current')
-    if mode == 'train' and opts.resume:  # refuse a checkpoint of another stream / dataset
-        check_checkpoint_config(load_checkpoint_file(opts.resume), cfg, opts.resume)
-    kwargs = to_runner_kwargs(cfg, opts, mode)
-    _cap_workers(kwargs, opts.workers)
-    _use_checked_datasets(kwargs, cfg)
-    model = build_model(cfg, for_training=(mode == 'train'))
+def build_runner(spec: RunSpec | Config, opts: RunOptions | None = None, mode: str = 'train',
+                 workers: int | None = None) -> Runner:
+    """An mmengine Runner for a resolved run (or a script's config, resolved first), with at
+    most ``workers`` DataLoader workers per loader (None: as the config says)."""
+    spec = _as_spec(spec, opts, mode).with_plugins_resolved()   # done unless preflight was skipped
+    opts = spec.options
+    _log_resume(spec)
+    if spec.mode == 'train' and opts.resume:  # refuse a checkpoint of another stream / dataset
+        check_checkpoint_config(load_checkpoint_file(opts.resume), spec.cfg, opts.resume)
+    kwargs = spec.new_runner_kwargs()
+    _cap_workers(kwargs, workers)
+    _use_checked_datasets(kwargs, spec.cfg)
+    model = build_model(spec.cfg, for_training=(spec.mode == 'train'))
     if opts.compile:
         compile_backbone(model)
     if opts.launcher != 'none':
@@ -124,8 +119,7 @@ def build_runner(cfg: Config, opts: RunOptions, mode: str = 'train') -> Runner:
     register_checkpoint_globals()  # mmengine's loader reads PYSKL / official checkpoints
     runner = SkeletonRunner(model=model, **kwargs)
     runner.register_hook(PlainCheckpointHook())  # checkpoints any weights_only loader reads
-    if mode == 'train':
-        from .hooks import ScheduleLengthHook, ValHistoryHook
+    if spec.mode == 'train':
         runner.register_hook(ScheduleLengthHook())  # a resumed run follows its own length
         runner.register_hook(ValHistoryHook())      # the figures the summary names
     return runner
@@ -146,7 +140,6 @@ def _cap_workers(kwargs: dict, workers: int | None) -> None:
 def _use_checked_datasets(kwargs: dict, cfg: Config) -> None:
     """The datasets the start checks built and checked (:func:`.preflight.check_datasets`)
     go to the loaders as they are, instead of being loaded a second time."""
-    from .prebuilt import take_dataset
     for split, key in (('train', 'train_dataloader'), ('val', 'val_dataloader'),
                        ('test', 'test_dataloader')):
         loader = kwargs.get(key)
@@ -166,10 +159,9 @@ def _workers(cfg: Config) -> int:
     return int(loader.get('num_workers', 0) or 0)
 
 
-def set_threads(cfg: Config, threads: int | None = None,
-                opts: RunOptions | None = None) -> ThreadChoice:
-    """Choose and set this process's CPU threads and, into ``opts.workers``, its DataLoader
-    workers (``engine/threads.py`` has the rules).
+def set_threads(cfg: Config, threads: int | None = None) -> tuple[ThreadChoice, int | None, str | None]:
+    """Choose and set this process's CPU threads and its DataLoader workers per loader
+    (``engine/threads.py`` has the rules): (thread choice, workers, how they were chosen).
 
     The processes of a distributed run meet at a barrier first: each then counts the busy
     CPUs while the others do the same (mostly asleep between readings), not while they are
@@ -178,26 +170,23 @@ def set_threads(cfg: Config, threads: int | None = None,
     if get_world_size() > 1:
         barrier()
     workers, line = choose_workers(_workers(cfg))
-    if opts is not None:
-        opts.workers = workers
-        opts.workers_line = line
-    return configure_threads(threads, workers=workers)
+    return configure_threads(threads, workers=workers), workers, line
 
 
-def _publish_machine(runner: Runner, choice: ThreadChoice, opts: RunOptions) -> None:
+def _publish_machine(runner: Runner, choice: ThreadChoice, workers_line: str | None) -> None:
     """The thread choice and the CPU with the instruction set oneDNN runs its kernels with, in
     the log and in the start block (``run_info/machine``, so ``run_info.json`` says which
     kernels ran); the malloc settings (``skeletonagent.utils.malloc``) in the log."""
     cpu = cpu_line()
     machine = {'cpu': cpu, 'threads': choice.line()}
-    if opts.workers_line:
-        machine['data workers'] = opts.workers_line
+    if workers_line:
+        machine['data workers'] = workers_line
     runner.message_hub.update_info('run_info/machine', machine)
     if get_rank() == 0:
         print_log(f'cpu: {cpu}', logger='current')
         print_log(f'threads: {choice.line()}', logger='current')
-        if opts.workers_line:
-            print_log(f'data workers: {opts.workers_line}', logger='current')
+        if workers_line:
+            print_log(f'data workers: {workers_line}', logger='current')
         print_log(f'malloc: {malloc_line()}', logger='current')
 
 
@@ -213,7 +202,6 @@ def run_test(runner: Runner, out_file: str | None) -> dict:
     _set_out_file(runner, out_file)
     metrics = runner.test()
     if get_rank() == 0 and out_file:      # which samples the file scores, in order
-        from ..evaluation.predictions import write_prediction_samples
         write_prediction_samples(out_file, runner.test_dataloader.dataset)
     if get_rank() == 0:
         shown = ', '.join(f'{k}: {v:.4f}' for k, v in metrics.items()
@@ -252,7 +240,6 @@ class _StopOnSignals:
         self.received = signal.Signals(signum).name
         # a rank whose launcher died (its parent-death signal): the stop below may wait for a
         # peer that is gone; it ends within seconds whatever happens
-        from ..utils.parent_death import exit_soon_if_orphaned
         exit_soon_if_orphaned(128 + int(signum))
         raise RunInterrupted(self.received)
 
@@ -312,7 +299,6 @@ def _close_writers(runner: Runner | None) -> None:
 def _stop_workers(runner: Runner) -> None:
     """Shut down the DataLoader workers a loader keeps (``persistent_workers``) now: a worker
     killed by the same signal would otherwise make torch's SIGCHLD handler raise at exit."""
-    from mmengine.runner import BaseLoop
     for name in ('_train_loop', '_val_loop', '_test_loop'):
         loop = getattr(runner, name, None)
         loader = getattr(loop, 'dataloader', None) if isinstance(loop, BaseLoop) else None
@@ -341,7 +327,6 @@ def _interrupted(runner: Runner | None, cfg: Config, exc: BaseException,
         line = (f'stopped by {how} while testing; training had finished: test a checkpoint '
                 f'with tools/test.py {getattr(cfg, "filename", "CONFIG")} CHECKPOINT')
     else:
-        from mmengine.runner import BaseLoop
         started = runner is not None and isinstance(getattr(runner, '_train_loop', None), BaseLoop)
         where = f' in epoch {runner.epoch + 1}, iteration {runner.iter}' if started else ''
         found = find_resume_checkpoint(cfg.work_dir)
@@ -357,29 +342,32 @@ def _interrupted(runner: Runner | None, cfg: Config, exc: BaseException,
 
 @explain_unknown_types()  # an unknown config type names the close registered ones
 @serving_memcached  # memcached=True: start / fill / stop the server around the run
-def train(cfg: Config, opts: RunOptions, test_last: bool = False,
+def train(spec: RunSpec | Config, opts: RunOptions | None = None, test_last: bool = False,
           test_best: bool = False, threads: int | None = None) -> dict:
-    """Train; optionally test the last and the best checkpoint. Returns the test metrics.
+    """Train a resolved run (or a script's config with its options, resolved first);
+    optionally test the last and the best checkpoint. Returns the test metrics.
 
     ``threads``: ``--threads N`` (None: :func:`~.threads.choose_threads`). The run ends with
     a summary (:mod:`.summary`); Ctrl-C and SIGTERM end it with one line saying how to
     resume, raising :class:`RunInterrupted`."""
+    spec = _as_spec(spec, opts, 'train')
+    cfg = spec.cfg
     # this run owns its work dir until the process ends (a second run there is refused)
-    hold_work_dir_all_ranks(run_work_dir(cfg, opts, 'train'))
-    choice = set_threads(cfg, threads, opts)
+    hold_work_dir_all_ranks(spec.work_dir)
+    choice, workers, workers_line = set_threads(cfg, threads)
     runner: Runner | None = None
     trained = False
-    snapshot = WorkDirSnapshot(run_work_dir(cfg, opts, 'train')) if get_rank() == 0 else None
+    snapshot = WorkDirSnapshot(spec.work_dir) if get_rank() == 0 else None
     first_iter = _FirstIterationHook()
     with _StopOnSignals() as guard:
         try:
-            runner = build_runner(cfg, opts, 'train')
+            runner = build_runner(spec, workers=workers)
             runner.register_hook(_StopCheckHook(guard))
             runner.register_hook(first_iter)
-            _publish_machine(runner, choice, opts)
+            _publish_machine(runner, choice, workers_line)
             runner.train()
             trained = True
-            results, report = _test_after_training(runner, test_last, test_best)
+            results, report = _test_after_training(runner, spec, test_last, test_best)
         except KeyboardInterrupt as exc:
             raise _interrupted(runner, cfg, exc, trained) from None
         except Exception as exc:
@@ -395,7 +383,7 @@ def train(cfg: Config, opts: RunOptions, test_last: bool = False,
     return results
 
 
-def _test_after_training(runner: Runner, test_last: bool,
+def _test_after_training(runner: Runner, spec: RunSpec, test_last: bool,
                          test_best: bool) -> tuple[dict, Path | None]:
     results: dict = {}
     work_dir = Path(runner.work_dir)
@@ -411,15 +399,13 @@ def _test_after_training(runner: Runner, test_last: bool,
                       'skipping', logger='current', level=logging.WARNING)
     report = None
     if results and get_rank() == 0:
-        report = write_report_safely(work_dir, work_dir / ('best_pred.pkl' if 'best' in results
-                                                           else 'last_pred.pkl'))
+        report = write_report_safely(spec, work_dir, work_dir / ('best_pred.pkl' if 'best' in results
+                                                                 else 'last_pred.pkl'))
     return results, report
 
 
 def _log_summary(runner: Runner, cfg: Config, results: dict, report: Path | None) -> None:
     """The summary block (:func:`.summary.summary_lines`) in the log."""
-    from .hooks import read_val_history
-    from .summary import format_block, summary_lines
     backends = getattr(runner.visualizer, '_vis_backends', {}) or {}
     lines = summary_lines(cfg, runner.work_dir, runner.max_epochs,
                           read_val_history(runner.work_dir), results,
@@ -429,12 +415,17 @@ def _log_summary(runner: Runner, cfg: Config, results: dict, report: Path | None
     runner.logger.info(format_block('run summary:', lines))
 
 
-def write_report_safely(work_dir: Path, pred: Path) -> Path | None:
-    """The evaluation report (``work_dir/report/index.html``); a failure is logged as a
-    warning and never ends the run."""
+def report_settings(spec: RunSpec) -> dict:
+    """What the report takes from the run: its class names and layout (when known)."""
+    return dict(class_names=list(spec.class_names.names) if spec.class_names else None,
+                layout=spec.layout)
+
+
+def write_report_safely(spec: RunSpec, work_dir: Path, pred: Path) -> Path | None:
+    """The evaluation report (``work_dir/report/index.html``) with the run's class names;
+    a failure is logged as a warning and never ends the run."""
     try:
-        from ..evaluation.report import write_report
-        index = write_report(work_dir, pred=pred)
+        index = write_report(work_dir, pred=pred, **report_settings(spec))
     except Exception as exc:  # noqa: BLE001 - the run's results are already saved
         print_log(f'could not write the evaluation report: {type(exc).__name__}: {exc}',
                   logger='current', level=logging.WARNING)
@@ -445,23 +436,24 @@ def write_report_safely(work_dir: Path, pred: Path) -> Path | None:
 
 @explain_unknown_types()  # an unknown config type names the close registered ones
 @serving_memcached  # memcached=True: start / fill / stop the server around the run
-def test(cfg: Config, checkpoint: str, opts: RunOptions, out_file: str | None,
-         threads: int | None = None) -> dict:
-    """Evaluate ``checkpoint`` on the test split (``threads``: as :func:`train`).
+def test(spec: RunSpec | Config, checkpoint: str, opts: RunOptions | None = None,
+         out_file: str | None = None, threads: int | None = None) -> dict:
+    """Evaluate ``checkpoint`` on the test split of a resolved run (or a script's config with
+    its options, resolved first); ``threads``: as :func:`train`.
 
     The weights are loaded strictly (mmengine's ``load_from`` only warns about missing keys):
     a checkpoint that does not fit the config's model raises
     :class:`~.checkpoint.CheckpointMismatchError` listing the missing and unexpected keys."""
+    spec = _as_spec(spec, opts, 'test')
+    out_file = out_file or spec.options.out_file
     ckpt = load_checkpoint_file(checkpoint)  # clear error for a missing / truncated / unsafe file
-    check_checkpoint_config(ckpt, cfg, checkpoint)  # another stream / dataset
-    opts.load_from = None
-    choice = set_threads(cfg, threads, opts)
-    runner = build_runner(cfg, opts, 'test')
-    _publish_machine(runner, choice, opts)
+    check_checkpoint_config(ckpt, spec.cfg, checkpoint)  # another stream / dataset
+    choice, workers, workers_line = set_threads(spec.cfg, threads)
+    runner = build_runner(spec, workers=workers)
+    _publish_machine(runner, choice, workers_line)
     model = runner.model.module if is_model_wrapper(runner.model) else runner.model
     load_model_weights(model, ckpt, name=checkpoint)
     if get_rank() == 0:
         print_log(f'loaded checkpoint {checkpoint}', logger='current')
-    from ..models.gcn import fuse_for_inference
     fuse_for_inference(model)   # conv + BN folded once; this runner only tests
     return run_test(runner, out_file)

@@ -8,12 +8,14 @@ bigger, in red, with a dark edge.
 2D keypoints (image pixels, y down) are drawn as they are. 3D keypoints (camera space as
 NTU RGB+D's Kinect: y up, z away from the camera) are drawn from the camera's side under a
 fixed oblique orthographic projection (30° azimuth, 15° elevation), which keeps depth
-visible without matplotlib's 3D axes.
+visible without matplotlib's 3D axes. That arithmetic (the projection, the bounds, the 2D/3D
+guess, the neutral pose) lives in :mod:`skeletonagent.skeleton.geometry`, the mask format in
+:mod:`skeletonagent.skeleton.masks`; this module renders and writes the files.
 
 Entry points: :func:`draw_skeleton_sequence` (what ``tools/vis_skeleton.py`` calls),
 :func:`draw_critical_joints` (a class's joints on a canonical pose, for reports),
-:func:`critical_joints_from_mask`, :func:`infer_layout`, and for titles
-:func:`class_names_for` and :func:`sample_title`.
+:func:`critical_joints_from_mask`, :func:`infer_layout`, and :func:`sample_title` for
+titles (the class names come from the caller: ``datasets.config_view.class_names_for``).
 """
 from __future__ import annotations
 
@@ -27,11 +29,18 @@ from typing import Any, Union
 
 import numpy as np
 
-from ..skeleton import REST_POSES, infer_layout
+from ..skeleton.geometry import (
+    canonical_pose,
+    infer_layout,
+    is_3d,
+    project_oblique,
+    square_limits,
+)
+from ..skeleton.masks import rows_of_mask
 
 __all__ = ['infer_layout', 'critical_joints_from_mask', 'canonical_pose', 'is_3d',
            'draw_skeleton_sequence', 'render_frames', 'draw_critical_joints',
-           'find_ffmpeg', 'class_names_for', 'sample_title', 'PERSON_COLOURS',
+           'find_ffmpeg', 'sample_title', 'PERSON_COLOURS',
            'CRITICAL_COLOUR']
 
 PathLike = Union[str, os.PathLike]
@@ -41,8 +50,6 @@ PERSON_COLOURS = ('#1f77b4', '#2ca02c', '#9467bd', '#ff7f0e', '#17becf', '#8c564
                   '#e377c2', '#7f7f7f', '#bcbd22')
 #: Colour of critical joints.
 CRITICAL_COLOUR = '#e41a1c'
-#: The oblique view of 3D skeletons (degrees).
-AZIMUTH, ELEVATION = 30.0, 15.0
 SUFFIXES = ('.png', '.gif', '.mp4')
 
 
@@ -53,12 +60,9 @@ def _layout(layout: Any):
 
 
 def critical_joints_from_mask(masks: Any, class_index: int | None = None) -> list[int]:
-    """The critical joints a Selector mask encodes: the rows that hold a non-zero.
-
-    :func:`skeletonagent.agent.selector.build_masks` sets ``mask[c, row, :] = 1`` for the
-    rows of class ``c``'s critical joints; for joint masks (``j``) a row is a joint, for bone
-    / k-bone masks a row is the pair at that position (so the joints are approximately the
-    rows).
+    """The critical joints a Selector mask encodes: the rows that hold a non-zero (decoded by
+    :func:`skeletonagent.skeleton.masks.rows_of_mask`, the module that also encodes them; for
+    bone / k-bone masks a row is the pair at that position, so approximately the joints).
 
     Args:
         masks: ``Class×V×V`` (needs ``class_index``), ``V×V``, ``Class×V`` (rows already
@@ -68,61 +72,7 @@ def critical_joints_from_mask(masks: Any, class_index: int | None = None) -> lis
     Raises:
         ValueError: a missing / out-of-range class or an unexpected shape.
     """
-    masks = np.asarray(masks)
-    if masks.ndim == 3 or (masks.ndim == 2 and class_index is not None
-                           and masks.shape[0] != masks.shape[1]):
-        if class_index is None:
-            raise ValueError(f'masks of shape {masks.shape} hold {masks.shape[0]} classes: '
-                             'give the class index')
-        if not -masks.shape[0] <= class_index < masks.shape[0]:
-            raise ValueError(f'class {class_index} is out of range: the masks hold '
-                             f'{masks.shape[0]} classes (0..{masks.shape[0] - 1})')
-        masks = masks[class_index]
-    elif masks.ndim == 2 and class_index is not None and masks.shape[0] == masks.shape[1]:
-        # square Class×V with Class == V is indistinguishable from one V×V mask: a V×V mask
-        # has every column of a row set; Class×V rows are per-class flags.
-        if not (masks == masks[:, :1]).all():
-            masks = masks[class_index]
-    if masks.ndim == 2:
-        flags = (masks != 0).any(axis=1)
-    elif masks.ndim == 1:
-        flags = masks != 0
-    else:
-        raise ValueError(f'masks must be Class×V×V, V×V, Class×V or V; got shape {masks.shape}')
-    return [int(i) for i in np.flatnonzero(flags)]
-
-
-def is_3d(keypoint: np.ndarray, layout: Any = None) -> bool:
-    """Whether M×T×V×C keypoints are 3D (x, y, z) rather than 2D (x, y[, score]).
-
-    C = 2: 2D. C = 3: 3D for 'nturgb+d'; for other layouts 2D+score when the third channel
-    lies in [0, 1] everywhere, else 3D.
-    """
-    c = keypoint.shape[-1]
-    if c == 2:
-        return False
-    if c != 3:
-        raise ValueError(f'keypoints must have C = 2 or 3 channels, got shape {keypoint.shape}')
-    if layout is not None and _layout(layout).name == 'nturgb+d':
-        return True
-    third = keypoint[..., 2]
-    return not (np.all(third >= 0) and np.all(third <= 1))
-
-
-def _project(points: np.ndarray, azimuth: float = AZIMUTH,
-             elevation: float = ELEVATION) -> np.ndarray:
-    """Orthographic oblique view of (..., 3) camera-space points → (..., 2), y up.
-
-    Camera space as Kinect's: y up, z away from the camera, x to the camera's left; the
-    view is the camera's (a subject facing it has their left hand on the picture's right),
-    turned by ``azimuth`` about the vertical and looking down by ``elevation``.
-    """
-    a, e = math.radians(azimuth), math.radians(elevation)
-    x, y, z = points[..., 0], points[..., 1], points[..., 2]
-    xr = x * math.cos(a) + z * math.sin(a)
-    zr = -x * math.sin(a) + z * math.cos(a)
-    yr = y * math.cos(e) + zr * math.sin(e)
-    return np.stack([-xr, yr], axis=-1)
+    return rows_of_mask(masks, class_index)
 
 
 def _prepare(keypoint: Any, layout: Any, keypoint_score: Any, dim: int | None,
@@ -152,21 +102,10 @@ def _prepare(keypoint: Any, layout: Any, keypoint_score: Any, dim: int | None,
     if score is not None:
         visible &= score > score_thr
     if three_d:
-        points = _project(np.nan_to_num(kp[..., :3]))
+        points = project_oblique(np.nan_to_num(kp[..., :3]))
     else:
         points = np.nan_to_num(kp[..., :2]).copy()
     return layout, points, visible, not three_d
-
-
-def _limits(points: np.ndarray, visible: np.ndarray, margin: float = 0.08):
-    """Square (xlim, ylim) around every visible point of the sequence."""
-    pts = points[visible]
-    if not len(pts):
-        return (-1.0, 1.0), (-1.0, 1.0)
-    lo, hi = pts.min(0), pts.max(0)
-    centre = (lo + hi) / 2
-    half = max(float((hi - lo).max()) / 2, 1e-6) * (1 + 2 * margin)
-    return (centre[0] - half, centre[0] + half), (centre[1] - half, centre[1] + half)
 
 
 def _figure(width_in: float, height_in: float, dpi: int):
@@ -247,36 +186,6 @@ def _wrap(text: str, width: int) -> str:
 
 
 # --------------------------------------------------------------------------- titles
-def class_names_for(label_map: PathLike | None = None,
-                    file_classes: Sequence[str] | None = None,
-                    config: PathLike | None = None) -> tuple[list[str] | None, str]:
-    """Class names for titles and where they come from, the first that exists of: a label
-    map (a shipped name such as ``'ntu60'`` or a file), the annotation file's own ``classes``,
-    a config's (its ``agent.label_map`` or its datasets' ``classes``). ``(None, 'none')``
-    when none is given.
-
-    Raises:
-        FileNotFoundError / ValueError: the label map or the config cannot be read.
-    """
-    if label_map is not None:
-        from ..datasets.label_map import load_label_map
-        return load_label_map(label_map), f'label map {os.fspath(label_map)}'
-    if file_classes:
-        return [str(c) for c in file_classes], 'the file\'s classes'
-    if config is not None:
-        from ..apis.inference import class_names_from_config
-        from ..engine import load_config
-        cfg = load_config(config)
-        model = cfg.get('model') or {}
-        num = (model.get('cls_head') or {}).get('num_classes') \
-            or (model.get('backbone') or {}).get('num_classes')
-        if num:
-            names = class_names_from_config(cfg, int(num))
-            if names != [f'class {i}' for i in range(int(num))]:
-                return names, f'config {os.fspath(config)}'
-    return None, 'none'
-
-
 def sample_title(sample: dict, class_names: Sequence[str] | None = None,
                  critical_class: int | None = None) -> str:
     """``'S001C001P001R001A023: hand waving (label 22)'``: the sample's name, its class name
@@ -322,7 +231,7 @@ def render_frames(keypoint: Any, layout: Any = None, *, keypoint_score: Any = No
     critical = _check_critical(critical, layout)
     persons = _persons_present(visible)
     points, visible = points[persons], visible[persons]
-    xlim, ylim = _limits(points, visible)
+    xlim, ylim = square_limits(points, visible)
     fig = _figure(size[0], size[1], dpi)
     caption = _caption(title, layout, critical)
     if caption:
@@ -346,7 +255,7 @@ def _grid_png(points, visible, layout, critical, y_down, out: Path, num_panels: 
     fig = _figure(cols * panel_in, rows * panel_in + head, dpi)
     if caption:
         fig.suptitle(_wrap(caption, int(cols * panel_in * 14)), fontsize=8)
-    xlim, ylim = _limits(points, visible)
+    xlim, ylim = square_limits(points, visible)
     height = rows * panel_in + head
     for k, t in enumerate(frames):
         r, c = divmod(k, cols)
@@ -471,64 +380,6 @@ def draw_skeleton_sequence(keypoint: Any, out: PathLike, layout: Any = None, *,
     return out
 
 
-# --------------------------------------------------------------------------- canonical poses
-# Front view of a standing person, metres, x towards the subject's left (the viewer's
-# right), y up; the NTU rest pose of the synthetic demo supplies the body joints.
-_FACE = {
-    'nose': (0.0, 1.61), 'left eye': (0.045, 1.665), 'right eye': (-0.045, 1.665),
-    'left ear': (0.095, 1.635), 'right ear': (-0.095, 1.635),
-    'mid hip': (0.0, 0.97), 'thorax': (0.0, 1.185), 'mid shoulder': (0.0, 1.40),
-}
-
-
-def _named_positions() -> dict[str, tuple[float, float]]:
-    table = {name: (x, y) for name, (x, y, _) in REST_POSES['nturgb+d'].items()}
-    table.update({k: v for k, v in _FACE.items() if k not in table})
-    return table
-
-
-def _hand_pose(layout) -> np.ndarray | None:
-    """A spread right hand, palm facing the viewer, for MediaPipe's 21 joints."""
-    names = layout.joint_names
-    if len(names) != 21 or names[0] != 'wrist':
-        return None
-    pose = np.zeros((21, 2))
-    fingers = [(1, -62, (0.30, 0.28, 0.25, 0.22)),   # thumb: cmc, mcp, ip, tip
-               (5, -22, (0.85, 0.40, 0.25, 0.22)),
-               (9, -4, (0.85, 0.45, 0.28, 0.24)),
-               (13, 14, (0.80, 0.42, 0.26, 0.22)),
-               (17, 32, (0.75, 0.33, 0.20, 0.19))]
-    for first, angle, lengths in fingers:
-        direction = np.array([math.sin(math.radians(angle)), math.cos(math.radians(angle))])
-        point = np.zeros(2)
-        for k, length in enumerate(lengths):
-            point = point + direction * length
-            pose[first + k] = point
-    return pose
-
-
-def canonical_pose(layout: Any) -> np.ndarray:
-    """V×2 coordinates (y up) of a neutral pose of ``layout``, for drawing joint selections.
-
-    Body layouts whose joints all have known names (NTU, OpenPose, COCO, coco_new, UAV) get
-    a standing front view built from the NTU rest pose
-    (:data:`skeletonagent.skeleton.REST_POSES`); MediaPipe hands a spread hand.
-
-    Raises:
-        ValueError: for a layout with neither (naming its unplaced joints).
-    """
-    layout = _layout(layout)
-    table = _named_positions()
-    if all(name in table for name in layout.joint_names):
-        return np.array([table[name] for name in layout.joint_names], dtype=np.float64)
-    hand = _hand_pose(layout)
-    if hand is not None:
-        return hand
-    unplaced = [name for name in layout.joint_names if name not in table]
-    raise ValueError(f'no drawing pose for layout {layout.name!r}: joints {unplaced} have no '
-                     'position (skeletonagent.skeleton.REST_POSES)')
-
-
 def draw_critical_joints(layout: Any, joints: Iterable[int], out_png: PathLike, *,
                          title: str | None = None, label_joints: bool = True,
                          size: tuple[float, float] = (3.0, 4.0), dpi: int = 100) -> Path:
@@ -563,7 +414,7 @@ def draw_critical_joints(layout: Any, joints: Iterable[int], out_png: PathLike, 
         fig.suptitle(_wrap(title, int(size[0] * 12)), fontsize=9)
     ax = fig.add_axes((0.02, 0.02, 0.96, top - 0.02))
     # room on both sides for the joint names
-    xlim, ylim = _limits(pose[None, None], np.ones((1, 1, len(pose)), dtype=bool),
+    xlim, ylim = square_limits(pose[None, None], np.ones((1, 1, len(pose)), dtype=bool),
                          margin=0.3 if label_joints and joints else 0.12)
     panel = _Panel(ax, layout, 1, joints, xlim, ylim, y_down=False, joint_size=18,
                    line_width=2.2)

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from skeletonagent.agent import PromptSet, build_backend, build_initial_agent, run_round
+from skeletonagent.agent.round import MaskFormat, RoundQuestions
 from skeletonagent.testing import FakeLLMServer, Fault, asks_about
 
 LAYOUT = 'nturgb+d'
@@ -87,7 +88,8 @@ def test_200_concurrent_classes_with_20_percent_failures(initial, monkeypatch):
                                  max_concurrency=NUM_CLASSES))
     backend.configure(layout=LAYOUT, prompts=PromptSet())
     try:
-        result = run_round(backend, agent.state, agent.transcripts, names, similar, LAYOUT, 'j')
+        result = run_round(backend, RoundQuestions(agent.state, agent.transcripts, names, similar),
+                           MaskFormat(LAYOUT, 'j'))
         records = server.records
     finally:
         backend.close()

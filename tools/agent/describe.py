@@ -42,7 +42,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def agent_settings(args: argparse.Namespace) -> dict:
     settings: dict = {}
     if args.config:
-        from skeletonagent.engine.config import agent_settings as from_config
+        from skeletonagent.agent.settings import agent_settings as from_config
         from skeletonagent.engine.config import load_config
         settings = from_config(load_config(args.config, args.cfg_options)) or {}
     if args.label_map:

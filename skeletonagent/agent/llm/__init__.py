@@ -1,13 +1,16 @@
 """LLM backends of the agent, registered in ``skeletonagent.registry.LLM_BACKENDS``."""
-from .base import FAILURE_KINDS, ChatResult, LLMBackend, Message, RoundStats, check_messages
+from .base import LLMBackend, Message, check_messages
 from .cache import ResponseCache
+from .failures import LLMError, MissingAPIKeyError
 from .offline import Offline
-from .openai_chat import LLMError, MissingAPIKeyError, OpenAIChat
+from .openai_chat import OpenAIChat
 from .replay import TranscriptReplay
+from .reply import checked, reply_problem
+from .results import FAILURE_KINDS, ChatResult, RoundStats
 
 __all__ = ["LLMBackend", "Message", "Offline", "check_messages", "build_backend", "ChatResult",
            "RoundStats", "FAILURE_KINDS", "OpenAIChat", "TranscriptReplay", "ResponseCache",
-           "LLMError", "MissingAPIKeyError", "backend_arguments"]
+           "LLMError", "MissingAPIKeyError", "backend_arguments", "checked", "reply_problem"]
 
 
 def backend_arguments(cfg: 'dict | None') -> 'tuple[type, dict]':

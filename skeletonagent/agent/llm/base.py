@@ -1,20 +1,35 @@
-"""The interface every LLM backend implements.
+"""The interface every LLM backend implements, and the round of chats they all share.
 
 A backend answers a chat: a list of messages ``{'role': 'system'|'user'|'assistant',
-'content': str}`` whose last message is the user's question. ``chat_many`` answers several
-independent chats (one per action class) and is where a remote backend batches or runs
-requests concurrently; the default simply loops.
+'content': str}`` whose last message is the user's question. The agent asks in rounds: one
+:meth:`LLMBackend.chat_results` call holds one independent chat per action class and gives
+one :class:`~.results.ChatResult` per chat, never raising for one chat's failure. That call
+is the same for every backend: chats run on a thread pool of ``max_concurrency`` threads (1:
+one after the other), a progress bar or callback follows them, every reply goes through the
+one validator (:func:`.reply.checked`), and each failure is logged. A backend says how one
+chat is answered (:meth:`LLMBackend.chat`, or :meth:`LLMBackend.answer` for its own costs and
+failure kinds) and what a round shares (:meth:`LLMBackend.start_round`, e.g. budgets).
 """
 from __future__ import annotations
 
+import logging
+import os
+import re
+import sys
+import threading
 import time
 from abc import ABC, abstractmethod
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
 
-__all__ = ['Message', 'LLMBackend', 'check_messages', 'ChatResult', 'RoundStats', 'FAILURE_KINDS']
+from .reply import checked, result_of_reply
+from .results import FAILURE_KINDS, ChatResult, RoundStats
+
+__all__ = ['Message', 'LLMBackend', 'check_messages', 'ChatResult', 'RoundStats', 'FAILURE_KINDS',
+           'chat_label', 'progress_bar']
+
+logger = logging.getLogger(__name__)
 
 Message = dict[str, str]
 
@@ -34,92 +49,42 @@ def check_messages(messages: Sequence[Message]) -> None:
         raise ValueError(f"the last message must be the user's, got {messages[-1]['role']!r}")
 
 
-#: Why a chat produced no usable answer (``ChatResult.error``).
-FAILURE_KINDS: tuple[str, ...] = (
-    'refusal',       # the model declined (after the neutral rephrase too)
-    'empty',         # no content
-    'malformed',     # content of the wrong shape (not text, unparseable response body)
-    'rate_limit',    # 429 after all retries
-    'server_error',  # 5xx after all retries
-    'timeout',       # request timed out after all retries
-    'connection',    # connection refused / dropped after all retries
-    'budget',        # the round's request or token budget was spent before this chat
-    'other',         # anything else (the detail says what)
-)
+_QUOTED_RE = re.compile(r"(?<!\w)'(.+?)'(?=[\s,.;:?!)]|$)")  # not the "'" of "person's"
 
 
-@dataclass
-class ChatResult:
-    """The outcome of one chat: its answer, or why there is none, and what it cost.
-
-    ``text`` is None exactly when ``error`` is set (one of :data:`FAILURE_KINDS`).
-    ``requests`` counts HTTP attempts made (the client's retries included, connections that
-    failed too; 0 for a cache hit or a chat the round's budget or down server stopped).
-    """
-
-    text: str | None
-    error: str | None = None
-    detail: str = ''
-    requests: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached: bool = False
-    seconds: float = 0.0
-
-    def __post_init__(self) -> None:
-        if (self.text is None) == (self.error is None):
-            raise ValueError(f'ChatResult needs exactly one of text and error, got '
-                             f'text={self.text!r}, error={self.error!r}')
-        if self.error is not None and self.error not in FAILURE_KINDS:
-            raise ValueError(f'ChatResult.error must be one of {FAILURE_KINDS}, got {self.error!r}')
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
+def chat_label(messages: Sequence[Message], index: int, total: int) -> str:
+    """"chat 3 of 60 ('drink water')": the chat's place in its round and the class its first
+    question names in quotes, if any, for log lines."""
+    first = next((m.get('content', '') for m in messages
+                  if isinstance(m, dict) and m.get('role') == 'user'), '')
+    quoted = _QUOTED_RE.findall(first) if isinstance(first, str) else []
+    where = f'chat {index + 1} of {total}'
+    return f"{where} ('{quoted[0]}')" if quoted else where
 
 
-@dataclass
-class RoundStats:
-    """What one round of chats cost: requests, tokens, failures by kind, cache hits, seconds."""
-
-    chats: int = 0
-    requests: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached: int = 0
-    failures: Counter = field(default_factory=Counter)
-    seconds: float = 0.0
-
-    @classmethod
-    def from_results(cls, results: Sequence[ChatResult], seconds: float) -> RoundStats:
-        return cls(chats=len(results), requests=sum(r.requests for r in results),
-                   prompt_tokens=sum(r.prompt_tokens for r in results),
-                   completion_tokens=sum(r.completion_tokens for r in results),
-                   cached=sum(r.cached for r in results),
-                   failures=Counter(r.error for r in results if r.error is not None),
-                   seconds=float(seconds))
-
-    @property
-    def num_failed(self) -> int:
-        return sum(self.failures.values())
-
-    def summary(self) -> str:
-        """One log line, e.g. ``12 chats, 14 requests, 3,210 tokens, 2 cached, 1 failed
-        (timeout 1), 1.8 s``."""
-        tokens = self.prompt_tokens + self.completion_tokens
-        failed = ', '.join(f'{k} {n}' for k, n in sorted(self.failures.items()))
-        return (f'{self.chats} chats, {self.requests} requests, {tokens:,} tokens, '
-                f'{self.cached} cached, {self.num_failed} failed' + (f' ({failed})' if failed else '')
-                + f', {self.seconds:.1f} s')
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(chats=self.chats, requests=self.requests, prompt_tokens=self.prompt_tokens,
-                    completion_tokens=self.completion_tokens, cached=self.cached,
-                    failures=dict(self.failures), seconds=round(self.seconds, 3))
+def progress_bar(total: int, desc: str | None) -> Any:
+    """A tqdm bar over a round's chats on stderr, or None: shown when stderr is a terminal or
+    ``SKELETONAGENT_PROGRESS=1``, never when it is ``0`` (logs stay free of bars)."""
+    flag = os.environ.get('SKELETONAGENT_PROGRESS', '').strip().lower()
+    if flag in ('0', 'false', 'no', 'off'):
+        return None
+    try:
+        if flag not in ('1', 'true', 'yes', 'on') and not sys.stderr.isatty():
+            return None
+        from tqdm import tqdm  # deferred: needed only when a bar is shown
+        return tqdm(total=total, desc=f'agent round ({desc})' if desc else 'agent round',
+                    unit='class', leave=False, file=sys.stderr)
+    except Exception:  # noqa: BLE001 - no bar rather than no round
+        return None
 
 
 class LLMBackend(ABC):
-    """Base class of LLM backends (registered in ``skeletonagent.registry.LLM_BACKENDS``)."""
+    """Base class of LLM backends (registered in ``skeletonagent.registry.LLM_BACKENDS``).
+
+    ``max_concurrency``: chats of one round in flight at once (the thread pool's size).
+    """
+
+    max_concurrency: int = 1
 
     @classmethod
     def check_arguments(cls, args: dict) -> None:
@@ -139,30 +104,76 @@ class LLMBackend(ABC):
     def chat(self, messages: Sequence[Message]) -> str:
         """The assistant's reply to the chat ``messages``."""
 
-    def chat_many(self, chats: Sequence[Sequence[Message]]) -> list[str]:
-        """Replies to several independent chats, in order."""
-        return [self.chat(messages) for messages in chats]
+    def start_round(self) -> Any:
+        """What the chats of one :meth:`chat_results` call share (budgets, a server's
+        health), handed to :meth:`answer`; None by default."""
+        return None
 
-    def chat_results(self, chats: Sequence[Sequence[Message]]) -> list[ChatResult]:
-        """Outcomes of several independent chats, in order; never raises for one chat's
-        failure. The agent's rounds call this. Remote backends override it (concurrency,
-        retries, budgets); the default calls :meth:`chat` one chat at a time."""
-        results = []
-        for messages in chats:
-            start = time.perf_counter()
-            try:
-                text = self.chat(messages)
-            except Exception as exc:  # noqa: BLE001 - one class's failure must not end a round
-                results.append(ChatResult(None, error='other', detail=f'{type(exc).__name__}: {exc}',
-                                          seconds=time.perf_counter() - start))
-                continue
-            if not isinstance(text, str):
-                results.append(ChatResult(None, error='malformed', detail=f'reply of type {type(text).__name__}'))
-            elif not text.strip():
-                results.append(ChatResult(None, error='empty', seconds=time.perf_counter() - start))
+    def answer(self, messages: Sequence[Message], round_state: Any = None) -> ChatResult:
+        """The outcome of one chat of a round; never raises. The default asks :meth:`chat`
+        (an exception is an ``'other'`` failure); a backend with its own costs or failure
+        kinds overrides this."""
+        start = time.perf_counter()
+        try:
+            text = self.chat(messages)
+        except Exception as exc:  # noqa: BLE001 - one class's failure must not end a round
+            return ChatResult(None, error='other', detail=f'{type(exc).__name__}: {exc}',
+                              seconds=time.perf_counter() - start)
+        return result_of_reply(text, seconds=time.perf_counter() - start)
+
+    def chat_results(self, chats: Sequence[Sequence[Message]],
+                     progress: Callable[[ChatResult], None] | None = None
+                     ) -> list[ChatResult]:
+        """Outcomes of one round of independent chats, in order; never raises for one chat's
+        failure. The agent's rounds call this.
+
+        Chats run on ``max_concurrency`` threads; every result passes the reply validator
+        (:func:`.reply.checked`). ``progress`` is called with each chat's result as it
+        finishes (one call at a time); without it a tqdm bar over the chats is shown on
+        stderr when that is a terminal or ``SKELETONAGENT_PROGRESS=1`` (``=0`` turns it off).
+        """
+        chats = list(chats)
+        round_state = self.start_round()
+        if not chats:
+            return []
+        bar = progress_bar(len(chats), self.describe()) if progress is None else None
+        if bar is not None:
+            def progress(result: ChatResult) -> None:
+                bar.update(1)
+        lock = threading.Lock()
+
+        def run(messages: Sequence[Message]) -> ChatResult:
+            result = checked(self.answer(messages, round_state))
+            if progress is not None:
+                with lock:
+                    try:
+                        progress(result)
+                    except Exception:  # noqa: BLE001 - progress display must not fail a chat
+                        logger.debug('progress callback failed', exc_info=True)
+            return result
+
+        workers = max(1, min(int(self.max_concurrency), len(chats)))
+        try:
+            if workers == 1:
+                results = [run(messages) for messages in chats]
             else:
-                results.append(ChatResult(text, seconds=time.perf_counter() - start))
+                with ThreadPoolExecutor(workers, thread_name_prefix=type(self).__name__) as pool:
+                    results = list(pool.map(run, chats))
+        finally:
+            if bar is not None:
+                bar.close()
+        self.log_failures(chats, results, round_state)
         return results
+
+    def log_failures(self, chats: Sequence[Sequence[Message]], results: Sequence[ChatResult],
+                     round_state: Any = None) -> None:
+        """One WARNING per chat of the round that got no answer."""
+        for i, (messages, result) in enumerate(zip(chats, results)):
+            if not result.ok:
+                after = f' after {result.requests} request(s)' if result.requests else ''
+                logger.warning('%s: no answer for %s: %s%s: %s', self.describe(),
+                               chat_label(messages, i, len(chats)), result.error, after,
+                               result.detail)
 
     def close(self) -> None:  # noqa: B027 - optional, a no-op
         """Release clients or threads (nothing by default)."""

@@ -16,7 +16,6 @@ hold (a dialogue cut short, a follow-up never asked) fails with ``'empty'``, the
 """
 from __future__ import annotations
 
-import logging
 import os
 import re
 from collections.abc import Sequence
@@ -28,11 +27,10 @@ from skeletonagent.registry import LLM_BACKENDS
 from ..prompts import PromptSet
 from ..transcripts import TranscriptError, Turn, class_name_key, read_transcript_dir
 from .base import ChatResult, LLMBackend, Message, check_messages
-from .openai_chat import LLMError
+from .failures import LLMError
 
 __all__ = ['TranscriptReplay']
 
-logger = logging.getLogger(__name__)
 
 PathLike = Union[str, 'os.PathLike[str]']
 
@@ -123,13 +121,9 @@ class TranscriptReplay(LLMBackend):
             raise LLMError(f'{self.describe()}: {result.error}: {result.detail}', kind=result.error)
         return result.text
 
-    def chat_results(self, chats: Sequence[Sequence[Message]]) -> list[ChatResult]:
-        results = [self._answer(messages) for messages in chats]
-        for i, result in enumerate(results):
-            if not result.ok:
-                logger.warning('%s: no answer for chat %d of %d: %s: %s', self.describe(), i + 1,
-                               len(results), result.error, result.detail)
-        return results
+    def answer(self, messages: Sequence[Message], round_state: object = None) -> ChatResult:
+        """The stored answer of one chat of a round, or why there is none."""
+        return self._answer(messages)
 
     def identify(self, question: str) -> int | None:
         """The class (0-based) a chat whose first question is ``question`` is about."""

@@ -23,6 +23,7 @@ import torch
 import torch.nn as nn
 
 from skeletonagent.registry import MODELS
+from skeletonagent.skeleton.masks import MASK_STREAMS, row_weights
 
 from .checkpointing import WithCp, check_with_cp, checkpoint_block
 from .units import GCNUnit, MSTCNUnit, TemporalConv, fuse_backbone, refuse_training_if_fused
@@ -148,7 +149,7 @@ class _GCNModuleBase(nn.Module):
         self.llm_model = kwargs.pop('llm_model', 'gpt4o')
         modality = kwargs.pop('llm_modality', 'j')
         # motion streams share the masks of their static stream (official behaviour)
-        self.llm_modality = {'jm': 'j', 'bm': 'b', 'km': 'k'}.get(modality, modality)
+        self.llm_modality = MASK_STREAMS.get(modality, modality)
         self.num_classes = int(kwargs.pop('num_classes', 60))
         self.text_dim = int(kwargs.pop('text_dim', 512))
         self.text_key = str(kwargs.pop('text_key', 'ViT-B/32'))
@@ -242,7 +243,7 @@ class _GCNModuleBase(nn.Module):
         pooled = feat.mean(3)                                             # N M C V
         weight = self.direct_fc.weight.view(1, c)
         joint_score = torch.matmul(weight, pooled.reshape(n * m, c, v))   # NM 1 V
-        mask_mean = self.examplar.mean(2)                                 # Class V
+        mask_mean = row_weights(self.examplar)                            # Class V
         logits = torch.matmul(joint_score.squeeze(1), mask_mean.t()) + self.direct_fc.bias
         return logits.view(n, m, self.num_classes).mean(1)
 
