@@ -292,11 +292,11 @@ def test_every_user_error_class_is_a_skeletonagent_error_and_keeps_its_builtin_b
     from skeletonagent.engine.config_keys import UnknownConfigType
     from skeletonagent.engine.errors import ConfigError, error_message
     from skeletonagent.engine.preflight import DataMissing
-    from skeletonagent.models.text.availability import TextEncoderUnavailable
     from skeletonagent.engine.workdir_lock import WorkDirBusy
     from skeletonagent.errors import SkeletonAgentError
     from skeletonagent.evaluation.compare import CompareError
     from skeletonagent.evaluation.fusion import FusionError
+    from skeletonagent.models.text.availability import TextEncoderUnavailable
     from skeletonagent.pose.base import PoseBackendUnavailable
     from skeletonagent.pose.extra import VideoExtraMissing
     from skeletonagent.pose.video import VideoReadError
