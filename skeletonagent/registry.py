@@ -11,8 +11,6 @@ import re
 import mmengine.registry as _mm
 from mmengine.registry import Registry
 
-from .errors import SkeletonAgentError
-
 # Every registry mmengine's Runner builds from gets a child here. The runner's default scope is
 # 'skeletonagent', so mmengine looks each name up in the 'skeletonagent' child of the registry
 # first; a registry without one logs "Failed to search registry with scope ..." and falls
@@ -85,7 +83,7 @@ PIPELINES = TRANSFORMS
 _UNKNOWN_TYPE_RE = re.compile(r"[`'\"]?([^\s`'\"]+)[`'\"]? is not in the (\S+?)::(.+?) registry")
 
 
-class UnknownTypeError(SkeletonAgentError, KeyError):
+class UnknownTypeError(KeyError):
     """A config names a ``type`` no registry holds; the message lists the close names."""
 
     def __str__(self) -> str:  # KeyError would show the repr of the message

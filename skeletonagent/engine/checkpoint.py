@@ -35,6 +35,7 @@ from mmengine.hooks import Hook
 from mmengine.logging import HistoryBuffer, print_log
 from mmengine.runner.checkpoint import find_latest_checkpoint
 
+from ..datasets.config_view import config_datasets
 from ..errors import SkeletonAgentError
 from ..registry import HOOKS
 from ..utils.fileio import TEMP_SUFFIX, atomic_write_bytes
@@ -503,8 +504,8 @@ def _identity(cfg: Any) -> dict:
         elif prefix.rsplit('.', 1)[-1] in _IDENTITY_KEYS:
             found[prefix] = value
     walk(dict(cfg.get('model') or {}), 'model')
-    data = cfg.get('data') or {}
-    pipeline = ((data.get('test') or {}).get('pipeline') or []) if isinstance(data, dict) else []
+    tests = config_datasets(cfg, 'test')
+    pipeline = (tests[0].settings.get('pipeline') or []) if tests else []
     feats = [{k: t[k] for k in ('type', 'feats') if k in t} for t in pipeline
              if isinstance(t, dict) and t.get('type') in _FEATURE_TRANSFORMS]
     found['data.test.pipeline (feature transforms)'] = feats

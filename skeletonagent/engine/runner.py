@@ -149,17 +149,16 @@ def _use_checked_datasets(kwargs: dict, cfg: Config) -> None:
                 loader['dataset'] = token
 
 
-def _workers(cfg: Config) -> int:
-    """DataLoader workers per process: ``data.workers_per_gpu`` (or an mmengine config's
-    ``train_dataloader.num_workers``)."""
-    data = cfg.get('data') or {}
-    if 'workers_per_gpu' in data or 'train' in data:
-        return int(data.get('workers_per_gpu', 1) or 0)
-    loader = cfg.get('train_dataloader') or cfg.get('test_dataloader') or {}
+def _workers(spec: RunSpec) -> int:
+    """DataLoader workers per process the run's main loader asks for (the training loader,
+    or the test loader of a test run)."""
+    key = 'train_dataloader' if spec.mode == 'train' else 'test_dataloader'
+    loader = spec.runner_kwargs.get(key) or {}
     return int(loader.get('num_workers', 0) or 0)
 
 
-def set_threads(cfg: Config, threads: int | None = None) -> tuple[ThreadChoice, int | None, str | None]:
+def set_threads(spec: RunSpec, threads: int | None = None
+                ) -> tuple[ThreadChoice, int | None, str | None]:
     """Choose and set this process's CPU threads and its DataLoader workers per loader
     (``engine/threads.py`` has the rules): (thread choice, workers, how they were chosen).
 
@@ -169,7 +168,7 @@ def set_threads(cfg: Config, threads: int | None = None) -> tuple[ThreadChoice, 
     from mmengine.dist import barrier, get_world_size
     if get_world_size() > 1:
         barrier()
-    workers, line = choose_workers(_workers(cfg))
+    workers, line = choose_workers(_workers(spec))
     return configure_threads(threads, workers=workers), workers, line
 
 
@@ -354,7 +353,7 @@ def train(spec: RunSpec | Config, opts: RunOptions | None = None, test_last: boo
     cfg = spec.cfg
     # this run owns its work dir until the process ends (a second run there is refused)
     hold_work_dir_all_ranks(spec.work_dir)
-    choice, workers, workers_line = set_threads(cfg, threads)
+    choice, workers, workers_line = set_threads(spec, threads)
     runner: Runner | None = None
     trained = False
     snapshot = WorkDirSnapshot(spec.work_dir) if get_rank() == 0 else None
@@ -448,7 +447,7 @@ def test(spec: RunSpec | Config, checkpoint: str, opts: RunOptions | None = None
     out_file = out_file or spec.options.out_file
     ckpt = load_checkpoint_file(checkpoint)  # clear error for a missing / truncated / unsafe file
     check_checkpoint_config(ckpt, spec.cfg, checkpoint)  # another stream / dataset
-    choice, workers, workers_line = set_threads(spec.cfg, threads)
+    choice, workers, workers_line = set_threads(spec, threads)
     runner = build_runner(spec, workers=workers)
     _publish_machine(runner, choice, workers_line)
     model = runner.model.module if is_model_wrapper(runner.model) else runner.model

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from mmengine.config import Config
 
+from ..datasets.config_view import config_datasets
+
 __all__ = ['STREAMS', 'best_record', 'metrics_text', 'fusion_command', 'summary_lines',
            'format_block']
 
@@ -35,12 +37,6 @@ def metrics_text(metrics: Mapping) -> str:
     return ', '.join(parts) if parts else 'no figures (unlabelled test data)'
 
 
-def _leaf(dataset: Mapping) -> Mapping:
-    while 'ann_file' not in dataset and isinstance(dataset.get('dataset'), Mapping):
-        dataset = dataset['dataset']
-    return dataset
-
-
 def fusion_command(cfg: Config, work_dir: str | Path, pred_name: str = 'best_pred.pkl'
                    ) -> tuple[str, list[str]] | None:
     """``(command, streams not trained yet)`` fusing this run's predictions with those of the
@@ -57,7 +53,8 @@ def fusion_command(cfg: Config, work_dir: str | Path, pred_name: str = 'best_pre
     streams = [s for s in STREAMS if s == config.stem or s in others]
     preds = [work_dir.with_name(s) / pred_name for s in streams]
     missing = [s for s, p in zip(streams, preds) if not p.is_file() and s != config.stem]
-    test = _leaf(dict((cfg.get('data') or {}).get('test') or {}))
+    tests = config_datasets(cfg, 'test')
+    test = tests[0].settings if tests else {}
     ann, split = test.get('ann_file'), test.get('split')
     if not ann:
         return None
