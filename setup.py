@@ -30,7 +30,8 @@ setup(
     python_requires='>=3.9',
     packages=find_packages(include=['skeletonagent', 'skeletonagent.*']),
     # Files the library reads at run time (importlib.resources): they must be in the wheel.
-    package_data={'skeletonagent.data': ['label_map/*.txt', 'ntu_missing/*.txt']},
+    package_data={'skeletonagent.data': ['label_map/*.txt', 'ntu_missing/*.txt'],
+                  'skeletonagent.evaluation.report': ['template.html']},
     include_package_data=True,
     install_requires=read_requirements('requirements.txt'),
     extras_require={

@@ -29,7 +29,7 @@ def main(argv=None) -> int:
 
     import _common as C
 
-    from skeletonagent.datasets.pose_dataset import validate_annotation
+    from skeletonagent.datasets.annotations import validate_annotation
 
     rng = np.random.default_rng(0)
     anns = [dict(frame_dir=f'S{i:06d}', label=i % 60, total_frames=args.frames,

@@ -1,8 +1,14 @@
 """The base of every error the package raises for a user's mistake.
 
-A tool ends on a :class:`SkeletonAgentError` with one ``error: ...`` line (the message names
-the file, the sample, the key at fault); any other exception, a ``RuntimeError`` of torch
-included, keeps its traceback. This module imports nothing of the package.
+A tool ends on a :class:`SkeletonAgentError` with one ``error: ...`` line and no traceback
+(``skeletonagent.engine.errors.run_tool``): its message names the file, the sample, the key
+at fault. Any other exception that is not a plain bad-input error of Python (a
+``RuntimeError`` of torch, a ``TypeError`` in our code) keeps its traceback, so a crash is
+never mistaken for a user error.
+
+Every error class of the package for a user mistake inherits this *and* the built-in class it
+always had (``class DataError(SkeletonAgentError, ValueError)``), so ``except ValueError``
+around our calls keeps working. This module imports nothing of the package (layer 1).
 """
 from __future__ import annotations
 

@@ -466,3 +466,41 @@ def test_check_top_level_errors(tmp_path, capsys):
     assert check_main([str(path), '--split', 'test']) == 1
     err = capsys.readouterr().err
     assert "unknown split 'test'" in err and "field 'split'" in err
+
+
+def _read_number(path: str, scale: int = 1) -> dict:
+    """run_samples' worker for the runner test: the file's number, times ``scale``."""
+    text = Path(path).read_text().strip()
+    if not text.isdigit():
+        raise ValueError(f'{path}: not a number: {text!r}')
+    return dict(value=int(text) * scale)
+
+
+def test_runner_caches_collects_failures_and_strict_raises_a_sample_error(tmp_path):
+    """prep/runner.py on its own: results cached per sample (a rerun computes only a changed
+    file, and every sample again when the settings key changes), unreadable files collected
+    in failed.txt, and a strict run stopping with a SampleError (a user error)."""
+    from skeletonagent.datasets.prep.runner import SampleError, find_files, run_samples
+    from skeletonagent.errors import SkeletonAgentError
+    raw = tmp_path / 'raw'
+    raw.mkdir()
+    for name, text in (('a', '1'), ('b', '2'), ('c', 'x')):
+        (raw / f'{name}.txt').write_text(text)
+    items = find_files([raw], '.txt')
+    assert [name for name, _ in items] == ['a', 'b', 'c']
+    work = tmp_path / 'work'
+    with pytest.warns(UserWarning, match='skipped c'):
+        first = run_samples(items, _read_number, work, key=1, progress=False)
+    assert {n: a['value'] for n, a in first.annotations.items()} == {'a': 1, 'b': 2}
+    assert (first.processed, first.cached, [n for n, _ in first.failed]) == (2, 0, ['c'])
+    assert (work / 'failed.txt').read_text().startswith('c\t')
+    (raw / 'c.txt').write_text('3')
+    second = run_samples(items, _read_number, work, key=1, progress=False)
+    assert (second.processed, second.cached, second.failed) == (1, 2, [])
+    assert not (work / 'failed.txt').exists()
+    third = run_samples(items, _read_number, work, key=2, progress=False, fn_kwargs=dict(scale=10))
+    assert third.processed == 3 and third.annotations['c']['value'] == 30
+    (raw / 'b.txt').write_text('y')
+    with pytest.raises(SampleError, match='not a number') as info:
+        run_samples(items, _read_number, tmp_path / 'strict', key=1, strict=True, progress=False)
+    assert isinstance(info.value, SkeletonAgentError) and isinstance(info.value, ValueError)

@@ -452,3 +452,27 @@ def test_kinetics_pipeline_expects_the_17_coco_joints_it_derives_from(tmp_path):
     with pytest.raises(DataError, match="has 20 joints.*Kinetics_Transform"):
         PoseDataset(_write(tmp_path, [_ann('k0', 0, num_joints=20, channels=2)], 'k20.pkl'),
                     pipeline)
+
+
+def test_annotation_file_errors_are_data_errors_and_user_errors(tmp_path):
+    """The readers every module shares (datasets/annotations.py): a missing, a directory, a
+    truncated file each raise one DataError naming the file (one line from the tools)."""
+    from skeletonagent.datasets.annotations import load_annotation_file
+    from skeletonagent.errors import SkeletonAgentError
+    path = _write(tmp_path, [_ann('s0', 0)], 'good.pkl')
+    assert load_annotation_file(path)[0]['frame_dir'] == 's0'
+    (tmp_path / 'cut.pkl').write_bytes(open(path, 'rb').read()[:20])
+    for bad, words in ((tmp_path / 'none.pkl', 'not found'), (tmp_path, 'is a directory'),
+                       (tmp_path / 'cut.pkl', 'cannot be unpickled')):
+        with pytest.raises(DataError, match=words) as info:
+            load_annotation_file(bad)
+        assert info.value.file == str(bad)
+        assert isinstance(info.value, SkeletonAgentError) and isinstance(info.value, ValueError)
+
+
+def test_release_freed_heap_keeps_the_serialized_samples(tmp_path):
+    """malloc_trim after serializing (utils/malloc.py) hands pages back, never data."""
+    from skeletonagent.utils.malloc import release_freed_heap
+    dataset = PoseDataset(_write(tmp_path, [_ann(f's{i}', i % 3) for i in range(50)]), [])
+    release_freed_heap()
+    assert [info['frame_dir'] for info in dataset.video_infos] == [f's{i}' for i in range(50)]

@@ -233,3 +233,90 @@ def test_a_bug_keeps_its_traceback():
     with pytest.raises(FileNotFoundError):
         run_tool(user_error, ['--debug'])
 
+
+
+def test_torch_runtime_error_keeps_its_traceback_and_user_errors_stay_one_line(tmp_path):
+    """A RuntimeError raised by torch itself (a convolution given the wrong number of
+    channels) is a crash: the tool's exit path shows its traceback. Every error class of the
+    package for a user mistake is a SkeletonAgentError and ends the tool with one line."""
+    from skeletonagent.engine.errors import USER_ERRORS, ConfigError, error_message, run_tool
+    from skeletonagent.errors import SkeletonAgentError
+
+    def conv_on_wrong_channels(argv):
+        torch.nn.Conv2d(3, 8, 1)(torch.zeros(1, 5, 4, 4))
+    with pytest.raises(RuntimeError, match='channels') as info:
+        run_tool(conv_on_wrong_channels, [])
+    assert error_message(info.value) is None
+    assert RuntimeError not in USER_ERRORS and SkeletonAgentError in USER_ERRORS
+
+    def bad_config(argv):
+        raise ConfigError('unknown config key total_epoch')
+    with pytest.raises(SystemExit) as exit_info:
+        run_tool(bad_config, [])
+    assert exit_info.value.code == 'error: unknown config key total_epoch'
+
+    # the same two as a user runs a tool: a process whose main goes through run_tool
+    script = tmp_path / 'tool.py'
+    script.write_text(
+        'import sys, torch\n'
+        'from skeletonagent.engine.errors import ConfigError, run_tool\n'
+        'def main(argv):\n'
+        '    if argv[0] == "torch":\n'
+        '        torch.nn.Conv2d(3, 8, 1)(torch.zeros(1, 5, 4, 4))\n'
+        '    raise ConfigError("unknown config key total_epoch")\n'
+        'run_tool(main)\n')
+    env = dict(os.environ, OMP_NUM_THREADS='1',
+               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    crash, user = (subprocess.run([sys.executable, str(script), which], cwd=tmp_path, env=env,
+                                  capture_output=True, text=True, timeout=120)
+                   for which in ('torch', 'config'))
+    assert crash.returncode == 1 and 'Traceback' in crash.stderr
+    assert 'RuntimeError' in crash.stderr.splitlines()[-1]
+    assert not [line for line in crash.stderr.splitlines() if line.startswith('error: ')]
+    assert user.returncode == 1 and 'Traceback' not in user.stderr
+    assert user.stderr.strip().splitlines() == ['error: unknown config key total_epoch']
+
+
+def test_every_user_error_class_is_a_skeletonagent_error_and_keeps_its_builtin_base():
+    """``except ValueError`` / ``except OSError`` / ``except RuntimeError`` around our calls
+    still catch what they caught; the tools treat every one of them as a user error."""
+    from skeletonagent.agent.llm import LLMError, MissingAPIKeyError
+    from skeletonagent.agent.official import OfficialImportError
+    from skeletonagent.agent.sources import AgentSourceMissing
+    from skeletonagent.agent.transcripts import TranscriptError
+    from skeletonagent.datasets.errors import DataError
+    from skeletonagent.datasets.memcache import MemcachedError
+    from skeletonagent.datasets.pipelines.compose import PipelineError
+    from skeletonagent.datasets.prep import SampleError, SkeletonFileError
+    from skeletonagent.engine.checkpoint import CheckpointError, CheckpointMismatchError
+    from skeletonagent.engine.config_keys import UnknownConfigType
+    from skeletonagent.engine.errors import ConfigError, error_message
+    from skeletonagent.engine.preflight import DataMissing
+    from skeletonagent.engine.workdir_lock import WorkDirBusy
+    from skeletonagent.errors import SkeletonAgentError
+    from skeletonagent.evaluation.compare import CompareError
+    from skeletonagent.evaluation.fusion import FusionError
+    from skeletonagent.models.text.availability import TextEncoderUnavailable
+    from skeletonagent.pose.base import PoseBackendUnavailable
+    from skeletonagent.pose.extra import VideoExtraMissing
+    from skeletonagent.pose.video import VideoReadError
+    from skeletonagent.registry import UnknownTypeError
+    builtin = {ConfigError: ValueError, UnknownConfigType: KeyError, WorkDirBusy: ValueError,
+               CheckpointError: ValueError, CheckpointMismatchError: ValueError,
+               DataMissing: FileNotFoundError, TextEncoderUnavailable: RuntimeError,
+               DataError: ValueError, PipelineError: ValueError, MemcachedError: RuntimeError,
+               SampleError: ValueError, SkeletonFileError: ValueError,
+               CompareError: ValueError, FusionError: ValueError,
+               TranscriptError: ValueError, LLMError: RuntimeError,
+               MissingAPIKeyError: RuntimeError, AgentSourceMissing: FileNotFoundError,
+               OfficialImportError: ValueError, VideoExtraMissing: RuntimeError,
+               PoseBackendUnavailable: RuntimeError, VideoReadError: ValueError}
+    for cls, base in builtin.items():
+        assert issubclass(cls, SkeletonAgentError) and issubclass(cls, base), cls
+    # the registry shares layer 1 with errors.py: a KeyError that the tools name in one line
+    assert issubclass(UnknownTypeError, KeyError)
+    assert error_message(LLMError('the server at http://x cannot be reached')) == \
+        'the server at http://x cannot be reached'
+    assert error_message(UnknownTypeError("no model type 'GCN'")) == "no model type 'GCN'"
+    assert error_message(DataMissing('annotation file not found: x.pkl')) == \
+        'annotation file not found: x.pkl'

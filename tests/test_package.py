@@ -58,6 +58,8 @@ def test_wheel_ships_the_package_data(wheel):
     for name in data:                                  # the files themselves, not stubs
         assert zipfile.ZipFile(wheel).read(name) == (ROOT / name).read_bytes(), name
     assert 'skeletonagent/datasets/synthetic.py' in names
+    template = 'skeletonagent/evaluation/report/template.html'     # the report's page
+    assert zipfile.ZipFile(wheel).read(template) == (ROOT / template).read_bytes()
     assert not any(n.startswith(('tools/', 'tests/', 'configs/')) for n in names)
 
 

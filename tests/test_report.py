@@ -251,3 +251,40 @@ def test_openai_chat_reports_progress_per_class(monkeypatch):
         finally:
             backend.close()
     assert len(seen) == 3 and {id(r) for r in seen} == {id(r) for r in results}
+
+
+def test_report_tables_are_the_metric_functions(tmp_path):
+    """The report's accuracies come from evaluation/functional.py: the same numbers as the
+    validation metric from the scores and labels; a class without test samples has no
+    accuracy (an empty cell), not 0."""
+    from skeletonagent.evaluation.functional import confusion_matrix, mean_class_accuracy, top_k_accuracy
+    from skeletonagent.evaluation.report import tables
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 5, 200)                      # class 5 has no sample
+    scores = rng.normal(size=(200, 6))
+    scores[np.arange(200), labels] += 1.0
+    cm = confusion_matrix(scores.argmax(1), labels, 6)
+    top1, mean1 = top_k_accuracy(scores, labels, (1,))[0], mean_class_accuracy(scores, labels)
+    assert tables.accuracy_line(cm) == (f'top-1 accuracy {top1:.4f}, mean class accuracy '
+                                        f'{mean1:.4f} (200 test samples)')
+    rows = tables.per_class_rows(cm, [f'c{i}' for i in range(6)])
+    for i, row in enumerate(rows[:5]):
+        hit = labels == i
+        assert row[2:5] == [int(hit.sum()), int((scores[hit].argmax(1) == i).sum()),
+                            int((scores.argmax(1) == i).sum())]
+        assert float(row[5]) == pytest.approx(row[3] / row[2], abs=5e-7)
+    assert rows[5][5] == ''
+    per_class, pairs = tables.write_tables(tmp_path, cm, [f'c{i}' for i in range(6)])
+    assert per_class == rows and pairs == tables.confused_pairs(cm)
+    assert {p.name for p in tmp_path.iterdir()} == {'confusion.csv', 'per_class_accuracy.csv',
+                                                    'confused_pairs.csv'}
+
+
+def test_report_page_template_is_package_data():
+    """The page is a file of the package (shipped in the wheel, read through importlib)."""
+    from importlib.resources import files
+
+    from skeletonagent.evaluation.report import page
+    text = page.page_template()
+    assert text.startswith('<!DOCTYPE html>') and '{{ title }}' in text
+    assert files('skeletonagent.evaluation.report').joinpath('template.html').is_file()

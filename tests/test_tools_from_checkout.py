@@ -63,3 +63,23 @@ def test_every_tool_runs_from_the_checkout_without_an_installed_package(tmp_path
         assert skips_exit_collection == 'True', f'{script} does not call skip_exit_collection()'
         assert added == repr([str(REPO)]), f'{script} did not put its checkout first on sys.path: {added}'
         assert package in ('None', str(REPO / 'skeletonagent' / '__init__.py')), (script, package)
+
+
+def test_tool_main_is_every_tools_end(monkeypatch):
+    """``tool_main(main)``: the exit status is main's return value (None: no exit), a user
+    error is one line."""
+    import pytest
+
+    from skeletonagent.engine.errors import ConfigError
+    from skeletonagent.engine.tool import tool_main
+    from skeletonagent.utils import fast_exit
+    monkeypatch.setattr(fast_exit, '_registered', True)     # no gc.freeze in this test process
+
+    def bad(argv):
+        raise ConfigError(f'unknown config key {argv[0]}')
+    for main, argv, code in ((lambda argv: 2, [], 2), (lambda argv: 0, [], 0),
+                             (bad, ['total_epoch'], 'error: unknown config key total_epoch')):
+        with pytest.raises(SystemExit) as info:
+            tool_main(main, argv)
+        assert info.value.code == code
+    assert tool_main(lambda argv: None, []) is None       # no SystemExit: runpy callers go on

@@ -11,11 +11,10 @@ See ``skeletonagent/evaluation/fusion.py`` (``--out``, ``--search``, ``--names``
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's package first
 
+from skeletonagent.engine.tool import tool_main  # noqa: E402
 from skeletonagent.evaluation.fusion import main  # noqa: E402
 
 if __name__ == '__main__':
-    from skeletonagent.utils.fast_exit import skip_exit_collection
-    skip_exit_collection()   # no cycle collection of torch's objects at exit
-    sys.exit(main())
+    tool_main(main)

@@ -20,10 +20,11 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's package first
 
 from skeletonagent.apis import inference_recognizer, init_recognizer, load_keypoint_input  # noqa: E402
 from skeletonagent.apis.inference import sample_label  # noqa: E402
+from skeletonagent.engine.tool import tool_main  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -68,6 +69,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    from skeletonagent.utils.fast_exit import skip_exit_collection
-    skip_exit_collection()   # no cycle collection of torch's objects at exit
-    main()
+    tool_main(main)

@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's package first
 
 if __name__ == '__main__':      # first, before torch: glibc reads its malloc settings at start
     from skeletonagent.utils.fast_exit import skip_exit_collection

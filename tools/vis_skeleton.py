@@ -16,12 +16,13 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's package first
 
 import numpy as np  # noqa: E402
 
 from skeletonagent.apis.inference import load_labelled_sample  # noqa: E402
 from skeletonagent.datasets.config_view import class_names_for  # noqa: E402
+from skeletonagent.engine.tool import tool_main  # noqa: E402
 from skeletonagent.visualization import critical_joints_from_mask, draw_skeleton_sequence, sample_title  # noqa: E402
 
 
@@ -75,6 +76,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    from skeletonagent.utils.fast_exit import skip_exit_collection
-    skip_exit_collection()   # no cycle collection of torch's objects at exit
-    main()
+    tool_main(main)

@@ -29,7 +29,7 @@ import numpy as np
 from ..datasets.config_view import config_class_names
 from ..datasets.label_map import DEFAULT_LABEL_MAPS
 from ..skeleton.masks import check_mask_shape
-from .llm import build_backend
+from .llm import LLMError, build_backend
 from .prompts import PromptSet
 from .selector import (
     JointSelection,
@@ -131,7 +131,7 @@ def _work_dir_transcripts(backend_cfg: Any, class_names: Sequence[str], layout,
                 failed = '; '.join(f'{i + 1:03d} {class_names[i]!r}: {why}'
                                    for i, why in sorted(summary.failed.items())[:5])
                 failed += ' ...' if len(summary.failed) > 5 else ''
-            raise RuntimeError(
+            raise LLMError(
                 f'agent: the initial dialogue failed for {len(summary.failed)} classes ({failed}). '
                 f'The {len(class_names) - len(summary.failed)} complete transcripts are kept in '
                 f'{out_dir}; run again (or tools/agent/describe.py --out {out_dir}) to ask only '

@@ -36,6 +36,7 @@ from typing import Callable, Union
 
 import numpy as np
 
+from ..errors import SkeletonAgentError
 from .prompts import FOLLOW_UP, INITIAL_ROUNDS, PromptSet
 from .selector import build_masks, critical_joints_from_transcript
 from .state import masks_digest
@@ -106,7 +107,7 @@ def official_dataset(key: str) -> OfficialDataset:
                    f'{", ".join(OFFICIAL_DATASETS)}')
 
 
-class OfficialImportError(ValueError):
+class OfficialImportError(SkeletonAgentError, ValueError):
     """The clone lacks something or holds something our label maps / layouts reject; the
     message names the file and what is wrong with it."""
 

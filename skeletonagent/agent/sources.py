@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import SkeletonAgentError
 from .official import (
     DEFAULT_OUT,
     MANIFEST_FILE,
@@ -48,7 +49,7 @@ logger = logging.getLogger(__name__)
 OFFICIAL = 'official'
 
 
-class AgentSourceMissing(FileNotFoundError):
+class AgentSourceMissing(SkeletonAgentError, FileNotFoundError):
     """The agent config names imported official artefacts (or a folder / file) that is not
     there; the message says how to get them or how to do without."""
 

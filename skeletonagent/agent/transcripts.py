@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
+from ..errors import SkeletonAgentError
 from ..utils.fileio import atomic_write_text
 
 __all__ = [
@@ -51,7 +52,7 @@ class Turn:
     answer: str
 
 
-class TranscriptError(ValueError):
+class TranscriptError(SkeletonAgentError, ValueError):
     """A transcript file is missing or malformed; the message names the file."""
 
 

@@ -389,7 +389,7 @@ def load_labelled_sample(path: str | os.PathLike, index: int | None = None,
     """:func:`load_annotation_sample` and the file's class names (a PYSKL pickle's top-level
     ``classes`` list, as the demo data has), or None."""
     path = Path(path)
-    from ..datasets.pose_dataset import load_annotation_file
+    from ..datasets.annotations import load_annotation_file
     data = load_annotation_file(path)
     classes = None
     if isinstance(data, Mapping) and isinstance(data.get('classes'), Sequence) \

@@ -28,13 +28,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import SkeletonAgentError
+
 __all__ = ['ExportResult', 'export_onnx', 'trace_test_path', 'OnnxRecognizer', 'inference_onnx', 'test_inputs',
            'ParityError']
 
 DEFAULT_OPSET = 17
 
 
-class ParityError(RuntimeError):
+class ParityError(SkeletonAgentError, RuntimeError):
     """onnxruntime and torch disagree by more than the tolerance."""
 
 

@@ -21,11 +21,13 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import SkeletonAgentError
+
 __all__ = ['WindowResult', 'Segment', 'VideoRecognition', 'NoPersonFound', 'window_starts',
            'merge_windows', 'recognize_video', 'run_camera', 'write_timeline']
 
 
-class NoPersonFound(ValueError):
+class NoPersonFound(SkeletonAgentError, ValueError):
     """The estimator found nobody in the whole video: nothing is written."""
 
 

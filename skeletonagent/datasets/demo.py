@@ -5,8 +5,9 @@ import os
 from pathlib import Path
 
 from ..registry import DATASETS
+from .annotations import DATA_README
 from .errors import DataError
-from .pose_dataset import DATA_README, PoseDataset
+from .pose_dataset import PoseDataset
 from .synthetic import DEMO_ANN_FILE, DEMO_HARD_ANN_FILE, ensure_demo_data
 
 #: The demo data's own places (relative to the working directory) and their variants.

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import SkeletonAgentError
+
 __all__ = ['DataError']
 
 
-class DataError(ValueError):
+class DataError(SkeletonAgentError, ValueError):
     """An annotation file (or one of its samples) is malformed.
 
     The message names the file, the sample (its ``frame_dir``) and the field at fault, so a

@@ -27,6 +27,8 @@ import socket
 from collections.abc import Mapping
 from typing import Any
 
+from ..errors import SkeletonAgentError
+
 __all__ = ['DEFAULT_MC_CFG', 'INSTALL_HINT', 'MemcachedError', 'MemcachedReader',
            'connect_host', 'load_kpfile', 'make_client', 'normalize_mc_cfg', 'probe_memcached']
 
@@ -41,7 +43,7 @@ INSTALL_HINT = (
     'root); training then uses and fills it.')
 
 
-class MemcachedError(RuntimeError):
+class MemcachedError(SkeletonAgentError, RuntimeError):
     """memcached is missing, unreachable, refused a value, or lacks a key."""
 
 

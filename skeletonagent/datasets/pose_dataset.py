@@ -1,6 +1,8 @@
 """PoseDataset: PYSKL-format skeleton annotation pickles, checked on load.
 
-The file format (PYSKL's)::
+Reading and checking the file is :mod:`.annotations`' job (the preparation checker and the
+demo data read files with it too); this module selects the split, applies the dataset's
+options, serializes the samples and hands them to the pipeline. The file format (PYSKL's)::
 
     dict(split=dict(<split name>=[frame_dir, ...], ...),
          annotations=[dict(frame_dir=str, label=int, total_frames=int,
@@ -14,14 +16,12 @@ list names the classes (the synthetic demo file has one).
 """
 from __future__ import annotations
 
-import ctypes
 import gc
 import io
 import os
 import os.path as osp
 import pickle
 from collections.abc import Callable, Mapping, Sequence
-from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -30,158 +30,15 @@ from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 
 from ..registry import DATASETS
-from ..skeleton import Layout, get_layout
+from ..utils.malloc import release_freed_heap
+from .annotations import expected_joints, is_int, load_annotation_file, validate_annotation
 from .errors import DataError
 from .pipelines import Compose
 
-__all__ = ['PoseDataset', 'load_annotation_file', 'validate_annotation', 'expected_joints']
+__all__ = ['PoseDataset']
 
-#: Fields every sample must have (the identifier may be ``filename`` instead).
-REQUIRED_FIELDS = ('label', 'total_frames', 'keypoint')
 #: Box thresholds Kinetics pickles carry ``valid`` frame counts for.
 BOX_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
-#: Where a missing annotation file error sends the user.
-DATA_README = ('data/README.md in the SkeletonAgent repository says where each dataset '
-               'comes from and how to prepare it')
-
-
-def load_annotation_file(path: str | os.PathLike) -> Any:
-    """Unpickle ``path``, turning every way it can fail into a :class:`DataError`."""
-    try:
-        with open(path, 'rb') as f:
-            return pickle.load(f)
-    except FileNotFoundError:
-        raise DataError(f'annotation file not found ({DATA_README})', file=path) from None
-    except IsADirectoryError:
-        raise DataError('annotation file is a directory, not a pickle', file=path) from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
-            ImportError, IndexError, KeyError, MemoryError, UnicodeDecodeError) as exc:
-        raise DataError(f'cannot be unpickled (not a pickle, or truncated): '
-                        f'{type(exc).__name__}: {exc}', file=path) from exc
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, Integral) and not isinstance(value, (bool, np.bool_))
-
-
-def _check_label(label: Any, num_classes: int | None, multi_class: bool, fail) -> None:
-    labels = label if multi_class and isinstance(label, (list, tuple)) else [label]
-    for one in labels:
-        if not _is_int(one):
-            fail('label', f'must be an int, got {type(one).__name__} {one!r}')
-        if one < 0:
-            fail('label', f'must be >= 0, got {one}')
-        if num_classes is not None and one >= num_classes:
-            fail('label', f'must be < num_classes={num_classes}, got {one}')
-
-
-def validate_annotation(ann: Any, *, file: str, index: int, num_classes: int | None = None,
-                        multi_class: bool = False, need_keypoint: bool = True,
-                        identifier: str = 'frame_dir',
-                        joints: tuple[int, str] | None = None) -> None:
-    """Check one annotation dict; raise :class:`DataError` naming file, sample and field.
-
-    ``joints`` is ``(V, who expects it)``, e.g. ``(25, "layout 'nturgb+d'")``: the keypoints
-    must have V joints. Every check is O(1) numpy work per sample (finiteness is one
-    reduction over the array), so a 56k-sample NTU file is checked in about a second.
-    """
-    if not isinstance(ann, Mapping):
-        raise DataError(f'annotation #{index} must be a dict, got {type(ann).__name__}',
-                        file=file, field='annotations')
-    frame_dir = ann.get(identifier)
-
-    def fail(field: str, message: str):
-        raise DataError(message, file=file,
-                        frame_dir=frame_dir if frame_dir is not None else f'#{index}',
-                        field=field)
-
-    if frame_dir is None:
-        fail(identifier, f'annotation #{index} has no {identifier!r}')
-    required = REQUIRED_FIELDS if need_keypoint else REQUIRED_FIELDS[:2]
-    for name in required:
-        if name not in ann:
-            fail(name, f'required field missing (sample has: {", ".join(map(str, ann))})')
-
-    _check_label(ann['label'], num_classes, multi_class, fail)
-
-    total_frames = ann['total_frames']
-    if not _is_int(total_frames) or total_frames < 0:
-        fail('total_frames', f'must be a non-negative int, got {total_frames!r}')
-
-    if not need_keypoint:
-        return
-    keypoint = ann['keypoint']
-    if not isinstance(keypoint, np.ndarray):
-        fail('keypoint', f'must be a numpy array, got {type(keypoint).__name__}')
-    if keypoint.ndim != 4:
-        fail('keypoint', f'must be 4-d (M, T, V, C), got shape {keypoint.shape}')
-    if keypoint.shape[-1] not in (2, 3):
-        fail('keypoint', f'last dim C must be 2 or 3, got shape {keypoint.shape}')
-    if not (np.issubdtype(keypoint.dtype, np.floating)
-            or np.issubdtype(keypoint.dtype, np.integer)):
-        fail('keypoint', f'must hold real numbers, got dtype {keypoint.dtype}')
-    if keypoint.shape[1] != total_frames:
-        fail('total_frames', f'total_frames={total_frames} but keypoint has '
-                             f'T={keypoint.shape[1]} frames (shape {keypoint.shape})')
-    if joints is not None and keypoint.shape[2] != joints[0]:
-        fail('keypoint', f'has {keypoint.shape[2]} joints (shape {keypoint.shape}) but '
-                         f'{joints[1]} needs {joints[0]}')
-    # the plain mask: bench/validation.py measured it twice as fast as one float64 sum
-    if keypoint.dtype.kind == 'f' and not np.isfinite(keypoint).all():
-        bad = ~np.isfinite(keypoint)
-        m, t, v, c = np.argwhere(bad)[0]
-        fail('keypoint', f'{int(bad.sum())} non-finite coordinate(s), first at person {m}, '
-                         f'frame {t}, joint {v}, channel {c}: {keypoint[m, t, v, c]}')
-
-    if 'keypoint_score' in ann:
-        score = ann['keypoint_score']
-        if not isinstance(score, np.ndarray):
-            fail('keypoint_score', f'must be a numpy array, got {type(score).__name__}')
-        if score.shape != keypoint.shape[:3]:
-            fail('keypoint_score', f'shape {score.shape} does not match keypoint '
-                                   f'(M, T, V) = {keypoint.shape[:3]}')
-    for name in ('img_shape', 'original_shape'):
-        if name in ann:
-            shape = ann[name]
-            if (not isinstance(shape, (tuple, list, np.ndarray)) or len(shape) != 2
-                    or not all(isinstance(s, Real) and s > 0 for s in shape)):
-                fail(name, f'must be (height, width) with positive sizes, got {shape!r}')
-
-
-def expected_joints(layout: str | Layout | None = None,
-                    pipeline: Compose | None = None) -> tuple[int, str] | None:
-    """How many joints the stored keypoints must have, and who says so.
-
-    ``layout`` (the file's layout, when given) and the pipeline's first layout-dependent
-    transform (:meth:`Compose.required_joints`) must agree; either alone decides; ``None``
-    when neither fixes V.
-
-    Raises:
-        ValueError: when the layout and the pipeline disagree (naming both).
-    """
-    from_pipeline = pipeline.required_joints() if pipeline is not None else None
-    if layout is None:
-        return from_pipeline
-    layout = get_layout(layout)
-    given = (layout.num_joints, f'layout {layout.name!r}')
-    if from_pipeline is not None and from_pipeline[0] != given[0]:
-        raise ValueError(f'{given[1]} has {given[0]} joints but {from_pipeline[1]} needs '
-                         f'{from_pipeline[0]}')
-    return given
-
-
-def _release_freed_heap() -> None:
-    """Give freed heap pages back to the OS (glibc's ``malloc_trim``; nothing elsewhere).
-
-    glibc keeps the blocks of freed small objects in its heap, so after serializing the
-    parent would hold the released annotation dicts' memory beside the buffer: 56k samples,
-    +322 MiB after loading without it, +121 MiB with it (``bench/worker_memory.py``).
-    """
-    try:
-        trim = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError, TypeError):
-        return
-    trim(0)
 
 
 class _SerializedInfos(Sequence):
@@ -277,7 +134,7 @@ class PoseDataset(BaseDataset):
             raise TypeError(f'PoseDataset got unexpected argument(s): {", ".join(sorted(kwargs))}')
         if multi_class and num_classes is None:
             raise ValueError('PoseDataset(multi_class=True) needs num_classes')
-        if num_classes is not None and (not _is_int(num_classes) or num_classes <= 0):
+        if num_classes is not None and (not is_int(num_classes) or num_classes <= 0):
             raise ValueError(f'num_classes must be a positive int, got {num_classes!r}')
         if box_thr is not None and round(float(box_thr), 2) not in BOX_THRESHOLDS:
             raise ValueError(f'box_thr must be one of {BOX_THRESHOLDS}, got {box_thr!r}')
@@ -366,7 +223,7 @@ class PoseDataset(BaseDataset):
     def _serialize_data(self) -> tuple[np.ndarray, np.ndarray]:
         """mmengine's layout (one uint8 buffer, cumulative end offsets), written into one
         growing buffer while each annotation is released once pickled, then the freed heap
-        handed back to the OS (see :func:`_release_freed_heap`)."""
+        handed back to the OS (:func:`~skeletonagent.utils.malloc.release_freed_heap`)."""
         buffer = io.BytesIO()
         address = np.empty(len(self.data_list), dtype=np.int64)
         for i, ann in enumerate(self.data_list):
@@ -375,7 +232,7 @@ class PoseDataset(BaseDataset):
             self.data_list[i] = None
         self.data_list = []
         gc.collect()
-        _release_freed_heap()
+        release_freed_heap()
         return np.frombuffer(buffer.getbuffer(), dtype=np.uint8), address
 
     def _collect_labels(self, annotations: list[dict]) -> np.ndarray:

@@ -35,8 +35,8 @@ from scipy.spatial.transform import Rotation
 
 from ..skeleton import get_layout, layout_tree, rest_pose
 from ..utils.fileio import atomic_write_bytes
+from .annotations import load_annotation_file
 from .errors import DataError
-from .pose_dataset import load_annotation_file
 
 __all__ = ['DEMO_CLASSES', 'DEMO_HARD_CLASSES', 'DEMO_VARIANTS', 'DEMO_LAYOUT',
            'DEMO_DATA_VERSION', 'DEMO_ANN_FILE', 'DEMO_HARD_ANN_FILE', 'demo_classes',

@@ -36,6 +36,7 @@ from mmengine.logging import HistoryBuffer, print_log
 from mmengine.runner.checkpoint import find_latest_checkpoint
 
 from ..datasets.config_view import config_datasets
+from ..errors import SkeletonAgentError
 from ..registry import HOOKS
 from ..utils.fileio import TEMP_SUFFIX, atomic_write_bytes
 
@@ -69,7 +70,7 @@ ATOMIC_BACKEND_ARGS = dict(backend='atomic_local')
 
 
 # --------------------------------------------------------------------------- errors
-class CheckpointError(ValueError):
+class CheckpointError(SkeletonAgentError, ValueError):
     """A file that cannot be used as a checkpoint: truncated, not a checkpoint at all, holding
     objects ``weights_only`` refuses, or not fitting the model. The message's first line says
     what is wrong and names the file; further lines, if any, give details."""

@@ -3,10 +3,13 @@ no traceback unless ``--debug``.
 
 A user error is anything the package raises to say that an input is wrong (a config, a data
 file, a checkpoint, a work dir, the agent's sources, an LLM server that cannot be reached):
-:class:`ConfigError` and the other rooms' ``ValueError`` / ``OSError`` / ``RuntimeError``
-subclasses, whose messages name the file or key at fault. Their first line says what is
-wrong; further lines, when there are any, give details. Other exceptions (a ``TypeError`` in
-our code, an ``AssertionError``) are bugs and keep their traceback.
+a :class:`~skeletonagent.errors.SkeletonAgentError` (:class:`ConfigError` and the other rooms'
+error classes), whose message names the file or key at fault, and the plain ``ValueError`` /
+``OSError`` our checks raise for a bad argument or a file that cannot be read or written.
+Their first line says what is wrong; further lines, when there are any, give details. Any
+other exception is a crash and keeps its traceback: a ``RuntimeError`` from torch (a shape
+mismatch in a convolution, an allocation that failed), a ``TypeError`` in our code, an
+``AssertionError``.
 """
 from __future__ import annotations
 
@@ -14,15 +17,19 @@ import sys
 from collections.abc import Sequence
 from typing import Callable, TypeVar
 
-from ..errors import ConfigError
+from ..errors import ConfigError, SkeletonAgentError
 
 __all__ = ['ConfigError', 'USER_ERRORS', 'error_message', 'run_tool']
 
 T = TypeVar('T')
 
-#: What the tools report in one line (see the module docstring). ``KeyError`` is not here:
-#: :class:`~skeletonagent.registry.UnknownTypeError` is added by :func:`error_message`.
-USER_ERRORS = (ValueError, OSError, RuntimeError)
+#: What the tools report in one line (see the module docstring). ``RuntimeError`` is not
+#: here (torch raises it for its own failures); our own user errors that are RuntimeErrors
+#: (an LLM that cannot answer, a missing extra) are SkeletonAgentErrors. ``KeyError`` is not
+#: here either: :class:`~skeletonagent.registry.UnknownTypeError` (which cannot inherit
+#: SkeletonAgentError: ``registry.py`` and ``errors.py`` share layer 1) is added by
+#: :func:`error_message`.
+USER_ERRORS = (SkeletonAgentError, ValueError, OSError)
 
 
 def _os_error_text(exc: OSError) -> str:
@@ -36,10 +43,10 @@ def _os_error_text(exc: OSError) -> str:
 def error_message(exc: BaseException) -> str | None:
     """The message a tool prints for ``exc`` (without ``error: ``), or None when ``exc`` is
     not a user error (a bug: the traceback is shown)."""
-    from ..registry import UnknownTypeError
+    from ..registry import UnknownTypeError  # deferred: the registry imports mmengine
     if isinstance(exc, UnknownTypeError):
         return str(exc)
-    if not isinstance(exc, USER_ERRORS) or isinstance(exc, (NotImplementedError, RecursionError)):
+    if not isinstance(exc, USER_ERRORS):
         return None
     text = _os_error_text(exc) if isinstance(exc, OSError) else str(exc)
     return text.strip() or type(exc).__name__

@@ -30,9 +30,9 @@ AmpSetting = Union[bool, str, None]
 
 def cpu_has_native_bf16() -> bool:
     """Whether oneDNN runs bfloat16 natively on this CPU (AVX512-BF16 or AMX). Without them it
-    emulates bfloat16 and a bf16 autocast step is far slower than float32 (bench/train_step.py
-    on an AVX2-only AMD EPYC: 6.9x the float32 reference's step time, against 0.37x on a CPU
-    with native bfloat16)."""
+    emulates bfloat16 and a bf16 autocast step is far slower than float32, where a CPU with
+    native bfloat16 runs it far faster (``bench/train_step.py``; figures for both CPUs in
+    ``bench/README.md``)."""
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):    # a torch build without oneDNN

@@ -3,10 +3,11 @@
 torch starts one OpenMP thread per core it sees. That is the fastest choice on a quiet machine
 of its own, and by far the slowest on a shared one: OpenMP threads meet at a barrier after
 every parallel operator, so when another process holds one of the cores, every operator waits
-for the thread that core has descheduled. Measured on the 2-core reference machine with the
-demo (``bench/threads.py``): quiet, 2 threads 1.3 s a step and 1 thread 2.1 s; with one other
-CPU-bound process, 2 threads 20 s and 1 thread 2 s. Too many threads can cost 10x, too few
-at most the parallel speed-up: so when in doubt, fewer.
+for the thread that core has descheduled. On a 2-core machine beside one other CPU-bound
+process, two threads made the demo's step many times slower than one, while on the quiet
+machine two were faster (``bench/threads.py``; the figures are in ``bench/README.md``). Too
+many threads can cost an order of magnitude, too few at most the parallel speed-up: so when in
+doubt, fewer.
 
 The rule (:func:`choose_threads`), in order:
 
@@ -28,8 +29,8 @@ The rule (:func:`choose_threads`), in order:
    * ``share = (cpus - busy) // local processes`` (``LOCAL_WORLD_SIZE``, torchrun's processes
      on this node, 1 otherwise), at least 1;
    * data workers: a DataLoader worker runs with one thread (PyTorch's own setting) and only
-     while it prepares a batch. Skeleton pipelines are cheap next to a training step (demo:
-     0.013 s of CPU for a batch of 32 against a 1.3-2.1 s step), so a worker costs the step
+     while it prepares a batch. Skeleton pipelines are cheap next to a training step (the
+     demo's batch takes a small fraction of its step's CPU time), so a worker costs the step
      about its own CPU time when it borrows a core, while a core kept free for it costs the
      step a whole thread: half the cores on a 2-core machine. So a core is kept free for the
      workers only when the share is large (``>= 8``, where one thread is a few percent);

@@ -1,4 +1,12 @@
 from .accuracy import SkeletonAccuracy
-from .functional import confusion_matrix, mean_class_accuracy, top_k_accuracy
+from .functional import (
+    confusion_class_accuracy,
+    confusion_matrix,
+    confusion_mean_class_accuracy,
+    confusion_top1_accuracy,
+    mean_class_accuracy,
+    top_k_accuracy,
+)
 
-__all__ = ['SkeletonAccuracy', 'top_k_accuracy', 'mean_class_accuracy', 'confusion_matrix']
+__all__ = ['SkeletonAccuracy', 'top_k_accuracy', 'mean_class_accuracy', 'confusion_matrix',
+           'confusion_class_accuracy', 'confusion_mean_class_accuracy', 'confusion_top1_accuracy']

@@ -36,6 +36,7 @@ from typing import Any, Union
 
 import numpy as np
 
+from ..errors import SkeletonAgentError
 from .functional import confusion_matrix
 
 __all__ = ['CompareError', 'SplitInfo', 'RunScores', 'Setting', 'split_info', 'load_setting',
@@ -48,7 +49,7 @@ PathLike = Union[str, os.PathLike]
 METRICS = (('top1', 'top-1'), ('top5', 'top-5'), ('mean_class', 'mean class'))
 
 
-class CompareError(ValueError):
+class CompareError(SkeletonAgentError, ValueError):
     """Prediction files that cannot be compared (the message names the file)."""
 
 

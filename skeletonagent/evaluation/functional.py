@@ -45,9 +45,34 @@ def mean_class_accuracy(scores, labels) -> float:
     """Mean over classes present in ``labels`` of the per-class top-1 recall."""
     scores = _as_score_matrix(scores)
     labels = np.asarray(labels, dtype=np.int64)
-    cm = confusion_matrix(scores.argmax(axis=1), labels, scores.shape[1])
+    return confusion_mean_class_accuracy(confusion_matrix(scores.argmax(axis=1), labels,
+                                                          scores.shape[1]))
+
+
+# The same metrics from a confusion matrix alone (rows: true class, columns: predicted), for
+# what keeps only the matrix (a run's ``*_pred_confusion.npy``, the report).
+def confusion_class_accuracy(cm: np.ndarray) -> np.ndarray:
+    """Per-class top-1 recall ``cm[i, i] / cm[i].sum()`` (float64); NaN for a class without
+    samples."""
+    cm = np.asarray(cm)
     support = cm.sum(axis=1)
+    out = np.full(cm.shape[0], np.nan)
     present = support > 0
+    out[present] = np.diag(cm)[present] / support[present]
+    return out
+
+
+def confusion_mean_class_accuracy(cm: np.ndarray) -> float:
+    """Mean of :func:`confusion_class_accuracy` over the classes with samples (0 if none)."""
+    recall = confusion_class_accuracy(cm)
+    present = ~np.isnan(recall)
     if not present.any():
         return 0.0
-    return float((np.diag(cm)[present] / support[present]).mean())
+    return float(recall[present].mean())
+
+
+def confusion_top1_accuracy(cm: np.ndarray) -> float:
+    """Fraction of samples on the diagonal (0 for an empty matrix)."""
+    cm = np.asarray(cm)
+    total = cm.sum()
+    return float(np.trace(cm) / total) if total else 0.0

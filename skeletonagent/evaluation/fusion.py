@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import SkeletonAgentError
 from .functional import mean_class_accuracy, top_k_accuracy
 
 __all__ = ['STREAMS', 'PAPER_FUSIONS', 'FusionError', 'FusionResult', 'load_scores',
@@ -44,7 +45,7 @@ PAPER_FUSIONS = (
 DEFAULT_GRID = (0, 1, 2, 3)
 
 
-class FusionError(ValueError):
+class FusionError(SkeletonAgentError, ValueError):
     """Prediction files that cannot be fused, or a request that is refused."""
 
 

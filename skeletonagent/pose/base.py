@@ -12,11 +12,13 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..errors import SkeletonAgentError
+
 __all__ = ['FramePoses', 'PoseEstimator', 'PoseBackendUnavailable', 'ESTIMATORS',
            'register_estimator', 'build_estimator']
 
 
-class PoseBackendUnavailable(RuntimeError):
+class PoseBackendUnavailable(SkeletonAgentError, RuntimeError):
     """A backend cannot run here (its package or its model file is missing); the message
     says what to install or fetch, and where to put it."""
 

@@ -5,7 +5,7 @@ lines (the label is the rest of the line: a class name, or a class index when a 
 is given; relative paths are read from the list file's folder). Every video goes through
 :func:`~skeletonagent.pose.video.extract_video` in worker processes with a progress bar; each
 result is cached in ``WORK_DIR/samples/`` as soon as it is done (the runner of the NTU
-preparation, :func:`~skeletonagent.datasets.prep.run_samples`), so a killed run loses nothing
+preparation, :func:`~skeletonagent.datasets.prep.runner.run_samples`), so a killed run loses nothing
 and a rerun only does what is missing. Videos that cannot be read, and videos in which
 nobody was found, are skipped and named in the report.
 """
@@ -227,7 +227,7 @@ def prepare_videos(source: str | os.PathLike, out: str | os.PathLike, *,
         split_lists: ``{'train': FILE, 'val': FILE, ...}``, each a list of videos.
         workers: processes; work_dir: the per-video cache (default ``<out dir>/.videos_work``).
     """
-    from ..datasets.prep import run_samples
+    from ..datasets.prep.runner import run_samples  # the datasets package imports torch: only here
     from .base import build_estimator
     source, out = Path(source), Path(out)
     items, classes = (scan_video_folder(source, label_map) if source.is_dir()

@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from ..errors import SkeletonAgentError
+
 __all__ = ['INSTALL_COMMAND', 'VideoExtraMissing', 'require']
 
 #: What a user runs to get the video features.
@@ -21,7 +23,7 @@ _PROVIDERS = {'cv2': 'opencv-contrib-python', 'mediapipe': 'mediapipe==0.10.21',
               'onnxruntime': 'onnxruntime', 'onnx': 'onnx'}
 
 
-class VideoExtraMissing(RuntimeError):
+class VideoExtraMissing(SkeletonAgentError, RuntimeError):
     """A module of the ``[video]`` extra cannot be imported; the message says what to install."""
 
 

@@ -15,6 +15,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..errors import SkeletonAgentError
 from .base import PoseEstimator
 from .extra import require
 from .tracker import PoseTracks
@@ -26,7 +27,7 @@ __all__ = ['VideoReadError', 'VideoInfo', 'video_info', 'read_frames', 'extract_
 VIDEO_SUFFIXES = ('.mp4', '.avi', '.mov', '.mkv', '.webm', '.m4v', '.mpg', '.mpeg', '.wmv')
 
 
-class VideoReadError(ValueError):
+class VideoReadError(SkeletonAgentError, ValueError):
     """A video that cannot be opened or decoded; the message names the file."""
 
 

@@ -1,11 +1,12 @@
 """Skip the interpreter's last garbage collections when a tool process ends.
 
 When Python exits it clears every module and runs the cycle collector over what is left. A
-tool process holds torch, mmengine, mmcv and transformers: about 300,000 tracked objects once
-imported, more once a model is built. On a 2-core CPU that final clean-up takes 1.3-1.6 s
-after the last ``atexit`` handler, in every process (a ``--help``, an error line, each rank of
-a torchrun job); with :func:`skip_exit_collection` it takes about 0.25 s
-(``bench/tool_exit.py``).
+tool process holds torch, mmengine, mmcv and transformers: hundreds of thousands of tracked
+objects once imported, more once a model is built. On a small CPU that final clean-up takes a
+noticeable time after the last ``atexit`` handler, in every process (a ``--help``, an error
+line, each rank of a torchrun job); :func:`skip_exit_collection` removes most of it
+(``bench/tool_exit.py``; figures in ``bench/README.md``). Every tool calls it through
+:func:`skeletonagent.engine.tool.tool_main`.
 
 ``gc.freeze()`` from an ``atexit`` handler moves every object alive at that moment into the
 collector's permanent generation, which the collections at exit do not visit. Nothing else

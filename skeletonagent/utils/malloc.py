@@ -8,10 +8,9 @@ its activations in again (an N×C×T×V activation of the NTU-60 model is 20 MB 
 the next step: no ``mmap`` for large blocks, no trimming, and no thread caches or fast bins
 (which pin small chunks between large free blocks and fragment the heap).
 
-Measured with ``bench/malloc.py`` (NTU-60 joint model, MiniLM, 2 threads, a 2-core AMD EPYC
-VM, 2026-12-03), median step and peak RSS, glibc's defaults against tuned: batch 8 12.3 s /
-6.65 GB against 9.8 s / 5.93 GB; batch 16 40.1 s / 11.0 GB against 17.6 s / 11.2 GB. The
-numbers a model computes do not change.
+``bench/malloc.py`` measures a training step with glibc's defaults and with the tuning (the
+figures are in ``bench/README.md``, "Malloc"): the tuned step is faster, most of all once the
+activations pass glibc's ``mmap`` threshold, and the numbers a model computes do not change.
 
 glibc reads these settings (``GLIBC_TUNABLES``) only when a program starts, so
 :func:`reexec_with_tuned_malloc` starts the tool again in the same process (``execve``: same
@@ -22,12 +21,14 @@ settings (the user's own, or after the restart), under a debugger or tracer, or 
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import platform
 import sys
 from collections.abc import Mapping
 
-__all__ = ['MALLOC_TUNABLES', 'MALLOC_ENV', 'tuned_malloc_env', 'reexec_with_tuned_malloc', 'malloc_line']
+__all__ = ['MALLOC_TUNABLES', 'MALLOC_ENV', 'tuned_malloc_env', 'reexec_with_tuned_malloc', 'malloc_line',
+           'release_freed_heap']
 
 #: glibc tunables of a training process (see the module docstring); the trim threshold (1 TiB)
 #: is above any peak, so the heap is never trimmed
@@ -87,3 +88,17 @@ def malloc_line(environ: Mapping[str, str] | None = None) -> str:
     if _choice(environ) == 'default':
         return f"glibc's defaults ({MALLOC_ENV}=default)"
     return 'the C library\'s defaults'
+
+
+def release_freed_heap() -> None:
+    """Give freed heap pages back to the OS (glibc's ``malloc_trim``; nothing elsewhere).
+
+    glibc keeps the blocks of freed small objects in its heap: after a dataset has pickled its
+    annotation dicts into one buffer and released them, the process would otherwise hold their
+    memory beside the buffer (``bench/worker_memory.py``; figures in ``bench/README.md``).
+    """
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError, TypeError):
+        return
+    trim(0)

@@ -21,10 +21,10 @@ def lower_thread_priority(increment: int | str = 10) -> bool:
     cores from the step's compute threads. Even at nice 19 the kernel still gives a runnable
     thread a slice of a busy core, and one descheduled compute thread stalls the step's whole
     parallel region; a ``SCHED_IDLE`` thread runs only where a core would otherwise be idle
-    (``bench/agent_round.py``, one training process on 2 cores: training kept 96% of its
-    throughput during a round against 92-95% at nice +10, and the round took ~8 s instead of
-    ~4.5 s). Where the training processes keep every core busy (two ranks on two cores), an
-    idle thread gets almost no time at all. Threads the caller then starts inherit the
+    (``bench/agent_round.py``, one training process on 2 cores: training kept more of its
+    throughput during a round than at nice +10, and the round took longer; figures in
+    ``bench/README.md``). Where the training processes keep every core busy (two ranks on two
+    cores), an idle thread gets almost no time at all. Threads the caller then starts inherit the
     priority. Returns whether the priority was changed.
     """
     if increment == IDLE:

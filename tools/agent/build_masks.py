@@ -18,6 +18,7 @@ import numpy as np  # noqa: E402
 
 from skeletonagent.agent import build_masks, critical_joints_from_transcript, read_transcript_dir  # noqa: E402
 from skeletonagent.datasets.label_map import load_label_map  # noqa: E402
+from skeletonagent.engine.tool import tool_main  # noqa: E402
 from skeletonagent.skeleton import get_layout  # noqa: E402
 
 
@@ -56,6 +57,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    from skeletonagent.utils.fast_exit import skip_exit_collection
-    skip_exit_collection()   # no cycle collection of torch's objects at exit
-    sys.exit(main())
+    tool_main(main)

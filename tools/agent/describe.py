@@ -22,6 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's 
 from mmengine.config import DictAction  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from skeletonagent.engine.tool import tool_main  # noqa: E402
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
@@ -86,6 +88,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    from skeletonagent.utils.fast_exit import skip_exit_collection
-    skip_exit_collection()   # no cycle collection of torch's objects at exit
-    sys.exit(main())
+    tool_main(main)

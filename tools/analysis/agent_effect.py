@@ -14,9 +14,10 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's package first
 
 from skeletonagent.engine.errors import run_tool  # noqa: E402
+from skeletonagent.engine.tool import tool_main  # noqa: E402
 from skeletonagent.evaluation.agent_effect import (  # noqa: E402
     baseline_table,
     effect_table,
@@ -70,6 +71,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    from skeletonagent.utils.fast_exit import skip_exit_collection
-    skip_exit_collection()   # no cycle collection of torch's objects at exit
-    main()
+    tool_main(main)

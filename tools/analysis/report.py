@@ -8,8 +8,9 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's package first
 
+from skeletonagent.engine.tool import tool_main  # noqa: E402
 from skeletonagent.evaluation.report import write_report  # noqa: E402
 
 
@@ -42,6 +43,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    from skeletonagent.utils.fast_exit import skip_exit_collection
-    skip_exit_collection()   # no cycle collection of torch's objects at exit
-    main()
+    tool_main(main)

@@ -16,6 +16,7 @@ from skeletonagent.datasets.synthetic import (  # noqa: E402
     demo_classes,
     ensure_demo_data,
 )
+from skeletonagent.engine.tool import tool_main  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -47,6 +48,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == '__main__':
-    from skeletonagent.utils.fast_exit import skip_exit_collection
-    skip_exit_collection()   # no cycle collection of torch's objects at exit
-    main()
+    tool_main(main)

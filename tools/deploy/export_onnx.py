@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's package first
 
-from skeletonagent.engine.errors import run_tool  # noqa: E402
+from skeletonagent.engine.tool import tool_main  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -47,6 +47,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    from skeletonagent.utils.fast_exit import skip_exit_collection
-    skip_exit_collection()   # no cycle collection of torch's objects at exit
-    sys.exit(run_tool(main))
+    tool_main(main)

@@ -14,11 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
+from ...errors import SkeletonAgentError
+
 __all__ = ['LLMError', 'MissingAPIKeyError', 'Failure', 'classify', 'status_kind',
            'why_unreachable', 'redact_key', 'redact_url', 'stopped_by']
 
 
-class LLMError(RuntimeError):
+class LLMError(SkeletonAgentError, RuntimeError):
     """An LLM backend could not answer; ``kind`` is one of ``FAILURE_KINDS`` (None for a
     configuration error)."""
 

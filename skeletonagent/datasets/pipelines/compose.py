@@ -6,12 +6,13 @@ from typing import Any
 
 from skeletonagent.registry import TRANSFORMS
 
+from ...errors import SkeletonAgentError
 from ._utils import sample_name
 
 __all__ = ['Compose', 'PipelineError']
 
 
-class PipelineError(ValueError):
+class PipelineError(SkeletonAgentError, ValueError):
     """A transform failed; the message names the transform and the sample's ``frame_dir``.
 
     The original exception is chained (``__cause__``).

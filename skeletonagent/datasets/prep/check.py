@@ -1,6 +1,6 @@
 """Check an annotation pickle against the PYSKL schema and summarise it.
 
-Every sample goes through :func:`skeletonagent.datasets.pose_dataset.validate_annotation`
+Every sample goes through :func:`skeletonagent.datasets.annotations.validate_annotation`
 (the check :class:`~skeletonagent.datasets.PoseDataset` runs on load); on top of it the file
 is checked as a whole: the top level, the split dict (every name a split lists must be an
 annotation), duplicate sample names, class names. The first problem raises
@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from ..annotations import expected_joints, load_annotation_file, validate_annotation
 from ..errors import DataError
 from ..pipelines import Compose
-from ..pose_dataset import expected_joints, load_annotation_file, validate_annotation
 
 __all__ = ['check_annotation_file', 'config_joints', 'format_summary', 'main']
 
@@ -65,7 +65,7 @@ def check_annotation_file(path: str | os.PathLike, split: str | None = None,
     ``num_classes`` bounds the labels (default: the number of the file's ``classes`` when it
     has them, else labels are only checked to be non-negative ints). ``expect_joints`` is
     ``(V, who expects it)`` (from :func:`config_joints` or
-    :func:`~skeletonagent.datasets.pose_dataset.expected_joints`): every keypoint array must
+    :func:`~skeletonagent.datasets.annotations.expected_joints`): every keypoint array must
     have V joints.
     """
     file = os.fspath(path)

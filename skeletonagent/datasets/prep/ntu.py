@@ -34,31 +34,27 @@ authors' lists of samples with missing skeletons (302 NTU60, 535 NTU120, package
 
 Raw files that cannot be read are skipped with a warning that names the file and line, and
 listed at the end (and in ``failed.txt`` in the work folder); ``strict=True`` stops at the
-first one instead. Per-sample results are cached in a work folder, so a rerun (after a crash
+first one instead. Per-sample results are cached in a work folder (:mod:`.runner`), so a rerun (after a crash
 or Ctrl-C) only processes what is not done yet. The pickles are written atomically.
 """
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
-import pickle
 import re
-import sys
-import warnings
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ...data import Traversable, package_data
-from ...utils.fileio import atomic_write_bytes, atomic_write_text
+from .runner import SampleError, dump_pickle, find_files, log_skipped, run_samples
 
 __all__ = [
     'SkeletonFileError', 'parse_skeleton_text', 'read_missing_list', 'default_missing_file',
     'missing_list_file', 'ntu_name_fields', 'ntu_sample', 'select_bodies', 'ntu_splits',
-    'prepare_ntu', 'run_samples', 'RunResult', 'NTU_XSUB_TRAIN_SUBJECTS',
+    'prepare_ntu', 'NTU_XSUB_TRAIN_SUBJECTS',
     'NTU60_XVIEW_TRAIN_CAMERAS',
 ]
 
@@ -82,7 +78,7 @@ NTU_CACHE_VERSION = 1
 _NTU_NAME = re.compile(r'^S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})$')
 
 
-class SkeletonFileError(ValueError):
+class SkeletonFileError(SampleError):
     """A raw skeleton file is malformed; the message names the file and the line."""
 
     def __init__(self, message: str, file: Any = None, line: int | None = None) -> None:
@@ -370,153 +366,6 @@ def read_missing_list(path: str | os.PathLike | Traversable) -> set[str]:
     return names
 
 
-# ---------------------------------------------------------------------------- running
-@dataclass
-class RunResult:
-    """What :func:`run_samples` did: annotations by name, and what it skipped."""
-    annotations: dict[str, dict] = field(default_factory=dict)
-    processed: int = 0                 # computed in this run
-    cached: int = 0                    # taken from the work folder
-    empty: list[str] = field(default_factory=list)        # no body in the file
-    failed: list[tuple[str, str]] = field(default_factory=list)   # (name, reason)
-
-
-def _cache_path(work_dir: Path, name: str) -> Path:
-    return work_dir / 'samples' / f'{name}.pkl'
-
-
-def _source_stamp(path: Path) -> tuple[int, int]:
-    st = path.stat()
-    return (st.st_size, st.st_mtime_ns)
-
-
-def _load_cached(work_dir: Path, name: str, path: Path, key: Any) -> tuple[bool, Any]:
-    cache = _cache_path(work_dir, name)
-    try:
-        with open(cache, 'rb') as f:
-            entry = pickle.load(f)
-    except FileNotFoundError:
-        return False, None
-    except Exception:  # noqa: BLE001 - a truncated or foreign file: redo the sample
-        return False, None
-    if (not isinstance(entry, dict) or entry.get('key') != key
-            or entry.get('source') != _source_stamp(path)):
-        return False, None
-    return True, entry.get('annotation')
-
-
-def _work(job: tuple[Callable, str, str, str, Any, dict]) -> tuple[str, str, Any]:
-    """Worker: process one sample, cache it; returns (name, status, payload)."""
-    fn, name, path, work_dir, key, kwargs = job
-    try:
-        ann = fn(path, **kwargs)
-    except (SkeletonFileError, ValueError, OSError) as exc:
-        return name, 'failed', str(exc)
-    entry = dict(key=key, source=_source_stamp(Path(path)), annotation=ann)
-    atomic_write_bytes(_cache_path(Path(work_dir), name),
-                       pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL))
-    return name, 'ok', ann
-
-
-def _progress(iterable: Iterable, total: int, desc: str, enabled: bool):
-    if not enabled:
-        return iterable
-    from tqdm import tqdm
-    return tqdm(iterable, total=total, desc=desc, unit='sample', dynamic_ncols=True)
-
-
-def run_samples(items: Sequence[tuple[str, Path]], fn: Callable[..., dict | None],
-                work_dir: str | os.PathLike, *, key: Any, workers: int = 1,
-                strict: bool = False, progress: bool = True, desc: str = 'samples',
-                fn_kwargs: dict | None = None, mp_context: str | None = None) -> RunResult:
-    """Run ``fn(path, **fn_kwargs)`` on every ``(name, path)`` not cached in ``work_dir``.
-
-    A sample is taken from the cache when its entry has the same ``key`` (the settings and
-    the code version) and its raw file has the same size and mtime. ``fn`` must be a
-    module-level function (it is sent to the worker processes). Failures are collected
-    (``strict``: the first one raises :class:`SkeletonFileError`). ``mp_context``: how the
-    workers start (default fork on Linux; 'spawn' for libraries that cannot be forked once
-    used, such as MediaPipe's graphs).
-    """
-    work_dir = Path(work_dir)
-    (work_dir / 'samples').mkdir(parents=True, exist_ok=True)
-    fn_kwargs = dict(fn_kwargs or {})
-    result = RunResult()
-    todo = []
-    for name, path in items:
-        hit, ann = _load_cached(work_dir, name, Path(path), key)
-        if hit:
-            result.cached += 1
-            if ann is None:
-                result.empty.append(name)
-            else:
-                result.annotations[name] = ann
-        else:
-            todo.append((fn, name, str(path), str(work_dir), key, fn_kwargs))
-
-    def record(name: str, status: str, payload: Any) -> None:
-        if status == 'failed':
-            if strict:
-                raise SkeletonFileError(payload)
-            warnings.warn(f'skipped {name}: {payload}', stacklevel=3)
-            result.failed.append((name, payload))
-            return
-        result.processed += 1
-        if payload is None:
-            result.empty.append(name)
-        else:
-            result.annotations[name] = payload
-
-    if todo:
-        if workers <= 1 or len(todo) == 1:
-            for job in _progress(todo, len(todo), desc, progress):
-                record(*_work(job))
-        else:
-            ctx = mp.get_context(mp_context or ('fork' if sys.platform.startswith('linux') else 'spawn'))
-            chunksize = max(1, min(64, len(todo) // (workers * 8) or 1))
-            with ctx.Pool(workers) as pool:
-                for out in _progress(pool.imap_unordered(_work, todo, chunksize),
-                                     len(todo), desc, progress):
-                    record(*out)
-    failed_txt = work_dir / 'failed.txt'
-    if result.failed:
-        atomic_write_text(failed_txt, ''.join(f'{n}\t{r}\n' for n, r in result.failed))
-    elif failed_txt.exists():
-        failed_txt.unlink()
-    return result
-
-
-def _find_files(roots: Sequence[str | os.PathLike], suffix: str) -> list[tuple[str, Path]]:
-    found: dict[str, Path] = {}
-    for root in roots:
-        root = Path(root)
-        if not root.is_dir():
-            raise FileNotFoundError(f'no such folder: {root}')
-        for path in root.iterdir():
-            if path.name.endswith(suffix) and path.is_file():
-                name = path.name[:-len(suffix)]
-                if name in found and found[name] != path:
-                    raise ValueError(f'sample {name} found twice: {found[name]} and {path}')
-                found[name] = path
-    return sorted(found.items())
-
-
-def _log_skipped(result: RunResult, work_dir: Path, log: Callable[[str], None]) -> None:
-    """Say which samples had no body and which raw files could not be read."""
-    if result.empty:
-        log(f'{len(result.empty)} sample(s) with no body at all were skipped: '
-            f'{", ".join(result.empty[:20])}{" ..." if len(result.empty) > 20 else ""}')
-    if result.failed:
-        log(f'{len(result.failed)} file(s) could not be read and were skipped '
-            f'(listed in {work_dir / "failed.txt"}):')
-        for _name, reason in result.failed:
-            log(f'  {reason}')
-
-
-def _dump(path: Path, data: Any) -> Path:
-    return atomic_write_bytes(path, pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL))
-
-
 def prepare_ntu(roots: str | os.PathLike | Sequence[str | os.PathLike],
                 out_dir: str | os.PathLike, *, work_dir: str | os.PathLike | None = None,
                 dataset: str = 'auto', missing: str | os.PathLike | None = 'default',
@@ -545,7 +394,7 @@ def prepare_ntu(roots: str | os.PathLike | Sequence[str | os.PathLike],
     out_dir = Path(out_dir)
     work_dir = Path(work_dir) if work_dir is not None else out_dir / '.ntu_work'
 
-    items = _find_files(roots, '.skeleton')
+    items = find_files(roots, '.skeleton')
     bad_names = [name for name, _ in items if not _NTU_NAME.match(name)]
     if bad_names:
         raise ValueError(f'{len(bad_names)} file(s) are not named like NTU samples '
@@ -565,7 +414,7 @@ def prepare_ntu(roots: str | os.PathLike | Sequence[str | os.PathLike],
     key = ('ntu', NTU_CACHE_VERSION, dtype)
     result = run_samples(items, ntu_sample, work_dir, key=key, workers=workers,
                          strict=strict, progress=progress, desc='NTU skeletons',
-                         fn_kwargs=dict(dtype=dtype))
+                         fn_kwargs=dict(dtype=dtype), error=SkeletonFileError)
     log(f'{result.processed} processed, {result.cached} from the cache in {work_dir}')
 
     names = sorted(result.annotations)
@@ -582,8 +431,8 @@ def prepare_ntu(roots: str | os.PathLike | Sequence[str | os.PathLike],
             continue
         data = dict(split=ntu_splits(ds_names, ds),
                     annotations=[result.annotations[n] for n in ds_names])
-        outputs[ds] = _dump(out_dir / f'{ds}_3danno.pkl', data)
+        outputs[ds] = dump_pickle(out_dir / f'{ds}_3danno.pkl', data)
         sizes = ', '.join(f'{k} {len(v)}' for k, v in data['split'].items())
         log(f'{ds}: {len(ds_names)} samples ({sizes}) -> {outputs[ds]}')
-    _log_skipped(result, work_dir, log)
+    log_skipped(result, work_dir, log)
     return dict(outputs=outputs, result=result, excluded_missing=excluded)

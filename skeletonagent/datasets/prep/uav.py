@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .ntu import _dump, _find_files, _log_skipped, parse_skeleton_text, run_samples
+from .ntu import SkeletonFileError, parse_skeleton_text
+from .runner import dump_pickle, find_files, log_skipped, run_samples
 
 __all__ = ['UAV_CSV1_TRAIN_SUBJECTS', 'UAV_CSV2_TRAIN_SUBJECTS', 'uav_name_fields',
            'uav_sample', 'uav_splits', 'prepare_uav']
@@ -104,7 +105,7 @@ def prepare_uav(roots: str | os.PathLike | Sequence[str | os.PathLike],
         raise ValueError(f"dtype must be 'float32' or 'float16', got {dtype!r}")
     out = Path(out)
     work_dir = Path(work_dir) if work_dir is not None else out.parent / '.uav_work'
-    items = _find_files(roots, '.txt')
+    items = find_files(roots, '.txt')
     bad_names = [name for name, _ in items if not _UAV_NAME.match(name)]
     if bad_names:
         raise ValueError(f'{len(bad_names)} .txt file(s) are not named like UAV-Human samples '
@@ -114,7 +115,8 @@ def prepare_uav(roots: str | os.PathLike | Sequence[str | os.PathLike],
     log(f'{len(items)} samples to convert')
     result = run_samples(items, uav_sample, work_dir, key=('uav', UAV_CACHE_VERSION, dtype),
                          workers=workers, strict=strict, progress=progress,
-                         desc='UAV-Human skeletons', fn_kwargs=dict(dtype=dtype))
+                         desc='UAV-Human skeletons', fn_kwargs=dict(dtype=dtype),
+                         error=SkeletonFileError)
     log(f'{result.processed} processed, {result.cached} from the cache in {work_dir}')
     names = sorted(result.annotations)
     if not names:
@@ -123,8 +125,8 @@ def prepare_uav(roots: str | os.PathLike | Sequence[str | os.PathLike],
     if max(labels) >= UAV_NUM_CLASSES:
         log(f'warning: labels up to {max(labels)}, UAV-Human has {UAV_NUM_CLASSES} classes')
     data = dict(split=uav_splits(names), annotations=[result.annotations[n] for n in names])
-    output = _dump(out, data)
+    output = dump_pickle(out, data)
     sizes = ', '.join(f'{k} {len(v)}' for k, v in data['split'].items())
     log(f'uav_human: {len(names)} samples ({sizes}) -> {output}')
-    _log_skipped(result, work_dir, log)
+    log_skipped(result, work_dir, log)
     return dict(output=output, result=result)

@@ -110,8 +110,9 @@ def _channels_last_params(blocks: nn.ModuleList) -> nn.ModuleList:
     """``blocks`` with their convolution weights in channels-last memory order, the layout in
     which oneDNN returns their gradients for channels-last activations. With contiguous weights
     each gradient came back with other strides than its parameter: DDP warned that they differ
-    from its bucket views and copied them every step, and 2-process gloo runs aborted at exit in
-    about 1 of 4 runs. Values, names and shapes are unchanged (checkpoints load either way)."""
+    from its bucket views and copied them every step, and 2-process gloo runs sometimes aborted
+    at exit (``bench/README.md``). Values, names and shapes are unchanged (checkpoints load
+    either way)."""
     return blocks.to(memory_format=torch.channels_last)
 
 

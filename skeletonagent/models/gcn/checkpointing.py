@@ -4,9 +4,9 @@
 again in backward. ``with_cp=True`` keeps only the block's input; ``with_cp='selective'`` also
 keeps the outputs of the block's products (convolutions, matrix products, softmax) and
 recomputes only the cheap operators between them (batch norms, activations, additions,
-concatenations). On the NTU-60 model, against no checkpointing on a 2-core CPU
-(``bench/train_step.py``, 2026-12-03): selective 0.86x the peak memory at 1.15-1.18x the step
-time; all 0.48-0.51x the memory at 1.26-1.33x the time. A training-mode batch norm would
+concatenations). Selective saves less memory than checkpointing everything and costs less
+time (``bench/train_step.py``, paths ``sel`` and ``cp``; figures in ``bench/README.md``).
+A training-mode batch norm would
 update its running statistics (and ``num_batches_tracked``) on both runs. The running
 statistics are put back after the recomputation, so a checkpointed step changes exactly what
 an ordinary step changes.

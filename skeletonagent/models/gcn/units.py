@@ -15,16 +15,16 @@ Speed and memory come from torch, not from hand-written kernels:
 * layout: the backbone hands the blocks channels-last activations (N×C×T×V tensors stored as
   N×T×V×C) and keeps their convolution weights channels-last too; the 1×1 convolutions of one
   input run as one product (:func:`pointwise_convs`), and only the joint mixing's batched
-  product runs on a contiguous copy (:func:`relayout`). Measured with
-  ``bench/train_step.py`` on a 2-core CPU: 0.61x the step time of the plain official model,
-  against 0.80x in the contiguous layout with one convolution per branch;
+  product runs on a contiguous copy (:func:`relayout`). ``bench/train_step.py`` measured this
+  layout faster than the contiguous one with one convolution per branch (figures in
+  ``bench/README.md``);
 * training memory: backward keeps each activation once. The TCN appends the joints' mean to
   the outputs of its entry convolutions, not to a copy of its input, and the graph unit
   activates ``pre``'s output after copying it to the joint mixing's layout, so the
   activation's backward and the product's keep one tensor. With the NTU-60 model this cut
-  the tensors kept for backward from 4.79 to 4.08 GB and the step's peak from 0.83-0.91x to
-  0.76-0.79x the plain official model's, at the same step time (``bench/train_step.py``,
-  2026-12-03). Less memory still: ``with_cp`` on the blocks (``torch.utils.checkpoint``,
+  the tensors kept for backward and the step's peak memory, at the same step time
+  (``bench/train_step.py``; ``bench/README.md``, "backward keeps each activation once").
+  Less memory still: ``with_cp`` on the blocks (``torch.utils.checkpoint``,
   see ``backbones.GCN_Block``); ``--compile`` for speed;
 * inference: :meth:`GCNUnit.fuse` / :meth:`MSTCNUnit.fuse` / :meth:`TemporalConv.fuse` fold
   every BN that follows a convolution into it, once (``torch.nn.utils.fusion``), and swap the
@@ -75,14 +75,15 @@ def pointwise_convs(x: torch.Tensor, convs: Sequence[nn.Conv2d],
 
     Exact: every output value is the same dot product. Faster because one large matrix product
     runs far better than several with few output channels, above all in backward (oneDNN on
-    CPU: the six 384→64 branch entries of a TCN take 2-4x the time of one 384→384, and a
-    strided 1×1 conv with few outputs 5-10x the time of the same product unstrided). The
+    CPU: the six 384→64 branch entries of a TCN take several times the time of one 384→384,
+    and a strided 1×1 conv with few outputs far longer than the same product unstrided;
+    ``bench/README.md``). The
     modules keep their own weights (state_dict, ``fuse()``); gradients reach each of them
     through the concatenation.
 
     Each output is copied out of the split into its own channels-last tensor. Handing on the
-    strided views instead saved 1-2 % of the peak memory and made the step 1.3-1.5x slower
-    (``bench/train_step.py --paths plain``, 2-core CPU, 2026-12-03): the norms and activations
+    strided views instead saved little peak memory and made the step slower
+    (``bench/train_step.py --paths plain``; ``bench/README.md``): the norms and activations
     after it run far slower on a view whose rows skip the other branches' channels."""
     then = then or (lambda y: y)
     if len(convs) == 1 and convs[0].stride == (1, 1):
@@ -131,7 +132,8 @@ class _Relayout(torch.autograd.Function):
     A plain ``contiguous()`` passes the gradient on in whatever layout it arrives, so a
     channels-last tensor that took a detour through a contiguous product (the joint mixing)
     would get a contiguous gradient, and every elementwise and norm backward after it would
-    mix layouts (3-4x slower on CPU). Only memory order changes; values are untouched."""
+    mix layouts (several times slower on CPU; ``bench/README.md``). Only memory order
+    changes; values are untouched."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, memory_format: torch.memory_format) -> torch.Tensor:
