@@ -30,6 +30,7 @@ from mmengine.dist import broadcast_object_list, get_rank
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
+from ..errors import SkeletonAgentError
 from ..registry import HOOKS
 from ..skeleton.masks import MaskFormat
 from .initial import TRANSCRIPT_SUBDIR, max_words_of
@@ -95,6 +96,12 @@ class _Payload:
 
     def __init__(self, state=None, error: str | None = None, note: str = '') -> None:
         self.state, self.error, self.note = state, error, note
+
+
+
+class AgentSetupError(SkeletonAgentError, RuntimeError):
+    """Rank 0 could not set the agent up (its own error says why); the other ranks stop with
+    this one line."""
 
 
 @HOOKS.register_module()
@@ -320,7 +327,7 @@ class AgentHook(Hook):
                 raise
         broadcast_object_list(holder, src=0)
         if holder[0].error is not None:
-            raise RuntimeError(f'agent set-up failed on rank 0: {holder[0].error}')
+            raise AgentSetupError(f'agent set-up failed on rank 0: {holder[0].error}')
         if self.state is None:      # not restored from a checkpoint
             self.state = holder[0].state
         runner.logger.info(f'agent state v{self.state.version}: {len(self.state.descriptions)} '

@@ -19,7 +19,10 @@ from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
+from mmengine.config import Config
 
+from ...datasets import PoseDataset
+from ...datasets.config_view import config_class_names, config_layout
 from ..functional import confusion_matrix
 
 __all__ = ['ReportInputs', 'load_inputs', 'read_scalars', 'read_rounds', 'read_run_info']
@@ -71,31 +74,20 @@ def _find_config(work_dir: Path) -> Path | None:
     return found[0] if found else None
 
 
-def _config_settings(cfg: Any) -> tuple[Any, Any]:
-    """``(label_map, layout)`` of a loaded config (None where it sets none): the one place
-    the report reads a config's keys."""
-    agent = cfg.get('agent') or {}
-    head = (cfg.get('model') or {}).get('cls_head') or {}
-    return agent.get('label_map'), agent.get('layout') or head.get('joint_cfg')
-
-
-def _read_config_settings(config_file: Path | None, inputs: ReportInputs) -> tuple[Any, Any]:
-    """:func:`_config_settings` of the dumped config; (None, None), with a note, when there
-    is none or it cannot be read."""
+def _read_config(config_file: Path | None, inputs: ReportInputs) -> Any:
+    """The dumped config, or None (with a note when it cannot be read)."""
     if config_file is None:
-        return None, None
+        return None
     try:
-        from mmengine.config import Config  # deferred: mmengine imports torch
-        return _config_settings(Config.fromfile(str(config_file)))
+        return Config.fromfile(str(config_file))
     except Exception as exc:  # noqa: BLE001 - a report without names beats no report
         inputs.notes.append(f'could not read the config {config_file.name}: '
                             f'{type(exc).__name__}: {exc}')
-        return None, None
+        return None
 
 
 def _labels_from_ann(ann: PathLike, split: str | None) -> tuple[np.ndarray, Any]:
     """Labels (dataset order) and class names of ``split`` of an annotation file."""
-    from ...datasets import PoseDataset  # deferred: the datasets package imports torch
     dataset = PoseDataset(str(ann), pipeline=[], split=split, test_mode=True)
     dataset.full_init()
     labels = np.array([int(info['label']) for info in dataset.video_infos], dtype=np.int64)
@@ -142,16 +134,13 @@ def load_inputs(work_dir: PathLike, pred: PathLike | None = None,
                                 '--split for the labels')
 
     inputs.config_file = _find_config(work_dir)
-    label_map, cfg_layout = _read_config_settings(inputs.config_file, inputs)
-    inputs.layout = layout or cfg_layout or 'nturgb+d'
+    cfg = _read_config(inputs.config_file, inputs)
+    inputs.layout = layout or (config_layout(cfg) if cfg is not None else None) or 'nturgb+d'
     num_classes = inputs.num_classes
     names: list[str] | None = list(class_names) if class_names is not None else None
-    if names is None and label_map is not None:
-        try:
-            from ...datasets.label_map import load_label_map  # deferred, as PoseDataset
-            names = load_label_map(label_map, num_classes or None)
-        except Exception as exc:  # noqa: BLE001
-            inputs.notes.append(f'label map {label_map!r}: {type(exc).__name__}: {exc}')
+    if names is None and cfg is not None:       # the config's, as every reader finds them
+        found = config_class_names(cfg, num_classes or None)
+        names = list(found.names) if found is not None else None
     if names is None and ann_classes is not None:
         names = list(ann_classes)
     if names is None:
