@@ -105,7 +105,7 @@ def classify(exc: BaseException, timeout: float, api_key_env: str | None,
         connect_errors: the HTTP library's errors of a connection that could not be made.
         unreachable: the one line such a connection is reported with.
     """
-    import openai  # deferred: importing it takes ~0.7 s, and only OpenAIChat needs it
+    import openai  # deferred: openai is heavy, and only OpenAIChat needs it
     stop = stopped_by(exc)
     if stop is not None:
         return stop

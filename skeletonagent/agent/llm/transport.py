@@ -105,7 +105,7 @@ def sdk() -> SimpleNamespace:
     client (its limits and timeouts, proxies from the environment) whose every request goes
     through a :class:`WatchedTransport`; ``connect_errors``, the httpx errors of a connection
     that could not be made; ``ChatCompletion``, the parsed response type."""
-    import openai  # deferred: importing it takes ~0.7 s
+    import openai  # deferred: openai is heavy, and only OpenAIChat needs it
     # httpx2 for openai 3, httpx before: the errors caught must be those of the SDK's client
     client = next(c for c in openai.DefaultHttpxClient.__mro__ if c.__name__ == 'Client')
     httpx = importlib.import_module(client.__module__.partition('.')[0])
@@ -127,7 +127,7 @@ def sdk() -> SimpleNamespace:
             return WatchedTransport(super()._transport_for_url(url), connect_errors,
                                     self._unreachable)
 
-    from openai.types.chat import ChatCompletion
+    from openai.types.chat import ChatCompletion  # deferred: openai is heavy
     return SimpleNamespace(RoundStop=RoundStop, WatchedClient=WatchedClient,
                            connect_errors=connect_errors, ChatCompletion=ChatCompletion)
 
@@ -174,7 +174,7 @@ def make_client(base_url: str | None, api_key: str, timeout: float, max_retries:
                 unreachable: Callable[[BaseException], str]) -> Any:
     """An ``openai.OpenAI`` client whose requests pass the :class:`WatchedTransport`;
     ``unreachable`` gives the line a failed connection is reported with."""
-    import openai  # deferred: importing it takes ~0.7 s
+    import openai  # deferred: openai is heavy, and only OpenAIChat needs it
     kwargs: dict[str, Any] = dict(api_key=api_key, timeout=timeout, max_retries=max_retries,
                                   http_client=sdk().WatchedClient(unreachable))
     if base_url is not None:
