@@ -92,8 +92,7 @@ class UnknownTypeError(KeyError):
 
 def _registered_names(kind: str) -> set:
     """Every name registered under a registry called ``kind``, ours and mmengine's."""
-    import mmengine.registry as mm_registry
-    roots = [v for v in vars(mm_registry).values() if isinstance(v, Registry) and v.name == kind]
+    roots = [v for v in vars(_mm).values() if isinstance(v, Registry) and v.name == kind]
     roots += [v for v in globals().values() if isinstance(v, Registry) and v.name == kind]
     names: set = set()
     seen: set = set()

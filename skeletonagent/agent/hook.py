@@ -20,23 +20,33 @@ next round is installed and validated (or the run ends).
 """
 from __future__ import annotations
 
+import io
+import json
 import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
 from mmengine.dist import broadcast_object_list, get_rank
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from ..errors import SkeletonAgentError
+from ..evaluation.val_confusion import confusion_of, read_val_confusions
 from ..registry import HOOKS
 from ..skeleton.masks import MaskFormat
-from .initial import TRANSCRIPT_SUBDIR, max_words_of
+from ..utils.fileio import atomic_write_bytes
+from .effect import EffectTracker
+from .initial import TRANSCRIPT_SUBDIR, build_initial_agent, max_words_of
+from .llm import build_backend
+from .questioner import ConfusionCounter
 from .round import RoundQuestions, RoundReading, run_round, save_transcripts, write_round_report
 from .schedule import OFFICIAL_ROUND_EPOCHS_BELOW, RoundSchedule, schedule_for
 from .sources import AgentSources
+from .state import AgentState
 
 STATE_KEY = 'agent_state'
 ROUNDS_KEY = 'agent_rounds'
@@ -57,11 +67,6 @@ def _unwrap(model):
 
 def _save_matrix(path: Path, matrix) -> None:
     """The confusion counts a round used (all ranks summed), next to its report."""
-    import io
-
-    import numpy as np
-
-    from ..utils.fileio import atomic_write_bytes
     buffer = io.BytesIO()
     np.save(buffer, np.asarray(matrix))
     atomic_write_bytes(path, buffer.getvalue())
@@ -210,7 +215,6 @@ class AgentHook(Hook):
     def _write_rank_digest(self, runner) -> None:
         """Append to ``agent/ranks/rank<R>.jsonl`` what this rank now holds (digests of the
         descriptions, masks and embeddings), so anyone can check that the ranks agree."""
-        import json
         rank = get_rank()
         record = dict(rank=rank, epoch=runner.epoch, rounds=self.rounds_done,
                       **self.state.digests())
@@ -248,8 +252,6 @@ class AgentHook(Hook):
 
     def _prepare_rank0(self, runner, num_classes: int):
         """Initial dialogue/state, transcripts and the LLM backend (rank 0 only)."""
-        from . import build_initial_agent
-        from .llm import build_backend
         masks = self.mask_format
         initial = build_initial_agent(self._settings, num_classes, masks.layout, masks.modality,
                                       runner.work_dir, sources=self._sources)
@@ -337,7 +339,6 @@ class AgentHook(Hook):
             self._start_effects(runner)
         self._install(runner)
         if self.live:
-            from .questioner import ConfusionCounter
             self._counter = ConfusionCounter(num_classes)
             if get_rank() == 0:
                 self._executor = self.schedule.executor()
@@ -477,8 +478,6 @@ class AgentHook(Hook):
     def _start_effects(self, runner) -> None:
         """The record of the rounds' effect; a resumed run reads back the rounds installed
         before and the validation matrices kept up to the checkpoint's epoch."""
-        from ..evaluation.val_confusion import read_val_confusions
-        from .effect import EffectTracker
         self._effects = EffectTracker(Path(runner.work_dir) / REPORT_SUBDIR)
         if self.rounds_done:
             try:
@@ -495,7 +494,6 @@ class AgentHook(Hook):
         """Measure the installed rounds on the validation's confusion matrix (rank 0)."""
         if self._effects is None or getattr(runner, 'train_loop', True) is None:
             return
-        from ..evaluation.val_confusion import confusion_of
         matrix = confusion_of(metrics)
         if matrix is not None:
             self._log_effects(runner, self._effects.validated(int(runner.epoch), matrix))
@@ -534,12 +532,10 @@ class AgentHook(Hook):
         saved = checkpoint.get(STATE_KEY)
         if saved is None:
             return
-        from .state import AgentState
         self.state = AgentState.from_state_dict(saved)
         self.rounds_done = int(checkpoint.get(ROUNDS_KEY, 0))
         held = checkpoint.get(HELD_COUNTS_KEY)
         if held is not None:
-            import numpy as np
             self._held = (int(held['epoch']), np.asarray(held['matrix']))
         self._install(runner)
 
@@ -548,6 +544,5 @@ class AgentHook(Hook):
             checkpoint[STATE_KEY] = self.state.state_dict()
             checkpoint[ROUNDS_KEY] = int(self.rounds_done)
         if self._held is not None:
-            import torch
             checkpoint[HELD_COUNTS_KEY] = dict(epoch=self._held[0],
                                                matrix=torch.as_tensor(self._held[1]))

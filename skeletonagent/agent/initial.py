@@ -29,6 +29,7 @@ import numpy as np
 from ..datasets.config_view import config_class_names
 from ..datasets.label_map import DEFAULT_LABEL_MAPS
 from ..skeleton.masks import check_mask_shape
+from .describe import complete_transcript, describe_classes
 from .llm import LLMError, build_backend
 from .prompts import PromptSet
 from .selector import (
@@ -109,7 +110,6 @@ def _work_dir_transcripts(backend_cfg: Any, class_names: Sequence[str], layout,
         RuntimeError: naming the classes whose dialogue failed (after the backend's retries)
             and how to retry just those.
     """
-    from .describe import complete_transcript, describe_classes
     paths = [out_dir / transcript_filename(i, name) for i, name in enumerate(class_names)]
     todo = [i for i, path in enumerate(paths) if not complete_transcript(path)]
     origin = []

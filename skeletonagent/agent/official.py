@@ -24,6 +24,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import string
 import subprocess
@@ -36,11 +37,15 @@ from typing import Callable, Union
 
 import numpy as np
 
+from skeletonagent.datasets.label_map import load_label_map
+from skeletonagent.skeleton import get_layout
+
 from ..errors import SkeletonAgentError
 from .prompts import FOLLOW_UP, INITIAL_ROUNDS, PromptSet
 from .selector import build_masks, critical_joints_from_transcript
 from .state import masks_digest
 from .transcripts import find_transcript, read_transcript
+from .vocab import normalise
 
 __all__ = ['OfficialDataset', 'OFFICIAL_DATASETS', 'OfficialImportError', 'DatasetImport',
            'import_official', 'read_official_prompts', 'official_dataset', 'MASK_STREAMS',
@@ -224,9 +229,6 @@ def _check_joint_numbering(template: str, layout, source: str) -> None:
     """The official critical-joints prompt numbers the joints ``1-nose, 2-...``: each
     number must name the joint our layout has at that index, or masks made from an LLM's
     numbers would land on other joints."""
-    import re
-
-    from .vocab import normalise
     listed = {int(n): name for n, name in
               re.findall(r'(?<![\w-])(\d{1,2})-([a-z][a-z ]*?[a-z])(?=[,.\n]| and )', template)}
     names = layout.joint_names
@@ -285,8 +287,6 @@ def _load_official_masks(path: Path, ds: OfficialDataset, num_joints: int) -> np
 def _import_dataset(repo: Path, ds: OfficialDataset, out_dir: Path, commit: str | None,
                     with_prompts: bool, with_masks: bool) -> DatasetImport:
     """Check and write one dataset into ``out_dir`` (which must not exist yet)."""
-    from skeletonagent.datasets.label_map import load_label_map
-    from skeletonagent.skeleton import get_layout
     layout = get_layout(ds.layout)
     class_names = load_label_map(ds.key, num_classes=ds.num_classes)
     source_dir = _transcript_dir(repo, ds)

@@ -27,6 +27,7 @@ from typing import Any, Union
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 __all__ = ['ConfusionCounter', 'select_confused', 'REVERSE_WEIGHTS', 'OFFICIAL_SELECTION']
 
@@ -138,7 +139,6 @@ class ConfusionCounter:
         a second call would count everything again. Without an initialised process group it
         is :meth:`matrix`.
         """
-        import torch.distributed as dist
         if dist.is_available() and dist.is_initialized():
             backend = str(dist.get_backend()).lower()
             buffer = self._buffer

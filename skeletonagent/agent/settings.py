@@ -13,6 +13,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import skeletonagent.models  # noqa: F401 - registers the classes
+from skeletonagent.registry import MODELS
+
+from ..datasets.label_map import DEFAULT_LABEL_MAPS
+
 __all__ = ['agent_settings', 'OFFICIAL_AGENT_DEFAULTS', 'OFFICIAL_LLM', 'AGENT_KEYS']
 
 #: Every key of a config's ``agent`` section, with what it sets (the hook's loop, the start).
@@ -48,8 +53,6 @@ OFFICIAL_AGENT_DEFAULTS = dict(transcripts='official', masks='official', prompts
 
 def _trains_from_fixed_texts(model: Mapping[str, Any]) -> bool:
     """Whether the model config names one of the official semi classes (``fixed_texts``)."""
-    import skeletonagent.models  # noqa: F401 - registers the classes
-    from skeletonagent.registry import MODELS
     for part in (model, model.get('cls_head') or {}):
         name = part.get('type')
         cls = MODELS.get(name) if isinstance(name, str) else None
@@ -73,7 +76,6 @@ def agent_settings(cfg: Mapping[str, Any]) -> dict | None:
     Raises:
         ValueError: for ``agent = None`` with a non-zero ``weight_1`` or ``weight_2``.
     """
-    from ..datasets.label_map import DEFAULT_LABEL_MAPS
     model = cfg.get('model') or {}
     head = model.get('cls_head') or {}
     backbone = model.get('backbone') or {}

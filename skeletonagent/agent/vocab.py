@@ -10,6 +10,8 @@ import re
 from functools import lru_cache
 from typing import TYPE_CHECKING, Union
 
+from skeletonagent.skeleton import get_layout
+
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from skeletonagent.skeleton import Layout
 
@@ -24,7 +26,6 @@ def resolve_layout(layout: LayoutArg) -> Layout:
     Objects that merely look like a layout (tests build small hand-made ones) pass through.
     """
     if isinstance(layout, str):
-        from skeletonagent.skeleton import get_layout
         return get_layout(layout)
     return layout
 

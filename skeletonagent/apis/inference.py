@@ -15,6 +15,7 @@ for inference never loads the text encoder: no text weights, no LLM, no API key.
 from __future__ import annotations
 
 import copy
+import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -25,6 +26,13 @@ import torch
 from mmengine.config import Config
 
 from ..datasets.config_view import config_class_names, config_datasets
+from ..datasets.pipelines import Compose
+from ..datasets.annotations import load_annotation_file
+from ..engine import load_config
+from ..engine.checkpoint import load_model_weights
+from ..engine.runner import build_model
+from ..models.gcn import fuse_for_inference
+from ..skeleton import LAYOUTS, get_layout
 
 __all__ = ['init_recognizer', 'inference_recognizer', 'input_spec', 'InputSpec',
            'test_dataset_cfg', 'load_keypoint_input', 'load_annotation_sample',
@@ -38,7 +46,6 @@ def _config(config: ConfigArg) -> Config:
     if isinstance(config, Config):
         return copy.deepcopy(config)
     if isinstance(config, (str, os.PathLike)):
-        from ..engine import load_config
         return load_config(config)
     raise TypeError(f'config must be a path or an mmengine Config, got {type(config).__name__}')
 
@@ -88,11 +95,9 @@ def init_recognizer(config: ConfigArg, checkpoint: str | os.PathLike | None = No
             other weights).
     """
     cfg = _config(config)
-    from ..engine.runner import build_model
     model = build_model(cfg, for_training=False)
     meta: dict = {}
     if checkpoint is not None:
-        from ..engine.checkpoint import load_model_weights
         ckpt = load_model_weights(model, checkpoint, cfg=cfg)   # the loader tools/test.py uses
         meta = dict(ckpt.get('meta') or {})
     model.cfg = cfg
@@ -103,7 +108,6 @@ def init_recognizer(config: ConfigArg, checkpoint: str | os.PathLike | None = No
     model.to(torch.device(device))
     model.eval()
     if fuse:
-        from ..models.gcn import fuse_for_inference
         fuse_for_inference(model)
     return model
 
@@ -154,7 +158,6 @@ def _backbone_layout(model) -> Any:
     graph = getattr(getattr(model, 'backbone', None), 'graph', None)
     layout = getattr(graph, 'layout', None)
     if layout is None:
-        from ..skeleton import get_layout
         graph_cfg = model.cfg.model.backbone.get('graph_cfg') or {}
         layout = get_layout(graph_cfg.get('layout', 'nturgb+d'))
     return layout
@@ -162,7 +165,6 @@ def _backbone_layout(model) -> Any:
 
 def input_spec(model) -> InputSpec:
     """The raw input :class:`InputSpec` of ``model`` (built by :func:`init_recognizer`)."""
-    from ..skeleton import get_layout
     layout = _backbone_layout(model)
     pipeline = _test_pipeline_cfg(model.cfg)
     types = {t.get('type') for t in pipeline if isinstance(t, Mapping)}
@@ -188,7 +190,6 @@ def input_spec(model) -> InputSpec:
 
 
 def _layouts_with(num_joints: int):
-    from ..skeleton import LAYOUTS
     return [(n, lay) for n, lay in LAYOUTS.items() if lay.num_joints == num_joints]
 
 
@@ -262,7 +263,6 @@ def _prepare(spec: InputSpec, keypoints: Any, keypoint_score: Any) -> tuple[dict
 def _pipeline(model):
     pipeline = getattr(model, '_inference_pipeline', None)
     if pipeline is None:
-        from ..datasets.pipelines import Compose
         pipeline = Compose(_test_pipeline_cfg(model.cfg))
         model._inference_pipeline = pipeline
     return pipeline
@@ -345,7 +345,6 @@ def load_keypoint_input(path: str | os.PathLike, index: int | None = None,
     if suffix == '.npy':
         return np.load(path, allow_pickle=False)
     if suffix == '.json':
-        import json
         try:
             data = json.loads(path.read_text(encoding='utf-8'))
         except (ValueError, UnicodeDecodeError) as exc:
@@ -389,7 +388,6 @@ def load_labelled_sample(path: str | os.PathLike, index: int | None = None,
     """:func:`load_annotation_sample` and the file's class names (a PYSKL pickle's top-level
     ``classes`` list, as the demo data has), or None."""
     path = Path(path)
-    from ..datasets.annotations import load_annotation_file
     data = load_annotation_file(path)
     classes = None
     if isinstance(data, Mapping) and isinstance(data.get('classes'), Sequence) \

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,21 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..agent.state import masks_digest
+from ..engine.checkpoint import load_checkpoint_file
 from ..errors import SkeletonAgentError
+from ..pose.extra import require
+from .inference import (
+    InputSpec,
+    _config,
+    _pipeline,
+    _prepare,
+    _results,
+    init_recognizer,
+    input_spec,
+    load_annotation_sample,
+    test_dataset_cfg,
+)
 
 __all__ = ['ExportResult', 'export_onnx', 'trace_test_path', 'OnnxRecognizer', 'inference_onnx', 'test_inputs',
            'ParityError']
@@ -83,7 +98,6 @@ def test_inputs(model: nn.Module, ann_file: str | os.PathLike | None = None, cou
     the config's test annotation file), stacked: N × clips × M × T × V × C float32. Samples
     with fewer persons are padded with zeros to the largest M, as the pipeline pads to
     ``num_person``."""
-    from .inference import _pipeline, _results, load_annotation_sample, test_dataset_cfg
     dataset = test_dataset_cfg(model.cfg)
     ann_file = ann_file or dataset.get('ann_file')
     if not ann_file or not Path(ann_file).is_file():
@@ -104,7 +118,6 @@ def test_inputs(model: nn.Module, ann_file: str | os.PathLike | None = None, cou
 
 
 def _metadata(model: nn.Module, state: Any) -> dict[str, str]:
-    from .inference import input_spec
     spec = input_spec(model)
     meta = dict(class_names=json.dumps(list(model.class_names)), layout=spec.layout,
                 input_layout=spec.input_layout, num_joints=str(spec.num_joints),
@@ -117,7 +130,6 @@ def _metadata(model: nn.Module, state: Any) -> dict[str, str]:
         meta['agent_version'] = str(state.get('version', ''))
     examplar = getattr(getattr(model, 'backbone', None), 'examplar', None)
     if examplar is not None:
-        from ..agent.state import masks_digest
         meta['agent_masks_sha256'] = masks_digest(examplar.detach().cpu().numpy())
     return meta
 
@@ -127,7 +139,6 @@ def trace_test_path(model: nn.Module, path: str | os.PathLike, example: torch.Te
     """Write the test path of ``model`` (as it is: fuse it first for the folded graph) to
     ``path`` as ONNX, traced on ``example`` (1 × clips × M × T × V × C), with dynamic batch,
     clip, person and frame axes; no metadata and no check (:func:`export_onnx` adds both)."""
-    import warnings
     with torch.no_grad(), warnings.catch_warnings():
         # shape checks (V, channels) are constants of the graph: the tracer's warning about
         # them says nothing about the dynamic axes, which the checks run at other sizes
@@ -148,10 +159,8 @@ def export_onnx(config: Any, checkpoint: str | os.PathLike, out: str | os.PathLi
         ParityError: onnxruntime's scores differ from torch's by more than ``tolerance``
             (the file is kept, for a look); VideoExtraMissing: no onnx / onnxruntime.
     """
-    from ..pose.extra import require
     onnx = require('onnx')
     ort = require('onnxruntime')
-    from .inference import init_recognizer
     plain = init_recognizer(config, checkpoint, fuse=False)
     model = init_recognizer(config, checkpoint, fuse=True)
     inputs = test_inputs(model, ann_file)
@@ -160,7 +169,6 @@ def export_onnx(config: Any, checkpoint: str | os.PathLike, out: str | os.PathLi
     tmp = out.with_name(out.name + '.part')
     trace_test_path(model, tmp, torch.from_numpy(inputs[:1]), opset=opset)
     proto = onnx.load(os.fspath(tmp))
-    from ..engine.checkpoint import load_checkpoint_file
     meta = _metadata(model, load_checkpoint_file(checkpoint).get('agent_state'))
     for key, value in meta.items():
         entry = proto.metadata_props.add()
@@ -189,9 +197,7 @@ class OnnxRecognizer:
     """
 
     def __init__(self, path: str | os.PathLike, config: Any, threads: int | None = None) -> None:
-        from ..pose.extra import require
         ort = require('onnxruntime')
-        from .inference import InputSpec, _config
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f'ONNX model not found: {path}')
@@ -221,7 +227,6 @@ class OnnxRecognizer:
 def inference_onnx(model: OnnxRecognizer, keypoints: Any, keypoint_score: Any = None,
                    top_k: int = 5) -> list[tuple[int, str, float]]:
     """:func:`~skeletonagent.apis.inference_recognizer` for an :class:`OnnxRecognizer`."""
-    from .inference import _pipeline, _prepare, _results, test_dataset_cfg
     extras, kp = _prepare(model.spec, keypoints, keypoint_score)
     data = _pipeline(model)(_results(kp, extras, test_dataset_cfg(model.cfg)))
     keypoint = data['keypoint']

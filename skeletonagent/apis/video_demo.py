@@ -11,6 +11,7 @@ the same live, shows frames per second and runs until stopped.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import time
@@ -22,6 +23,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import SkeletonAgentError
+from ..pose import PoseTracks, require
+from ..pose.video import VideoReadError, read_frames, video_info, write_video
+from ..utils.fileio import atomic_write_text
+from ..visualization.overlay import draw_poses, draw_text_box
+from .inference import inference_recognizer, input_spec
 
 __all__ = ['WindowResult', 'Segment', 'VideoRecognition', 'NoPersonFound', 'window_starts',
            'merge_windows', 'recognize_video', 'run_camera', 'write_timeline']
@@ -105,7 +111,6 @@ def merge_windows(windows: Sequence[WindowResult], fps: float) -> list[Segment]:
 
 def write_timeline(result: VideoRecognition, json_path: Path, csv_path: Path) -> None:
     """The segments (and every window) as JSON, the segments as CSV."""
-    from ..utils.fileio import atomic_write_text
     data = dict(source=result.source, fps=result.fps, frames=result.frames,
                 segments=[asdict(s) for s in result.segments],
                 windows=[dict(start=w.start, end=w.end,
@@ -115,7 +120,6 @@ def write_timeline(result: VideoRecognition, json_path: Path, csv_path: Path) ->
     rows = [['start', 'end', 'label', 'score', 'start_frame', 'end_frame']]
     rows += [[f'{s.start:.3f}', f'{s.end:.3f}', s.label, f'{s.score:.4f}', s.start_frame, s.end_frame]
              for s in result.segments]
-    import io
     buf = io.StringIO()
     csv.writer(buf, lineterminator='\n').writerows(rows)
     atomic_write_text(csv_path, buf.getvalue())
@@ -123,7 +127,6 @@ def write_timeline(result: VideoRecognition, json_path: Path, csv_path: Path) ->
 
 def _classify(model: Any, tracks: Any, start: int, end: int, max_persons: int, img_shape: tuple[int, int],
               top_k: int) -> WindowResult | None:
-    from .inference import inference_recognizer
     arrays = tracks.arrays(max_persons=max_persons, start=start, stop=end)
     if arrays['keypoint'].shape[0] == 0:
         return None
@@ -155,10 +158,6 @@ def recognize_video(model: Any, video: str | os.PathLike, estimator: Any, *, out
     Raises:
         NoPersonFound: nobody in the video (nothing written); ValueError: a layout mismatch.
     """
-    from ..pose import PoseTracks
-    from ..pose.video import read_frames, video_info, write_video
-    from ..visualization.overlay import draw_poses, draw_text_box
-    from .inference import input_spec
     spec = input_spec(model)
     if spec.input_layout != estimator.layout:
         raise ValueError(f'the model expects layout {spec.input_layout!r} but the pose backend '
@@ -178,7 +177,6 @@ def recognize_video(model: Any, video: str | os.PathLike, estimator: Any, *, out
     timings['pose'] = time.perf_counter() - t0
     num_frames = tracks.num_frames
     if shape is None:
-        from ..pose.video import VideoReadError
         raise VideoReadError(f'{os.fspath(video)}: no frame could be decoded')
     if not tracks.tracks:
         raise NoPersonFound(f'{os.fspath(video)}: no person found in its {num_frames} frames; '
@@ -250,9 +248,6 @@ def run_camera(model: Any, camera: int, estimator: Any, *, window: int = 48, str
     ``stride`` frames, skeletons, label and frames per second drawn; shown in a window
     (``show``; 'q' or Esc quits) and/or written to ``out``; runs until stopped (Ctrl-C, the
     camera ends, or ``max_frames``)."""
-    from ..pose import PoseTracks, require
-    from ..pose.video import read_frames
-    from ..visualization.overlay import draw_poses, draw_text_box
     cv2 = require('cv2')
     estimator.reset()
     tracks = PoseTracks()

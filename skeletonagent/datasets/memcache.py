@@ -27,6 +27,9 @@ import socket
 from collections.abc import Mapping
 from typing import Any
 
+from pymemcache import serde
+from pymemcache.client.base import Client
+
 from ..errors import SkeletonAgentError
 
 __all__ = ['DEFAULT_MC_CFG', 'INSTALL_HINT', 'MemcachedError', 'MemcachedReader',
@@ -96,8 +99,6 @@ def probe_memcached(host: str, port: int, timeout: float = 2.0) -> str | None:
 
 def make_client(mc_cfg: Any, timeout: float = 30.0):
     """A pymemcache client for ``mc_cfg`` whose stores wait for the server's answer."""
-    from pymemcache import serde
-    from pymemcache.client.base import Client
     host, port = normalize_mc_cfg(mc_cfg)
     # default_noreply=False: every store waits for the server's answer, so a refused value
     # raises (pymemcache's default, noreply=True, drops such failures silently).

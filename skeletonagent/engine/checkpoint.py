@@ -18,6 +18,7 @@
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import logging
 import os
@@ -466,7 +467,6 @@ _FEATURE_TRANSFORMS = ('GenSkeFeat', 'JointToBone', 'JointToKB', 'ToMotion', 'Me
 
 def _literal(node):
     """A config value from the checkpoint's dumped config, without executing anything."""
-    import ast
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == 'dict' \
             and not node.args:
         return {kw.arg: _literal(kw.value) for kw in node.keywords if kw.arg is not None}
@@ -480,7 +480,6 @@ def _literal(node):
 def _dumped_config(text: str) -> dict:
     """Top-level ``name = value`` assignments of mmengine's ``pretty_text`` dump; values that
     are not plain literals / ``dict(...)`` calls are left out (the text is never executed)."""
-    import ast
     out: dict = {}
     for stmt in ast.parse(text).body:
         if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 \

@@ -16,8 +16,10 @@ import torch.distributed as dist
 from mmengine.hooks import Hook
 from mmengine.model import MMDistributedDataParallel
 from mmengine.registry import MODEL_WRAPPERS
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..registry import HOOKS
+from ..utils.parent_death import end_with_parent
 
 
 def launched_by_torchrun() -> bool:
@@ -35,7 +37,6 @@ def init_distributed(backend: str | None = None, timeout_s: int = 1800) -> str:
         return 'none'
     # a rank ends when its launcher dies, however it dies (torchrun starts each rank in a
     # session of its own: a kill -9 of the launcher's group would not reach it)
-    from ..utils.parent_death import end_with_parent
     end_with_parent()
     if dist.is_available() and dist.is_initialized():
         return 'pytorch'
@@ -86,7 +87,6 @@ def broadcast_bn_buffers(model, src: int = 0) -> int:
     """
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
         return 0
-    from torch.nn.modules.batchnorm import _BatchNorm
     count = 0
     for module in model.modules():
         if isinstance(module, _BatchNorm) and not isinstance(module, torch.nn.SyncBatchNorm) \

@@ -1,17 +1,23 @@
 """Engine hooks that are about files and runs, not about models or agents."""
 from __future__ import annotations
 
+import copy
+import json
 import os
 import random
 import sys
+import warnings
 from typing import Any
 
 import numpy as np
 import torch
 from mmengine.dist import all_gather_object, get_rank, get_world_size
 from mmengine.hooks import Hook
+from tqdm import tqdm
 
+from ..evaluation.val_confusion import CONFUSION_METRIC, confusion_of, drop_val_confusions, save_val_confusion
 from ..registry import HOOKS
+from ..utils.fileio import atomic_write_text
 from .checkpoint import find_resume_checkpoint, state_digest, update_latest_link
 
 #: Checkpoint key of the random state of every rank (a list indexed by rank).
@@ -176,7 +182,6 @@ class ProgressBarHook(Hook):
         if runner.rank != 0 or not progress_enabled():
             return
         try:
-            from tqdm import tqdm
             total = len(loader)
         except Exception:  # noqa: BLE001 - no bar rather than no run
             return
@@ -297,9 +302,6 @@ class RunInfoHook(Hook):
         width = max(len(k) for k in lines)
         runner.logger.info('this run uses:\n' + '\n'.join(f'  {k:<{width}}  {v}'
                                                           for k, v in lines.items()))
-        import json
-
-        from ..utils.fileio import atomic_write_text
         atomic_write_text(os.path.join(runner.work_dir, RUN_INFO_FILE),
                           json.dumps(dict(lines=lines, **numbers), indent=1) + '\n')
 
@@ -340,8 +342,6 @@ def replay_schedulers(schedulers: list, iters: int, epochs: int) -> None:
     iteration, epoch-based ones after every epoch), on scratch copies of the optimizers'
     parameter groups starting from their initial values. Works for every scheduler type,
     chained ones (warm-up then cosine) included."""
-    import copy
-    import warnings
     scratch: dict[int, _ScratchOptimizer] = {}
     copies = []
     for scheduler in schedulers:
@@ -477,7 +477,6 @@ VAL_HISTORY_FILE = 'val_history.json'
 def read_val_history(work_dir: str | os.PathLike) -> list[dict]:
     """The records of ``work_dir/val_history.json`` (``[{'epoch': 1, 'acc/top1': ...}]``),
     or ``[]``."""
-    import json
     path = os.path.join(work_dir, VAL_HISTORY_FILE)
     try:
         with open(path, encoding='utf-8') as f:
@@ -503,7 +502,6 @@ class ValHistoryHook(Hook):
         self.records: list[dict] = []
 
     def before_train(self, runner) -> None:
-        from ..evaluation.val_confusion import drop_val_confusions
         resumed = getattr(runner, '_resume', False)
         if resumed:
             self.records = [r for r in read_val_history(runner.work_dir)
@@ -517,7 +515,6 @@ class ValHistoryHook(Hook):
     def after_val_epoch(self, runner, metrics: dict | None = None) -> None:
         if runner.train_loop is None or not metrics or runner.rank != 0:
             return
-        from ..evaluation.val_confusion import CONFUSION_METRIC, confusion_of, save_val_confusion
         epoch = int(runner.epoch)
         record = {'epoch': epoch}
         for key, value in metrics.items():
@@ -536,8 +533,5 @@ class ValHistoryHook(Hook):
     def _write(self, runner) -> None:
         if runner.rank != 0:
             return
-        import json
-
-        from ..utils.fileio import atomic_write_text
         rows = ',\n '.join(json.dumps(r) for r in self.records)
         atomic_write_text(os.path.join(runner.work_dir, VAL_HISTORY_FILE), f'[{rows}]\n')

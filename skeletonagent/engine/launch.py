@@ -20,6 +20,10 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from torch.distributed.elastic.multiprocessing.api import SignalException
+from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+from torch.distributed.run import parse_args, run
+
 __all__ = ['main']
 
 #: Exit statuses a rank ends with after printing its own one-line message.
@@ -45,9 +49,6 @@ def _failure_line(failures: dict) -> tuple[int, str | None]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from torch.distributed.elastic.multiprocessing.api import SignalException
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.run import parse_args, run
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
     # torchrun's own notices of a shutdown it was asked for ("Received SIGTERM death signal",
     # "Sending process ... closing signal") say nothing the ranks' line does not

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import functools
 import hashlib
 import math
@@ -38,6 +39,8 @@ from typing import Any
 
 from mmengine.dist import barrier
 from mmengine.logging import print_log
+from pymemcache.exceptions import MemcacheError
+from tqdm import tqdm
 
 from ..datasets.config_view import config_datasets
 from ..datasets.memcache import (
@@ -72,7 +75,6 @@ def _is_loopback(host: str) -> bool:
 def _linux_parent_death_signal() -> None:  # pragma: no cover - runs in the child
     # The server dies with the process that started it, even if that one is killed hard.
     try:
-        import ctypes
         ctypes.CDLL('libc.so.6', use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except Exception:  # noqa: BLE001 - best effort: no libc or prctl, no death signal
         pass
@@ -201,9 +203,6 @@ def fill_from_kpfiles(mc_cfg: Any, kpfiles: Sequence[str | os.PathLike],
     :class:`MemcachedError` naming the key, the kpfile and the value's size. ``first`` is an
     already loaded ``(path, packs)`` for one of the kpfiles (saves loading it twice).
     """
-    from pymemcache.exceptions import MemcacheError
-    from tqdm import tqdm
-
     host, port = normalize_mc_cfg(mc_cfg)
     client = make_client((host, port))
     stored: set[str] = set()

@@ -6,8 +6,9 @@ import signal
 import threading
 from pathlib import Path
 
+import torch
 from mmengine.config import Config
-from mmengine.dist import get_rank
+from mmengine.dist import barrier, get_rank, get_world_size
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
@@ -73,7 +74,6 @@ def compile_backbone(model) -> None:
     ``_orig_mod.`` prefix), so checkpoints stay interchangeable with uncompiled runs. Mixup,
     losses and text lookups stay eager: they hold Python-side randomness and caches.
     """
-    import torch
     backbone = model.backbone
     backbone.forward = torch.compile(backbone.forward)
     print_log('compiled the backbone with torch.compile (the first iterations are slow)',
@@ -165,7 +165,6 @@ def set_threads(spec: RunSpec, threads: int | None = None
     The processes of a distributed run meet at a barrier first: each then counts the busy
     CPUs while the others do the same (mostly asleep between readings), not while they are
     still busy starting up."""
-    from mmengine.dist import barrier, get_world_size
     if get_world_size() > 1:
         barrier()
     workers, line = choose_workers(_workers(spec))

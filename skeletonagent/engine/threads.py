@@ -42,12 +42,15 @@ the runner logs it and puts it in the run's start block.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Callable
+
+import torch
 
 __all__ = ['ThreadChoice', 'choose_threads', 'choose_workers', 'apply_threads', 'configure_threads',
            'usable_cpus', 'busy_cpus', 'threads_arg', 'WORKER_RESERVE_FROM']
@@ -151,7 +154,6 @@ def _positive_int(text: str) -> int | None:
 
 def threads_arg(text: str) -> int:
     """``--threads`` of the tools: a positive number (argparse ``type``)."""
-    import argparse
     value = _positive_int(text)
     if value is None:
         raise argparse.ArgumentTypeError(f'a positive number of threads, not {text!r}')
@@ -189,7 +191,6 @@ def choose_threads(requested: int | None = None, *, workers: int = 0, cuda: bool
             return ThreadChoice(value, 'OMP_NUM_THREADS', f'OMP_NUM_THREADS={omp.strip()} in the '
                                                           'environment')
     if current is None:
-        import torch
         current = torch.get_num_threads()
     if cuda:
         return ThreadChoice(current, 'GPU run', "torch's default")
@@ -218,7 +219,6 @@ def choose_threads(requested: int | None = None, *, workers: int = 0, cuda: bool
 
 def apply_threads(choice: ThreadChoice) -> None:
     """Set torch's intra-op threads to the choice (nothing to do for OMP_NUM_THREADS)."""
-    import torch
     if torch.get_num_threads() != choice.threads:
         torch.set_num_threads(choice.threads)
 
@@ -227,7 +227,6 @@ def configure_threads(requested: int | None = None, workers: int = 0,
                       cuda: bool | None = None) -> ThreadChoice:
     """:func:`choose_threads` for this process and :func:`apply_threads`; returns the choice."""
     if cuda is None:
-        import torch
         cuda = torch.cuda.is_available()
     choice = choose_threads(requested, workers=workers, cuda=cuda)
     apply_threads(choice)

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from mmengine.config import Config
 from mmengine.dist import get_rank
 from mmengine.logging import print_log
@@ -146,7 +147,6 @@ def lr_scaling(cfg: Config) -> dict:
 
 
 def _dist_backend() -> str:
-    import torch
     return 'nccl' if torch.cuda.is_available() else 'gloo'
 
 

@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from mmengine.dist import broadcast_object_list, get_rank, get_world_size
+
 from .errors import ConfigError
 
 __all__ = ['LOCK_NAME', 'WorkDirBusy', 'hold_work_dir', 'lock_holder', 'hold_work_dir_all_ranks']
@@ -105,7 +107,6 @@ def hold_work_dir(work_dir: str | os.PathLike) -> Path:
 def hold_work_dir_all_ranks(work_dir: str | os.PathLike) -> None:
     """:func:`hold_work_dir` on rank 0 of a distributed run (every process otherwise); every
     rank raises :class:`WorkDirBusy` when rank 0 could not take the lock."""
-    from mmengine.dist import broadcast_object_list, get_rank, get_world_size
     problem = [None]
     if get_rank() == 0:
         try:

@@ -1,6 +1,7 @@
 """The evaluator the configs name: top-k, mean class accuracy, confusion, prediction dump."""
 from __future__ import annotations
 
+import io
 import pickle
 from collections.abc import Sequence
 from pathlib import Path
@@ -8,6 +9,7 @@ from typing import Any
 
 import numpy as np
 from mmengine.evaluator import BaseMetric
+from mmengine.logging import print_log
 
 from ..registry import METRICS
 from ..utils.fileio import atomic_write_bytes
@@ -84,7 +86,6 @@ class SkeletonAccuracy(BaseMetric):
     def _dump_features(self, features: list) -> dict:
         """Feature extraction (``test_cfg.feat_ext`` / ``score_ext``): the per-sample arrays
         go to ``out_file`` as PYSKL writes them (a pickled list, dataset order); no metric."""
-        from mmengine.logging import print_log
         if self.out_file:
             atomic_write_bytes(Path(self.out_file), pickle.dumps(list(features), protocol=4))
             print_log(f'feature extraction: {len(features)} arrays of shape '
@@ -100,7 +101,6 @@ class SkeletonAccuracy(BaseMetric):
         if (labels >= 0).all():
             cm = confusion_matrix(scores.argmax(1), labels, scores.shape[1])
             cm_path = path.with_name(path.stem + '_confusion.npy')
-            import io
             buf = io.BytesIO()
             np.save(buf, cm)
             atomic_write_bytes(cm_path, buf.getvalue())

@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from .val_confusion import read_val_confusions
+
 __all__ = ['RoundMark', 'PairFigures', 'RoundEffect', 'asked_pairs', 'pair_figures',
            'per_class_figures', 'round_effects', 'mark_from_report', 'read_round_reports',
            'work_dir_effects', 'effect_table', 'relative_change', 'format_change',
@@ -352,7 +354,6 @@ def read_round_reports(rounds_dir: str | Path, up_to: int | None = None
 def work_dir_effects(work_dir: str | Path, finished: bool = True) -> list[RoundEffect]:
     """The effect of every installed round of a run, from its round reports and its kept
     validation matrices."""
-    from .val_confusion import read_val_confusions
     reports = read_round_reports(Path(work_dir) / ROUNDS_SUBDIR)
     marks = [m for m in (mark_from_report(r, str(p)) for p, r in reports) if m is not None]
     return round_effects(marks, read_val_confusions(work_dir), finished=finished)

@@ -35,9 +35,13 @@ from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
+from mmengine.logging import MMLogger
 
+from ..datasets import PoseDataset
 from ..errors import SkeletonAgentError
 from .functional import confusion_matrix
+from .fusion import load_scores
+from .predictions import read_prediction_samples, samples_path
 
 __all__ = ['CompareError', 'SplitInfo', 'RunScores', 'Setting', 'split_info', 'load_setting',
            'mcnemar_exact', 'seeds_test', 'compare_settings', 'format_comparison',
@@ -71,9 +75,6 @@ class SplitInfo:
 
 def split_info(ann_file: PathLike, split: str | None) -> SplitInfo:
     """Labels, sample names and classes of ``split`` of ``ann_file`` (dataset order)."""
-    from mmengine.logging import MMLogger
-
-    from ..datasets import PoseDataset
     logger = MMLogger.get_current_instance()
     level = logger.level
     logger.setLevel('WARNING')      # not the dataset's 'N samples from' line in the table
@@ -136,7 +137,6 @@ def _run_seed(pred_file: Path) -> int | None:
 
 
 def _check_order(path: Path, info: SplitInfo) -> None:
-    from .predictions import read_prediction_samples, samples_path
     record = read_prediction_samples(path)
     if record is None:
         return
@@ -158,7 +158,6 @@ def _check_order(path: Path, info: SplitInfo) -> None:
 def load_run(pred_file: PathLike, info: SplitInfo) -> RunScores:
     """A prediction file, refused (:class:`CompareError` naming it) unless it scores
     exactly the split's samples in the split's order."""
-    from .fusion import load_scores
     path = Path(pred_file)
     try:
         scores = load_scores(path)
@@ -185,7 +184,7 @@ def mcnemar_exact(a_correct: np.ndarray, b_correct: np.ndarray) -> dict[str, Any
     """McNemar's exact test of two runs' correctness on the same samples (see the module
     docstring): ``b`` (only A right), ``c`` (only B right), ``statistic = min(b, c)`` and the
     two-sided ``p_value``."""
-    from scipy.stats import binomtest
+    from scipy.stats import binomtest  # deferred: scipy.stats is heavy; only this significance test needs it
     a_correct, b_correct = np.asarray(a_correct, bool), np.asarray(b_correct, bool)
     if a_correct.shape != b_correct.shape:
         raise ValueError(f'McNemar: {a_correct.shape[0]} and {b_correct.shape[0]} samples')
@@ -200,7 +199,7 @@ def seeds_test(a: Sequence[float], b: Sequence[float], paired: bool) -> dict[str
     """The test over seeds of B − A: paired t-test (``paired``), else Welch's t-test; None
     with fewer than 2 runs a side. A p-value is None where the test is undefined (every
     difference the same)."""
-    from scipy.stats import ttest_ind, ttest_rel
+    from scipy.stats import ttest_ind, ttest_rel  # deferred: scipy.stats is heavy; only this significance test needs it
     a, b = np.asarray(a, float), np.asarray(b, float)
     if len(a) < 2 or len(b) < 2:
         return None
@@ -358,8 +357,9 @@ def format_comparison(result: dict[str, Any]) -> str:
 def plot_comparison(result: dict[str, Any], out: PathLike) -> Path:
     """Per setting the three accuracies (bars: mean, whiskers: std, dots: runs); below, the
     change of every class's accuracy (B − A)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    # deferred: matplotlib is heavy, and only the plot needs it
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # deferred: as above
+    from matplotlib.figure import Figure  # deferred: as above
     settings = result['settings']
     n = result['num_classes']
     fig = Figure(figsize=(max(8.0, 0.3 * n + 2), 7.5), dpi=100, layout='constrained')

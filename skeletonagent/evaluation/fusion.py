@@ -27,7 +27,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..datasets import PoseDataset
+from ..datasets.errors import DataError
 from ..errors import SkeletonAgentError
+from ..utils.fileio import atomic_write_bytes
 from .functional import mean_class_accuracy, top_k_accuracy
 
 __all__ = ['STREAMS', 'PAPER_FUSIONS', 'FusionError', 'FusionResult', 'load_scores',
@@ -90,7 +93,6 @@ def load_scores(path: str | os.PathLike) -> np.ndarray:
 
 def split_labels(ann_file: str | os.PathLike, split: str | None) -> np.ndarray:
     """The labels of ``split`` in the dataset's (and so the prediction files') order."""
-    from ..datasets import PoseDataset
     # memcached=True reads the table of contents only: keypoints are not needed here (and
     # absent from Kinetics' table), so they are not checked; nothing connects to a server.
     dataset = PoseDataset(ann_file, [], split=split, memcached=True)
@@ -318,7 +320,6 @@ def run_ensemble(ann: str, split: str | None, preds: Sequence[str],
         echo(line)
     fused = fuse(scores, fused_weights)
     if out:
-        from ..utils.fileio import atomic_write_bytes
         atomic_write_bytes(out, pickle.dumps([row.astype(np.float32) for row in fused],
                                              protocol=4))
         echo(f'fused scores (weights {_fmt_w(fused_weights)}) written to {out}')
@@ -353,7 +354,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from ..datasets.errors import DataError
     args = build_parser().parse_args(argv)
     try:
         run_ensemble(args.ann, args.split, args.preds, args.weights, args.names, args.out,

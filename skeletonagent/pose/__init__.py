@@ -8,6 +8,8 @@ a PYSKL annotation; :func:`prepare_videos` a folder of videos into a training pi
 Everything here needs the ``[video]`` extra (``pip install -e ".[video]"``), imported only
 when used: importing this package never fails.
 """
+# the backends register themselves in ESTIMATORS (their packages are imported only when used)
+from . import mediapipe_backend, rtmlib_backend  # noqa: F401
 from .base import (
     ESTIMATORS,
     FramePoses,

@@ -111,7 +111,7 @@ def build_estimator(name: str = 'mediapipe', **kwargs: Any) -> PoseEstimator:
         ValueError: an unknown name (the known ones are listed).
         VideoExtraMissing / PoseBackendUnavailable: the backend cannot run here.
     """
-    from . import mediapipe_backend, rtmlib_backend  # noqa: F401 - they register themselves
+    # the backends are in ESTIMATORS from the package's import on (skeletonagent/pose/__init__.py)
     if name not in ESTIMATORS:
         raise ValueError(f'unknown pose backend {name!r}; known: {", ".join(sorted(ESTIMATORS))}')
     return ESTIMATORS[name](**kwargs)

@@ -10,6 +10,8 @@ detection score (Hands has no per-landmark confidence).
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from ..skeleton.estimators import landmark_order
@@ -37,7 +39,6 @@ def _solutions():
 
 def _check_model_file(subdir: str, filename: str, complexity: int) -> None:
     """Refuse a model_complexity whose file is not in the wheel (MediaPipe would download it)."""
-    from pathlib import Path
     mp = require('mediapipe')
     path = Path(mp.__file__).parent / 'modules' / subdir / filename
     if not path.is_file():

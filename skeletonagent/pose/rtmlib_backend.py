@@ -42,7 +42,7 @@ def _fetch(url: str, allow_download: bool) -> str:
     if not allow_download:
         raise PoseBackendUnavailable(f'rtmlib model missing: {local}; {how}')
     try:
-        from rtmlib.tools.file import download_checkpoint
+        from rtmlib.tools.file import download_checkpoint  # deferred: rtmlib is optional (pip install rtmlib)
         return str(download_checkpoint(url))
     except OSError as exc:     # URLError is an OSError: no network
         raise PoseBackendUnavailable(f'rtmlib cannot download its model ({exc}); {how}') from None
@@ -66,7 +66,7 @@ class RTMLibPose(PoseEstimator):
     def __init__(self, mode: str = 'lightweight', det: str | None = None, pose: str | None = None,
                  allow_download: bool = True, device: str = 'cpu', video: bool = True) -> None:
         try:
-            import rtmlib
+            import rtmlib  # deferred: optional (pip install rtmlib)
         except ImportError:
             raise PoseBackendUnavailable('the rtmlib backend needs rtmlib: pip install rtmlib==0.0.16 '
                                          '(its models are downloaded on first use)') from None

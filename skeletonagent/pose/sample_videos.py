@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .extra import require
+from .extra import VideoExtraMissing, require
 from .video import write_video
 
 __all__ = ['person_photo', 'moving_photo_frames', 'make_sample_videos', 'SAMPLE_CLASSES']
@@ -25,9 +25,8 @@ SAMPLE_CLASSES = ('slide to the left', 'slide to the right')
 def person_photo(mirror: bool = False) -> np.ndarray:
     """The astronaut photograph (512×512 RGB uint8), or its mirror image."""
     try:
-        from skimage import data
+        from skimage import data  # deferred: optional extra [video]
     except ImportError:
-        from .extra import VideoExtraMissing
         raise VideoExtraMissing('the sample videos need scikit-image (part of the video extra): '
                                 'pip install -e ".[video]"') from None
     photo = data.astronaut()

@@ -26,6 +26,11 @@ from pathlib import Path
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+import skeletonagent.models  # noqa: F401 - registers the backbones
+from skeletonagent.registry import MODELS
+from skeletonagent.skeleton import get_layout
+from skeletonagent.utils.cpu import onednn_isa
+
 __all__ = ['ConvCall', 'record_convolutions', 'replay', 'backbone_cases', 'heap_checked_env', 'main']
 
 #: glibc's heap-checking allocator: since glibc 2.34 ``MALLOC_CHECK_`` acts only with it preloaded
@@ -132,10 +137,6 @@ def backbone_cases(base_channels: int = 8, frames: int = 100,
     """``(name, step)`` for every backbone × layout × path; ``step()`` runs that path once on a
     batch of 2 samples × 2 persons × ``frames`` frames (a training step's forward and backward,
     or for 'fused' one inference forward of the fused, evaluated backbone)."""
-    import skeletonagent.models  # noqa: F401 - registers the backbones
-    from skeletonagent.registry import MODELS
-    from skeletonagent.skeleton import get_layout
-
     for kind in ('agent', 'k400', 'stgcn'):
         for layout in layouts:
             joints = len(get_layout(layout).joint_names)
@@ -186,7 +187,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--repeats', type=int, default=3)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    from skeletonagent.utils.cpu import onednn_isa
     print(f'oneDNN ISA: {onednn_isa()}', flush=True)
     calls: dict[ConvCall, str] = {}
     for name, step in backbone_cases(args.base_channels, args.frames, tuple(args.layouts), tuple(args.paths)):

@@ -14,6 +14,7 @@ import ctypes
 import os
 import signal
 import sys
+import threading
 
 __all__ = ['set_parent_death_signal', 'end_with_parent', 'orphaned', 'exit_soon_if_orphaned']
 
@@ -63,7 +64,6 @@ def exit_soon_if_orphaned(status: int, seconds: float = 15.0) -> None:
     peer that has already gone; nobody else would ever end it."""
     if not orphaned():
         return
-    import threading
     timer = threading.Timer(seconds, os._exit, (status,))
     timer.daemon = True
     timer.start()

@@ -11,11 +11,14 @@ from typing import Any
 
 import numpy as np
 
+from ..pose.extra import require
+from ..skeleton import get_layout
+from .skeleton import PERSON_COLOURS
+
 __all__ = ['draw_poses', 'draw_text_box']
 
 
 def _cv2():
-    from ..pose.extra import require
     return require('cv2')
 
 
@@ -32,8 +35,6 @@ def draw_poses(frame: np.ndarray, keypoints: np.ndarray, scores: np.ndarray | No
         keypoints: (P, V, 2) pixels; scores: (P, V) or None (all drawn).
         layout: a layout or its name (its edges are drawn).
     """
-    from ..skeleton import get_layout
-    from .skeleton import PERSON_COLOURS
     cv2 = _cv2()
     layout = get_layout(layout)
     keypoints = np.asarray(keypoints, np.float32).reshape(-1, layout.num_joints, 2)

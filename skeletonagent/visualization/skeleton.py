@@ -23,12 +23,15 @@ import math
 import os
 import shutil
 import subprocess
+import textwrap
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
+from PIL import Image
 
+from ..skeleton import get_layout
 from ..skeleton.geometry import (
     canonical_pose,
     infer_layout,
@@ -55,7 +58,6 @@ SUFFIXES = ('.png', '.gif', '.mp4')
 
 # --------------------------------------------------------------------------- helpers
 def _layout(layout: Any):
-    from ..skeleton import get_layout
     return get_layout(layout)
 
 
@@ -109,8 +111,8 @@ def _prepare(keypoint: Any, layout: Any, keypoint_score: Any, dim: int | None,
 
 
 def _figure(width_in: float, height_in: float, dpi: int):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # deferred: matplotlib is heavy
+    from matplotlib.figure import Figure  # deferred: matplotlib is heavy
     fig = Figure(figsize=(width_in, height_in), dpi=dpi)
     FigureCanvasAgg(fig)
     return fig
@@ -127,7 +129,7 @@ class _Panel:
     def __init__(self, ax, layout, num_persons: int, critical: Sequence[int],
                  xlim, ylim, y_down: bool, joint_size: float = 14.0,
                  line_width: float = 1.6) -> None:
-        from matplotlib.collections import LineCollection
+        from matplotlib.collections import LineCollection  # deferred: matplotlib is heavy
         self.ax = ax
         self.edges = np.asarray(layout.inward, dtype=np.int64).reshape(-1, 2)
         self.critical = np.zeros(layout.num_joints, dtype=bool)
@@ -181,7 +183,6 @@ def _caption(title: str | None, layout, critical: Sequence[int]) -> str:
 
 
 def _wrap(text: str, width: int) -> str:
-    import textwrap
     return '\n'.join(textwrap.fill(line, width) for line in text.split('\n'))
 
 
@@ -274,14 +275,14 @@ def find_ffmpeg() -> str | None:
     if found:
         return found
     try:
-        import matplotlib
+        import matplotlib  # deferred: matplotlib is heavy; only its ffmpeg setting is read
         configured = matplotlib.rcParams.get('animation.ffmpeg_path')
         if configured and configured != 'ffmpeg' and shutil.which(configured):
             return shutil.which(configured)
     except ImportError:
         pass
     try:
-        import imageio_ffmpeg
+        import imageio_ffmpeg  # deferred: optional, not a dependency of the package
         return imageio_ffmpeg.get_ffmpeg_exe()
     except (ImportError, RuntimeError):
         return None
@@ -370,7 +371,6 @@ def draw_skeleton_sequence(keypoint: Any, out: PathLike, layout: Any = None, *,
                            frames=frames, dim=dim, size=size, dpi=dpi, title=title,
                            score_thr=score_thr)
     if suffix == '.gif':
-        from PIL import Image
         pictures = [Image.fromarray(image) for image in images]
         pictures[0].save(out, save_all=True, append_images=pictures[1:], loop=0,
                          duration=max(20, int(round(1000 * max(1, stride) / fps))),

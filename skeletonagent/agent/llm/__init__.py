@@ -1,4 +1,9 @@
 """LLM backends of the agent, registered in ``skeletonagent.registry.LLM_BACKENDS``."""
+import inspect
+import logging
+
+from skeletonagent.registry import LLM_BACKENDS, UnknownTypeError, describe_unknown_type
+
 from .base import LLMBackend, Message, check_messages
 from .cache import ResponseCache
 from .failures import LLMError, MissingAPIKeyError
@@ -21,17 +26,12 @@ def backend_arguments(cfg: 'dict | None') -> 'tuple[type, dict]':
     backend does not take are dropped with a warning that names them, instead of failing.
     Arguments the class needs and the config lacks raise ``TypeError`` (nothing is built).
     """
-    import inspect
-    import logging
-
-    from skeletonagent.registry import LLM_BACKENDS
     cfg = dict(cfg or dict(type='Offline'))
     if 'type' not in cfg:
         raise KeyError(f"llm backend config needs a 'type' (one of "
                        f"{sorted(LLM_BACKENDS.module_dict)}), got {cfg}")
     cls = LLM_BACKENDS.get(cfg['type']) if isinstance(cfg['type'], str) else cfg['type']
     if cls is None:
-        from skeletonagent.registry import UnknownTypeError, describe_unknown_type
         raise UnknownTypeError(describe_unknown_type(cfg['type'], LLM_BACKENDS.name))
     args = {k: v for k, v in cfg.items() if k != 'type'}
     signature = inspect.signature(cls.__init__)

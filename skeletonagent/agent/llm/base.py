@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
+from tqdm import tqdm
+
 from .reply import checked, result_of_reply
 from .results import FAILURE_KINDS, ChatResult, RoundStats
 
@@ -71,7 +73,6 @@ def progress_bar(total: int, desc: str | None) -> Any:
     try:
         if flag not in ('1', 'true', 'yes', 'on') and not sys.stderr.isatty():
             return None
-        from tqdm import tqdm  # deferred: needed only when a bar is shown
         return tqdm(total=total, desc=f'agent round ({desc})' if desc else 'agent round',
                     unit='class', leave=False, file=sys.stderr)
     except Exception:  # noqa: BLE001 - no bar rather than no round

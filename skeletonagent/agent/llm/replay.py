@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Union
 
+from skeletonagent.datasets.label_map import load_label_map
 from skeletonagent.registry import LLM_BACKENDS
 
 from ..prompts import PromptSet
@@ -88,7 +89,6 @@ class TranscriptReplay(LLMBackend):
         if label_map is None:
             self.class_names = _scan_names(self.directory)
         elif isinstance(label_map, (str, os.PathLike)):
-            from skeletonagent.datasets.label_map import load_label_map
             self.class_names = load_label_map(label_map)
         else:
             self.class_names = [str(name) for name in label_map]

@@ -127,7 +127,7 @@ def sdk() -> SimpleNamespace:
             return WatchedTransport(super()._transport_for_url(url), connect_errors,
                                     self._unreachable)
 
-    from openai.types.chat import ChatCompletion
+    from openai.types.chat import ChatCompletion  # deferred: openai is heavy
     return SimpleNamespace(RoundStop=RoundStop, WatchedClient=WatchedClient,
                            connect_errors=connect_errors, ChatCompletion=ChatCompletion)
 

@@ -21,8 +21,10 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+from mmengine.runner import load_checkpoint
 
 from skeletonagent.registry import MODELS
+from skeletonagent.skeleton import Graph  # topology lives in skeleton/
 from skeletonagent.skeleton.masks import MASK_STREAMS, row_weights
 
 from .checkpointing import WithCp, check_with_cp, checkpoint_block
@@ -141,7 +143,6 @@ class _GCNModuleBase(nn.Module):
                  num_stages: int, inflate_stages: Sequence[int], down_stages: Sequence[int],
                  data_bn_type: str, num_person: int, pretrained: str | None, kwargs: dict) -> None:
         super().__init__()
-        from skeletonagent.skeleton import Graph  # topology lives in skeleton/
 
         self.graph = Graph(**graph_cfg)
         A = self.adjacency()
@@ -209,7 +210,6 @@ class _GCNModuleBase(nn.Module):
     def init_weights(self) -> None:
         """Load ``pretrained`` (a checkpoint path) non-strictly, as the official backbone does."""
         if isinstance(self.pretrained, str):
-            from mmengine.runner import load_checkpoint
             load_checkpoint(self, self.pretrained, map_location='cpu', strict=False)
 
     # -- inference ----------------------------------------------------------------------------

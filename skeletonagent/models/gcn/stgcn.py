@@ -25,8 +25,10 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+from mmengine.runner import load_checkpoint
 
 from skeletonagent.registry import MODELS
+from skeletonagent.skeleton import Graph  # topology lives in skeleton/
 
 from .checkpointing import WithCp, check_with_cp, checkpoint_block
 from .pyskl_units import GraphConv, MultiScaleTCN, TemporalConvUnit
@@ -138,7 +140,6 @@ class STGCN(nn.Module):
                  down_stages: Sequence[int] = (5, 8), pretrained: str | None = None,
                  with_cp: WithCp = False, **kwargs: Any) -> None:
         super().__init__()
-        from skeletonagent.skeleton import Graph  # topology lives in skeleton/
 
         self.graph = Graph(**graph_cfg)
         A = torch.tensor(self.graph.A, dtype=torch.float32)
@@ -184,7 +185,6 @@ class STGCN(nn.Module):
     def init_weights(self) -> None:
         """Load ``pretrained`` (a checkpoint path) non-strictly, as PYSKL does."""
         if isinstance(self.pretrained, str):
-            from mmengine.runner import load_checkpoint
             load_checkpoint(self, self.pretrained, map_location='cpu', strict=False)
 
     def fuse(self) -> STGCN:

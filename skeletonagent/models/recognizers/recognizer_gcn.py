@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModel
 
 from skeletonagent.registry import MODELS, TEXT_ENCODERS
+from skeletonagent.skeleton import get_layout
 
 from ..text.cache import TextEmbeddingCache
 from .mixup import skeleton_part_mix, split_mixed_batch
@@ -428,7 +429,6 @@ class RecognizerGCN(BaseModel):
         return max(1, int(limit))
 
     def _mix_parts(self) -> tuple[tuple[int, ...], ...]:
-        from skeletonagent.skeleton import get_layout
         return get_layout(self.cls_head.joint_cfg).mix_parts
 
 

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from huggingface_hub import get_hf_file_metadata, hf_hub_url, try_to_load_from_cache
+
 from ...errors import SkeletonAgentError
 from ...registry import TEXT_ENCODERS
 from .clip import CLIP, DEFAULT_CLIP
@@ -31,7 +33,6 @@ def _offline() -> bool:
 def _cached(repo: str) -> bool:
     """Whether the hub repo's config is in the local Hugging Face cache."""
     try:
-        from huggingface_hub import try_to_load_from_cache
         found = try_to_load_from_cache(repo, 'config.json')
     except Exception:  # noqa: BLE001 - a malformed id or cache: not cached
         return False
@@ -41,7 +42,6 @@ def _cached(repo: str) -> bool:
 def _hub_unreachable(repo: str, timeout: float = 5.0) -> str | None:
     """None when the hub answers for ``repo`` (one request, no retries); else why not."""
     try:
-        from huggingface_hub import get_hf_file_metadata, hf_hub_url
         get_hf_file_metadata(hf_hub_url(repo, 'config.json'), timeout=timeout,
                              retry_on_errors=False)
     except Exception as exc:  # noqa: BLE001 - any failure means: not downloadable now

@@ -39,8 +39,9 @@ class CLIP(TextEncoder):
                  tokenizer: Callable[..., Any] | None = None, trainable: bool = False,
                  max_length: int = 77, key: str = 'ViT-B/32', batch_size: int = 64) -> None:
         super().__init__(trainable=trainable, batch_size=batch_size)
-        from transformers import CLIPTextConfig, CLIPTextModelWithProjection, CLIPTokenizer
-        from transformers.utils import logging as hf_logging
+        # deferred: transformers' model classes are heavy, and only a built encoder needs them
+        from transformers import CLIPTextConfig, CLIPTextModelWithProjection, CLIPTokenizer  # deferred: as above
+        from transformers.utils import logging as hf_logging  # deferred: as above
 
         verbosity = hf_logging.get_verbosity()
         progress_bar = hf_logging.is_progress_bar_enabled()

