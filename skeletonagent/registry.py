@@ -11,6 +11,8 @@ import re
 import mmengine.registry as _mm
 from mmengine.registry import Registry
 
+from .errors import SkeletonAgentError
+
 # Every registry mmengine's Runner builds from gets a child here. The runner's default scope is
 # 'skeletonagent', so mmengine looks each name up in the 'skeletonagent' child of the registry
 # first; a registry without one logs "Failed to search registry with scope ..." and falls
@@ -69,6 +71,10 @@ STRATEGIES = Registry('strategy', parent=_mm.STRATEGIES)
 TEXT_ENCODERS = Registry('text encoder', locations=['skeletonagent.models.text'])
 #: LLM backends (Offline, OpenAIChat, TranscriptReplay).
 LLM_BACKENDS = Registry('llm backend', locations=['skeletonagent.agent.llm'])
+#: Pose estimators (MediaPipe Pose / Hands, rtmlib): a frame in, persons on our layouts out.
+#: Their modules import their backend's package only when one is built.
+POSE_ESTIMATORS = Registry('pose estimator', locations=['skeletonagent.pose.mediapipe_backend',
+                                                        'skeletonagent.pose.rtmlib_backend'])
 #: Run plugins (:mod:`skeletonagent.plugin`): what a run adds beyond the engine (the agent).
 #: The engine lists them from here; the agent's hook is registered by its plugin's module.
 RUN_PLUGINS = Registry('run plugin', locations=['skeletonagent.agent.plugin'])
@@ -83,7 +89,7 @@ PIPELINES = TRANSFORMS
 _UNKNOWN_TYPE_RE = re.compile(r"[`'\"]?([^\s`'\"]+)[`'\"]? is not in the (\S+?)::(.+?) registry")
 
 
-class UnknownTypeError(KeyError):
+class UnknownTypeError(SkeletonAgentError, KeyError):
     """A config names a ``type`` no registry holds; the message lists the close names."""
 
     def __str__(self) -> str:  # KeyError would show the repr of the message

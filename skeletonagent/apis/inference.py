@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from mmengine.config import Config
 
+from ..datasets.annotations import load_annotation_file
 from ..datasets.config_view import config_class_names, config_datasets
 from ..datasets.pipelines import Compose
-from ..datasets.annotations import load_annotation_file
 from ..engine import load_config
 from ..engine.checkpoint import load_model_weights
 from ..engine.runner import build_model

@@ -33,6 +33,8 @@ from ..registry import DATASETS
 from ..utils.malloc import release_freed_heap
 from .annotations import expected_joints, is_int, load_annotation_file, validate_annotation
 from .errors import DataError
+from .label_map import load_label_map
+from .memcache import MemcachedReader
 from .pipelines import Compose
 
 __all__ = ['PoseDataset']
@@ -151,7 +153,6 @@ class PoseDataset(BaseDataset):
         self.mc_cfg = mc_cfg
         self._mc_reader = None
         if memcached:
-            from .memcache import MemcachedReader
             self._mc_reader = MemcachedReader(mc_cfg)  # connects on first use, per process
             self.mc_cfg = self._mc_reader.mc_cfg
         self.data_prefix = data_prefix
@@ -309,7 +310,6 @@ class PoseDataset(BaseDataset):
         if classes is None:
             return None
         if isinstance(classes, (str, os.PathLike)):
-            from .label_map import load_label_map
             return tuple(load_label_map(classes, num_classes=self._given_num_classes))
         if not all(isinstance(name, str) for name in classes):
             raise DataError('class names must be strings', file=self.ann_file, field='classes')

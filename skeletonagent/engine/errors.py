@@ -25,10 +25,8 @@ T = TypeVar('T')
 
 #: What the tools report in one line (see the module docstring). ``RuntimeError`` is not
 #: here (torch raises it for its own failures); our own user errors that are RuntimeErrors
-#: (an LLM that cannot answer, a missing extra) are SkeletonAgentErrors. ``KeyError`` is not
-#: here either: :class:`~skeletonagent.registry.UnknownTypeError` (which cannot inherit
-#: SkeletonAgentError: ``registry.py`` and ``errors.py`` share layer 1) is added by
-#: :func:`error_message`.
+#: (an LLM that cannot answer, a missing extra) are SkeletonAgentErrors, and so is
+#: :class:`~skeletonagent.registry.UnknownTypeError`, the one ``KeyError`` a tool reports.
 USER_ERRORS = (SkeletonAgentError, ValueError, OSError)
 
 
@@ -43,9 +41,6 @@ def _os_error_text(exc: OSError) -> str:
 def error_message(exc: BaseException) -> str | None:
     """The message a tool prints for ``exc`` (without ``error: ``), or None when ``exc`` is
     not a user error (a bug: the traceback is shown)."""
-    from ..registry import UnknownTypeError  # deferred: the registry imports mmengine
-    if isinstance(exc, UnknownTypeError):
-        return str(exc)
     if not isinstance(exc, USER_ERRORS):
         return None
     text = _os_error_text(exc) if isinstance(exc, OSError) else str(exc)

@@ -8,10 +8,8 @@ a PYSKL annotation; :func:`prepare_videos` a folder of videos into a training pi
 Everything here needs the ``[video]`` extra (``pip install -e ".[video]"``), imported only
 when used: importing this package never fails.
 """
-# the backends register themselves in ESTIMATORS (their packages are imported only when used)
-from . import mediapipe_backend, rtmlib_backend  # noqa: F401
+# the backends register in POSE_ESTIMATORS, found through its locations= on the first build
 from .base import (
-    ESTIMATORS,
     FramePoses,
     PoseBackendUnavailable,
     PoseEstimator,
@@ -21,6 +19,6 @@ from .base import (
 from .extra import INSTALL_COMMAND, VideoExtraMissing, require
 from .tracker import PoseTracks, Track
 
-__all__ = ['ESTIMATORS', 'FramePoses', 'PoseBackendUnavailable', 'PoseEstimator', 'build_estimator',
+__all__ = ['FramePoses', 'PoseBackendUnavailable', 'PoseEstimator', 'build_estimator',
            'register_estimator', 'INSTALL_COMMAND', 'VideoExtraMissing', 'require', 'PoseTracks',
            'Track']

@@ -13,8 +13,9 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import SkeletonAgentError
+from ..registry import POSE_ESTIMATORS
 
-__all__ = ['FramePoses', 'PoseEstimator', 'PoseBackendUnavailable', 'ESTIMATORS',
+__all__ = ['FramePoses', 'PoseEstimator', 'PoseBackendUnavailable',
            'register_estimator', 'build_estimator']
 
 
@@ -91,15 +92,10 @@ class PoseEstimator:
         self.close()
 
 
-#: Backend name -> a factory taking the backend's keyword arguments.
-ESTIMATORS: dict[str, Callable[..., PoseEstimator]] = {}
-
-
 def register_estimator(name: str) -> Callable[[Callable[..., PoseEstimator]], Callable[..., PoseEstimator]]:
-    def add(factory: Callable[..., PoseEstimator]) -> Callable[..., PoseEstimator]:
-        ESTIMATORS[name] = factory
-        return factory
-    return add
+    """Register a backend factory (taking the backend's keyword arguments) under ``name`` in
+    :data:`~skeletonagent.registry.POSE_ESTIMATORS`."""
+    return POSE_ESTIMATORS.register_module(name=name)
 
 
 def build_estimator(name: str = 'mediapipe', **kwargs: Any) -> PoseEstimator:
@@ -111,7 +107,8 @@ def build_estimator(name: str = 'mediapipe', **kwargs: Any) -> PoseEstimator:
         ValueError: an unknown name (the known ones are listed).
         VideoExtraMissing / PoseBackendUnavailable: the backend cannot run here.
     """
-    # the backends are in ESTIMATORS from the package's import on (skeletonagent/pose/__init__.py)
-    if name not in ESTIMATORS:
-        raise ValueError(f'unknown pose backend {name!r}; known: {", ".join(sorted(ESTIMATORS))}')
-    return ESTIMATORS[name](**kwargs)
+    factory = POSE_ESTIMATORS.get(name)    # imports the backends' modules (registry locations)
+    if factory is None:
+        known = ', '.join(sorted(POSE_ESTIMATORS.module_dict))
+        raise ValueError(f'unknown pose backend {name!r}; known: {known}')
+    return factory(**kwargs)

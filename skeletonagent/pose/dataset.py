@@ -20,7 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ..datasets.label_map import load_label_map
+from ..datasets.prep.runner import run_samples
 from ..utils.fileio import atomic_write_bytes, atomic_write_text
+from .base import build_estimator
 from .video import VIDEO_SUFFIXES, extract_video
 
 __all__ = ['VideoItem', 'scan_video_folder', 'read_video_list', 'split_by_ratio', 'prepare_videos',
@@ -40,7 +43,6 @@ class VideoItem:
 def _class_names_from_map(label_map: str | os.PathLike | None) -> list[str] | None:
     if label_map is None:
         return None
-    from ..datasets.label_map import load_label_map
     return load_label_map(label_map)
 
 
@@ -181,7 +183,6 @@ _ESTIMATORS: dict[Any, Any] = {}      # one estimator per worker process and set
 def extract_one(path: str, *, backend: str, backend_kwargs: Mapping, max_persons: int,
                 name: str) -> dict | None:
     """Worker: one video → its annotation (without label), or None when nobody was found."""
-    from .base import build_estimator
     key = (backend, tuple(sorted(backend_kwargs.items())))
     estimator = _ESTIMATORS.get(key)
     if estimator is None:
@@ -227,8 +228,6 @@ def prepare_videos(source: str | os.PathLike, out: str | os.PathLike, *,
         split_lists: ``{'train': FILE, 'val': FILE, ...}``, each a list of videos.
         workers: processes; work_dir: the per-video cache (default ``<out dir>/.videos_work``).
     """
-    from ..datasets.prep.runner import run_samples  # the datasets package imports torch: only here
-    from .base import build_estimator
     source, out = Path(source), Path(out)
     items, classes = (scan_video_folder(source, label_map) if source.is_dir()
                       else read_video_list(source, label_map))

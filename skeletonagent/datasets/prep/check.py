@@ -8,12 +8,15 @@ annotation), duplicate sample names, class names. The first problem raises
 """
 from __future__ import annotations
 
+import argparse
 import os
+import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from mmengine.config import Config
 
 from ..annotations import expected_joints, load_annotation_file, validate_annotation
 from ..errors import DataError
@@ -43,7 +46,6 @@ def config_joints(config: str | os.PathLike, section: str = 'train') -> tuple[in
     Raises:
         ValueError: naming the config when it cannot be read or has no such section.
     """
-    from mmengine.config import Config
     try:
         cfg = Config.fromfile(os.fspath(config))
     except Exception as exc:  # noqa: BLE001 - any failure to read the config, said in one line
@@ -252,8 +254,6 @@ def format_summary(summary: dict) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """``check.py ANN.pkl [--split S] [--num-classes N] [--layout L | --config CFG]``: 0 when
     valid, 1 otherwise."""
-    import argparse
-    import sys
 
     parser = argparse.ArgumentParser(
         prog='check.py', description='Validate a PYSKL annotation pickle and summarise it.')

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from ...errors import SkeletonAgentError
 from ...utils.fileio import atomic_write_bytes, atomic_write_text
 
@@ -79,7 +81,6 @@ def _work(job: tuple[Callable, str, str, str, Any, dict]) -> tuple[str, str, Any
 def _progress(iterable: Iterable, total: int, desc: str, enabled: bool):
     if not enabled:
         return iterable
-    from tqdm import tqdm
     return tqdm(iterable, total=total, desc=desc, unit='sample', dynamic_ncols=True)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ...visualization.skeleton import draw_critical_joints
 from ..functional import confusion_class_accuracy, confusion_mean_class_accuracy
 from .tables import confusion_block
 
@@ -38,9 +39,8 @@ _LOSS_KEYS = ('loss', 'loss_cls', 'loss_mix', 'loss_constraint', 'loss_align')
 def _figure(figsize: tuple[float, float], **subplots: Any) -> tuple[Any, Any]:
     """A figure on its own Agg canvas, and its axes: matplotlib's object API, so the user's
     backend and pyplot's figure list are never touched."""
-    # deferred: matplotlib is imported only when a figure is drawn
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # deferred: matplotlib, heavy
+    from matplotlib.figure import Figure  # deferred: only a drawn figure needs matplotlib
     fig = Figure(figsize=figsize, dpi=DPI, layout='constrained')
     FigureCanvasAgg(fig)
     return fig, fig.subplots(**subplots)
@@ -225,7 +225,7 @@ def plot_agent_effect(rounds: Sequence[dict], out: Path) -> dict | None:
             marked += 1
             ax_rate.text(installed, 1.0, f" r{report.get('round', '?')}", color='tab:purple',
                          fontsize=8, va='top', transform=ax_rate.get_xaxis_transform())
-    from matplotlib.ticker import MaxNLocator  # deferred, as in _figure
+    from matplotlib.ticker import MaxNLocator  # deferred: matplotlib, as in _figure
     ax_rate.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax_rate.set_xlabel('epoch (validation after it)')
     ax_rate.set_ylabel('confusion rate per pair (%)')
@@ -254,10 +254,6 @@ def plot_agent_effect(rounds: Sequence[dict], out: Path) -> dict | None:
 def draw_joints(layout: str, joints: Sequence[int], out_dir: Path) -> Path | None:
     """The skeleton with ``joints`` highlighted (the visualisation room's drawing), cached by
     joint set; None when that drawing is not available or fails."""
-    try:
-        from ...visualization.skeleton import draw_critical_joints
-    except Exception:  # noqa: BLE001 - not there yet: the joints are listed by name
-        return None
     name = f'{layout}_' + ('-'.join(str(int(j)) for j in sorted(joints)) or 'none') + '.png'
     out = out_dir / name.replace('+', 'p').replace('/', '_')
     if not out.is_file():
