@@ -19,7 +19,7 @@ from ..models.recognizers.recognizer_gcn import DEFAULT_TEXT_ENCODER
 from ..models.text.availability import check_text_encoder
 from ..plugin import CompatKey, RunPlugin
 from ..registry import LLM_BACKENDS, RUN_PLUGINS
-from . import hook  # noqa: F401 - registers AgentHook, which hooks() names
+from .hook import AgentHook
 from .llm import backend_arguments
 from .settings import AGENT_KEYS, agent_settings
 from .sources import AgentSources, resolve_sources
@@ -114,7 +114,7 @@ class AgentPlugin(RunPlugin):
             check_text_encoder(_get(cfg, 'model.text_encoder') or DEFAULT_TEXT_ENCODER)
 
     def hooks(self, settings: Mapping[str, Any], resolved: Any) -> list[dict]:
-        agent_hook = dict(type='AgentHook', **settings)
+        agent_hook = dict(type=AgentHook.__name__, **settings)
         if resolved is not None:       # the hook uses these rather than resolving again
             agent_hook['sources'] = resolved
         return [agent_hook]

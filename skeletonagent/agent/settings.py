@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import skeletonagent.models  # noqa: F401 - registers the classes
 from skeletonagent.registry import MODELS
 
 from ..datasets.label_map import DEFAULT_LABEL_MAPS

@@ -26,7 +26,6 @@ from pathlib import Path
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-import skeletonagent.models  # noqa: F401 - registers the backbones
 from skeletonagent.registry import MODELS
 from skeletonagent.skeleton import get_layout
 from skeletonagent.utils.cpu import onednn_isa
