@@ -1,7 +1,7 @@
 """The OpenAI-compatible test server's timing: overlapping latencies and a client timeout.
 
 ``FakeLLMServer(latency=L)`` makes every request wait L seconds in its own thread, like a
-remote model; tests/test_agent_llm_server.py checks that requests are answered concurrently
+remote model; tests/agent/test_agent_llm_server.py checks that requests are answered concurrently
 and that a hanging request ends in the client's timeout. Printed side by side in one run,
 with the real ``openai`` client:
 

@@ -1,7 +1,7 @@
 """Confusion counting speed: ``ConfusionCounter.update`` against the official per-sample loop.
 
 The official agent counts confusions in a Python double loop over each training batch; the
-counter does the same counting with tensor operations (tests/test_agent_questioner.py checks
+counter does the same counting with tensor operations (tests/agent/test_agent_questioner.py checks
 the counts against a transcription of the loop and against its closed form). Printed, side by
 side in one run (one thread):
 

@@ -4,7 +4,7 @@ PoseDataset checks every sample when it loads a file (fields, label, shape, fini
 The finiteness check is an ``np.isfinite`` mask per sample; the alternative it was chosen
 over is one float64 sum per sample (the exact mask only when the sum is not finite), which
 measured about twice as slow here. Printed side by side in one run: the whole check, and the
-finiteness part both ways (tests/test_dataset.py checks what is accepted and refused).
+finiteness part both ways (tests/datasets/test_dataset.py checks what is accepted and refused).
 
     python bench/validation.py [--samples 20000] [--frames 100]
 """

@@ -4,7 +4,7 @@ The official SkeletonAgent ships one hand-written file per dataset and stream; t
 differ only in what the table below holds (classes, data, splits, epochs, the loss weights of
 each stream pair, the questioner interval and the stream-specific augmentation). Every value
 lives here once; the generated files are committed, plain and readable (no imports, no
-inheritance), and ``tests/test_configs.py`` checks that they equal this script's output.
+inheritance), and ``tests/configs/test_configs.py`` checks that they equal this script's output.
 
 Usage (from the repository root)::
 

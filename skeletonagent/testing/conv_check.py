@@ -12,7 +12,7 @@ distinct call on fresh tensors of the same sizes, strides and dtype, forward and
 Run it in a child process whose glibc checks the heap (see :func:`heap_checked_env`): a
 corrupting kernel then ends the child with a heap message or a signal, and the last
 ``replay`` line on its output names the call. ``python -m skeletonagent.testing.conv_check``
-(``--help``) is what ``tests/test_conv_kernels.py`` runs; a user can run it on a new machine.
+(``--help``) is what ``tests/models/test_conv_kernels.py`` runs; a user can run it on a new machine.
 """
 from __future__ import annotations
 

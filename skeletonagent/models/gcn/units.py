@@ -2,7 +2,7 @@
 
 Parameter names and shapes follow the official ``gcn_unit`` / ``mstcn_unit`` / ``base_tcn``, so
 official checkpoints load unchanged, and the forward passes compute the same functions (checked
-against a literal re-statement of the official code in ``tests/test_models.py``).
+against a literal re-statement of the official code in ``tests/models/test_models.py``).
 
 Every unit has one forward, built from torch modules and ops, for training and inference,
 under autocast and with any norm layer (SyncBN included). Two things differ from the official
