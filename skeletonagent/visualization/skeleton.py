@@ -61,20 +61,9 @@ def _layout(layout: Any):
     return get_layout(layout)
 
 
-def critical_joints_from_mask(masks: Any, class_index: int | None = None) -> list[int]:
-    """The critical joints a Selector mask encodes: the rows that hold a non-zero (decoded by
-    :func:`skeletonagent.skeleton.masks.rows_of_mask`, the module that also encodes them; for
-    bone / k-bone masks a row is the pair at that position, so approximately the joints).
-
-    Args:
-        masks: ``Class×V×V`` (needs ``class_index``), ``V×V``, ``Class×V`` (rows already
-            reduced; needs ``class_index``) or ``V`` (one class's joint flags).
-        class_index: the class for multi-class arrays.
-
-    Raises:
-        ValueError: a missing / out-of-range class or an unexpected shape.
-    """
-    return rows_of_mask(masks, class_index)
+#: The critical joints a Selector mask encodes: the mask format's own decoding
+#: (:func:`skeletonagent.skeleton.masks.rows_of_mask`, beside the encoding).
+critical_joints_from_mask = rows_of_mask
 
 
 def _prepare(keypoint: Any, layout: Any, keypoint_score: Any, dim: int | None,
