@@ -2,11 +2,11 @@
 
 A PYSKL / official config is a Python file of top-level names. Each name is one of:
 
-* a key of the schema (:data:`TOP_LEVEL_KEYS`), used or translated onto mmengine's Runner by
-  :mod:`skeletonagent.engine.config`; the keys inside its sections are listed in
-  :data:`SECTION_KEYS` and :data:`LOGGER_HOOKS`;
-* a knob kept only so that official configs load (:data:`COMPAT_KEYS`, the one table of
-  them): accepted, not used, and warned about when it disagrees with what the run uses;
+* a key of the schema (:data:`TOP_LEVEL_KEYS`, and each run plugin's section), used or
+  translated onto mmengine's Runner by :mod:`.translate`; the keys inside its sections are
+  listed in :data:`SECTION_KEYS` and :data:`LOGGER_HOOKS` (a plugin's by the plugin);
+* a knob kept only so that official configs load (:mod:`.compat`, the one table of them):
+  accepted, not used, and warned about when it disagrees with what the run uses;
 * a variable the config file itself reads (``modality``, ``ann_file``, ``train_pipeline``);
 * or unknown: :func:`check_config` raises a :class:`ConfigError` naming its config path and
   the nearest known keys (difflib), whether it came from the file or from ``--cfg-options``.
@@ -29,20 +29,20 @@ import inspect
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from mmengine.config import Config
 from mmengine.runner import Runner
 
 from .. import registry as registries
 from ..plugin import CompatKey, RunPlugin
 from ..registry import UnknownTypeError, describe_unknown_type
+from .compat import all_compat_keys, get_key
 from .errors import ConfigError
 from .plugins import run_plugins
 
 __all__ = ['UnknownConfigType', 'TOP_LEVEL_KEYS', 'SECTION_KEYS', 'LOADER_KEYS', 'LOGGER_HOOKS',
-           'LR_CONFIG_KEYS', 'COMPAT_KEYS', 'CompatKey', 'all_compat_keys', 'top_level_keys',
-           'check_config', 'compat_warnings', 'config_files', 'explain_unexpected_arguments']
+           'LR_CONFIG_KEYS', 'top_level_keys', 'check_config', 'config_files',
+           'explain_unexpected_arguments']
 
 #: Top-level keys of the PYSKL / official schema and what becomes of each.
 TOP_LEVEL_KEYS: dict[str, str] = {
@@ -124,124 +124,6 @@ class UnknownConfigType(ConfigError, UnknownTypeError):
     error (what building the config would have raised)."""
 
     __str__ = ConfigError.__str__
-
-
-# --------------------------------------------------------------------------- compat table
-def _is_mapping(node: Any) -> bool:
-    """A dict, a ConfigDict or an mmengine Config (which is not a Mapping)."""
-    return isinstance(node, (Mapping, Config))
-
-
-def _get(cfg: Mapping, dotted: str, default: Any = None) -> Any:
-    node: Any = cfg
-    for part in dotted.split('.'):
-        if not _is_mapping(node) or part not in node:
-            return default
-        node = node[part]
-    return node
-
-
-def _written_work_dir(cfg) -> str | None:
-    """The config file's own ``work_dir``, before ``--cfg-options`` / ``--work-dir``."""
-    filename = getattr(cfg, 'filename', None)
-    if not filename:
-        return None
-    try:
-        return Config.fromfile(filename).get('work_dir')
-    except Exception:  # noqa: BLE001 - unreadable: no exemption
-        return None
-
-
-def _check_head_work_dir(cfg, ctx) -> str | None:
-    """Warns when ``cls_head.work_dir`` names another folder than the run's, unless it is the
-    config file's own work_dir (the official configs repeat it there) and only the documented
-    ``work_dir=`` / ``--work-dir`` override moved the run."""
-    given, used = _get(cfg, 'model.cls_head.work_dir'), cfg.get('work_dir')
-    if given is None or used is None:
-        return None
-
-    def same(a, b) -> bool:
-        return Path(str(a)).expanduser().resolve() == Path(str(b)).expanduser().resolve()
-    if same(given, used):
-        return None
-    written = _written_work_dir(cfg)
-    if written is not None and same(given, written):
-        return None
-    return f'this run writes to {used} (work_dir)'
-
-
-def _check_workflow(cfg, ctx) -> str | None:
-    phases = [w[0] for w in cfg.get('workflow') or () if isinstance(w, (list, tuple)) and w]
-    if any(p != 'train' for p in phases):
-        return 'validation runs with --validate, every evaluation.interval epochs'
-    return None
-
-
-def _check_dist_params(cfg, ctx) -> str | None:
-    backend = _get(cfg, 'dist_params.backend')
-    used = ctx.get('dist_backend')
-    if backend and used and ctx.get('launcher', 'none') != 'none' and backend != used:
-        return f'this run uses the {used} backend'
-    return None
-
-
-def _flag_check(key: str, bad: Callable[[Any], bool], message: str):
-    def check(cfg, ctx) -> str | None:
-        return message if bad(_get(cfg, key)) else None
-    return check
-
-
-_BEST_NAMES = (None, 'auto', 'top1_acc', 'top_k_accuracy', 'acc/top1', 'top1')
-
-#: The engine's table of compatibility knobs; the run plugins add theirs
-#: (:func:`all_compat_keys`, the table docs/interfaces.md shows).
-COMPAT_KEYS: tuple[CompatKey, ...] = (
-    CompatKey('model.cls_head.work_dir', "the run's work_dir (work_dir or --work-dir)",
-              _check_head_work_dir),
-    CompatKey('workflow', "mmengine's loops: training, and validation with --validate",
-              _check_workflow),
-    CompatKey('dist_params', 'the launcher (torchrun, tools/dist_train.sh): nccl on GPUs, '
-              'gloo on CPU', _check_dist_params),
-    CompatKey('find_unused_parameters', 'SkeletonDDP with find_unused_parameters=False',
-              _flag_check('find_unused_parameters', bool,
-                          'every parameter gets a gradient, so DDP does not look for unused ones')),
-    CompatKey('checkpoint_config.by_epoch', 'checkpoints every checkpoint_config.interval epochs',
-              _flag_check('checkpoint_config.by_epoch', lambda v: v is False,
-                          'checkpoints are saved by epoch')),
-    CompatKey('checkpoint_config.create_symlink', 'latest.pth always links the newest checkpoint'),
-    CompatKey('evaluation.save_best', 'with --validate, the best checkpoint by val top-1 '
-              '(acc/top1)', _flag_check('evaluation.save_best', lambda v: v not in _BEST_NAMES,
-                                        'the best checkpoint is the one of the best val top-1')),
-    CompatKey('evaluation.rule', "'greater' (of val top-1)",
-              _flag_check('evaluation.rule', lambda v: v not in (None, 'greater'),
-                          "the best checkpoint is the one of the greatest val top-1")),
-)
-
-
-def all_compat_keys(plugins: Sequence[RunPlugin] | None = None) -> tuple[CompatKey, ...]:
-    """:data:`COMPAT_KEYS` and the knobs the run plugins (default: every registered one)
-    decide."""
-    plugins = run_plugins() if plugins is None else plugins
-    return COMPAT_KEYS + tuple(k for p in plugins for k in p.compat_keys())
-
-
-def compat_warnings(cfg: Mapping, context: dict | None = None,
-                    plugins: Sequence[RunPlugin] | None = None) -> list[str]:
-    """One line per compatibility knob the config sets and that disagrees with what the run
-    uses. ``context``: ``launcher``, ``dist_backend``, and each plugin's settings under its
-    section name (``agent``)."""
-    ctx = dict(context or {})
-    lines = []
-    for compat in all_compat_keys(plugins):
-        sentinel = object()
-        value = _get(cfg, compat.key, sentinel)
-        if value is sentinel or compat.check is None:
-            continue
-        why = compat.check(cfg, ctx)
-        if why:
-            lines.append(f'{compat.key}={value!r} is kept for official compatibility only and '
-                         f'not used: {why}')
-    return lines
 
 
 # --------------------------------------------------------------------------- messages
@@ -405,7 +287,7 @@ def _check_built(value: Mapping, registry_name: str, path: str, problems: list[s
 
 def _check_section(cfg: Mapping, section: str, problems: list[str],
                    compat: tuple[CompatKey, ...]) -> None:
-    value = _get(cfg, section)
+    value = get_key(cfg, section)
     if value is None:
         return
     if not isinstance(value, Mapping):
@@ -419,7 +301,7 @@ def _check_section(cfg: Mapping, section: str, problems: list[str],
 
 
 def _check_logger_hooks(cfg: Mapping, problems: list[str]) -> None:
-    hooks = _get(cfg, 'log_config.hooks') or []
+    hooks = get_key(cfg, 'log_config.hooks') or []
     for i, hook in enumerate(hooks):
         path = f'log_config.hooks[{i}]'
         if not isinstance(hook, Mapping) or 'type' not in hook:
@@ -506,7 +388,7 @@ def _type_problems(cfg: Mapping) -> list[str]:
     the key's own default)."""
     problems = []
     for key, kind in NUMERIC_KEYS.items():
-        value = _get(cfg, key)
+        value = get_key(cfg, key)
         if value is None:
             continue
         ok = isinstance(value, int) if kind is int else isinstance(value, (int, float))

@@ -27,8 +27,9 @@ from mmengine.runner import Runner
 
 from ..datasets.config_view import dataset_leaves, split_dataset_cfg
 from .checkpoint import ATOMIC_BACKEND_ARGS
+from .compat import compat_warnings
 from .config import RunOptions, is_legacy
-from .config_keys import LOGGER_HOOKS, check_config, compat_warnings
+from .config_keys import LOGGER_HOOKS, check_config
 from .errors import ConfigError
 from .optim import amp_optim_wrapper_cfg
 from .plugins import PluginUse, plugin_uses

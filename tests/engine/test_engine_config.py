@@ -339,7 +339,7 @@ def test_log_config_hooks_translate(tmp_path):
 # --------------------------------------------------------------------------- compat knobs
 def _warnings(cfg, opts=None):
     from skeletonagent.agent.settings import agent_settings
-    from skeletonagent.engine.config_keys import compat_warnings
+    from skeletonagent.engine.compat import compat_warnings
     return compat_warnings(cfg, dict(agent=agent_settings(cfg), launcher='none'))
 
 
@@ -370,7 +370,7 @@ def test_compat_knobs_warn_only_when_they_disagree(tmp_path):
 
 
 def test_compat_table_is_documented():
-    from skeletonagent.engine.config_keys import all_compat_keys
+    from skeletonagent.engine.compat import all_compat_keys
     docs = (ROOT / 'docs' / 'interfaces.md').read_text(encoding='utf-8')
     keys = all_compat_keys()
     assert 'model.backbone.llm_model' in {c.key for c in keys}     # the agent plugin's
