@@ -1,6 +1,7 @@
 """Build mmengine Runners from our configs, and the train / test entry points the tools call."""
 from __future__ import annotations
 
+import copy
 import logging
 import signal
 import threading
@@ -113,7 +114,9 @@ def build_runner(spec: RunSpec | Config, opts: RunOptions | None = None, mode: s
     if opts.compile:
         compile_backbone(model)
     if opts.launcher != 'none':
-        # mmengine reads the wrapper settings from the config it is given
+        # mmengine reads the wrapper settings from the config it is given (a copy: the spec's
+        # config stays as resolved)
+        kwargs['cfg'] = copy.deepcopy(spec.cfg)
         kwargs['cfg'].model_wrapper_cfg = dict(type='SkeletonDDP', broadcast_buffers=False,
                                                find_unused_parameters=False)
     register_checkpoint_globals()  # mmengine's loader reads PYSKL / official checkpoints

@@ -15,6 +15,7 @@ import copy
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from mmengine.config import Config
@@ -59,8 +60,8 @@ class RunSpec:
         layout: the skeleton layout the model is built on (None when the config does not say).
         plugins: the run plugins the config switches on, with their settings (and, after
             :meth:`with_plugins_resolved`, what those name).
-        runner_kwargs: mmengine Runner's arguments (without ``model``): the mmengine-schema
-            config of the run.
+        runner_kwargs: mmengine Runner's arguments (without ``model``), read-only: the
+            mmengine-schema config of the run (:meth:`new_runner_kwargs` gives a copy).
     """
     cfg: Config
     legacy: bool
@@ -145,9 +146,9 @@ def resolve_run(cfg: Config, options: RunOptions | None = None, mode: str = 'tra
     splits = tuple(splits) if splits is not None else default_splits(mode, resolved.validate)
     num_classes = config_num_classes(cfg)
     return RunSpec(
-        cfg=cfg, legacy=is_legacy(cfg), mode=mode, options=resolved, resume_requested=requested, splits=splits,
-        work_dir=run_work_dir(cfg, resolved, mode),
+        cfg=cfg, legacy=is_legacy(cfg), mode=mode, options=resolved, resume_requested=requested,
+        splits=splits, work_dir=run_work_dir(cfg, resolved, mode),
         datasets=tuple(e for split in splits for e in config_datasets(cfg, split)),
         num_classes=num_classes, class_names=config_class_names(cfg, num_classes),
         layout=config_layout(cfg),
-        plugins=uses, runner_kwargs=kwargs)
+        plugins=uses, runner_kwargs=MappingProxyType(kwargs))
