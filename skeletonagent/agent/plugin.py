@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from ..datasets.config_view import config_value
 from ..errors import ConfigError
 from ..models.recognizers.recognizer_gcn import DEFAULT_TEXT_ENCODER
 from ..models.text.availability import check_text_encoder
@@ -25,15 +26,6 @@ from .settings import AGENT_KEYS, agent_settings
 from .sources import AgentSources, resolve_sources
 
 __all__ = ['AgentPlugin', 'check_llm']
-
-
-def _get(cfg: Mapping, dotted: str) -> Any:
-    node: Any = cfg
-    for part in dotted.split('.'):
-        if not hasattr(node, 'get'):
-            return None
-        node = node.get(part)
-    return node
 
 
 def _norm_name(value: Any) -> str:
@@ -48,7 +40,7 @@ def _check_llm_model(cfg: Mapping, ctx: dict) -> str | None:
     if not isinstance(llm, Mapping):
         return None
     if 'model' in llm:
-        if _norm_name(llm['model']) != _norm_name(_get(cfg, 'model.backbone.llm_model')):
+        if _norm_name(llm['model']) != _norm_name(config_value(cfg, 'model.backbone.llm_model')):
             return f"the agent asks agent.llm.model={llm['model']!r}"
         return None
     return f"the agent's LLM is agent.llm.type={llm.get('type')!r}"
@@ -58,7 +50,7 @@ def _check_interval(cfg: Mapping, ctx: dict) -> str | None:
     section = cfg.get('agent') or {}
     if isinstance(section, Mapping) and 'interval' in section and ctx.get('agent') is not None:
         used = ctx['agent'].get('interval')
-        if used != _get(cfg, 'model.cls_head.interval_epoch'):
+        if used != config_value(cfg, 'model.cls_head.interval_epoch'):
             return f'the agent asks every agent.interval={used} epochs'
     return None
 
@@ -109,9 +101,9 @@ class AgentPlugin(RunPlugin):
 
     def check(self, cfg: Mapping[str, Any], settings: Mapping[str, Any]) -> None:
         check_llm(settings)
-        head = _get(cfg, 'model.cls_head') or {}
+        head = config_value(cfg, 'model.cls_head') or {}
         if float(head.get('weight_2', 1) or 0) != 0:   # text alignment: a text encoder
-            check_text_encoder(_get(cfg, 'model.text_encoder') or DEFAULT_TEXT_ENCODER)
+            check_text_encoder(config_value(cfg, 'model.text_encoder') or DEFAULT_TEXT_ENCODER)
 
     def hooks(self, settings: Mapping[str, Any], resolved: Any) -> list[dict]:
         agent_hook = dict(type=AgentHook.__name__, **settings)

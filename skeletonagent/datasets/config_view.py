@@ -20,7 +20,8 @@ from mmengine.logging import print_log
 from .label_map import DEFAULT_LABEL_MAPS, load_label_map
 
 __all__ = ['SPLITS', 'DatasetEntry', 'config_datasets', 'dataset_leaves', 'split_dataset_cfg', 'ClassNames',
-           'config_class_names', 'config_num_classes', 'config_layout', 'class_names_for']
+           'config_class_names', 'config_num_classes', 'config_layout', 'class_names_for',
+           'is_mapping', 'config_value']
 
 #: The splits a config may describe, in the order a run reads them.
 SPLITS = ('train', 'val', 'test')
@@ -67,6 +68,21 @@ def config_datasets(cfg: Mapping, split: str | None = None) -> list[DatasetEntry
         if found is not None:
             entries += [DatasetEntry(name, path, leaf) for path, leaf in dataset_leaves(found[1], found[0])]
     return entries
+
+
+def is_mapping(node: Any) -> bool:
+    """A dict, a ConfigDict or an mmengine Config (which is not a Mapping)."""
+    return isinstance(node, (Mapping, Config))
+
+
+def config_value(cfg: Mapping, dotted: str, default: Any = None) -> Any:
+    """The value at a dotted config path (``model.cls_head.work_dir``), or ``default``."""
+    node: Any = cfg
+    for part in dotted.split('.'):
+        if not is_mapping(node) or part not in node:
+            return default
+        node = node[part]
+    return node
 
 
 # --------------------------------------------------------------------------- class names

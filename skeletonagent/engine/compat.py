@@ -15,26 +15,11 @@ from typing import Any, Callable
 
 from mmengine.config import Config
 
+from ..datasets.config_view import config_value
 from ..plugin import CompatKey, RunPlugin
 from .plugins import run_plugins
 
-__all__ = ['CompatKey', 'COMPAT_KEYS', 'all_compat_keys', 'compat_warnings', 'get_key',
-           'is_mapping']
-
-
-def is_mapping(node: Any) -> bool:
-    """A dict, a ConfigDict or an mmengine Config (which is not a Mapping)."""
-    return isinstance(node, (Mapping, Config))
-
-
-def get_key(cfg: Mapping, dotted: str, default: Any = None) -> Any:
-    """The value at a dotted config path (``model.cls_head.work_dir``), or ``default``."""
-    node: Any = cfg
-    for part in dotted.split('.'):
-        if not is_mapping(node) or part not in node:
-            return default
-        node = node[part]
-    return node
+__all__ = ['CompatKey', 'COMPAT_KEYS', 'all_compat_keys', 'compat_warnings']
 
 
 def _written_work_dir(cfg) -> str | None:
@@ -52,7 +37,7 @@ def _check_head_work_dir(cfg, ctx) -> str | None:
     """Warns when ``cls_head.work_dir`` names another folder than the run's, unless it is the
     config file's own work_dir (the official configs repeat it there) and only the documented
     ``work_dir=`` / ``--work-dir`` override moved the run."""
-    given, used = get_key(cfg, 'model.cls_head.work_dir'), cfg.get('work_dir')
+    given, used = config_value(cfg, 'model.cls_head.work_dir'), cfg.get('work_dir')
     if given is None or used is None:
         return None
 
@@ -74,7 +59,7 @@ def _check_workflow(cfg, ctx) -> str | None:
 
 
 def _check_dist_params(cfg, ctx) -> str | None:
-    backend = get_key(cfg, 'dist_params.backend')
+    backend = config_value(cfg, 'dist_params.backend')
     used = ctx.get('dist_backend')
     if backend and used and ctx.get('launcher', 'none') != 'none' and backend != used:
         return f'this run uses the {used} backend'
@@ -83,7 +68,7 @@ def _check_dist_params(cfg, ctx) -> str | None:
 
 def _flag_check(key: str, bad: Callable[[Any], bool], message: str):
     def check(cfg, ctx) -> str | None:
-        return message if bad(get_key(cfg, key)) else None
+        return message if bad(config_value(cfg, key)) else None
     return check
 
 
@@ -130,7 +115,7 @@ def compat_warnings(cfg: Mapping, context: dict | None = None,
     lines = []
     for compat in all_compat_keys(plugins):
         sentinel = object()
-        value = get_key(cfg, compat.key, sentinel)
+        value = config_value(cfg, compat.key, sentinel)
         if value is sentinel or compat.check is None:
             continue
         why = compat.check(cfg, ctx)

@@ -34,9 +34,10 @@ from typing import Any
 from mmengine.runner import Runner
 
 from .. import registry as registries
+from ..datasets.config_view import config_value
 from ..plugin import CompatKey, RunPlugin
 from ..registry import UnknownTypeError, describe_unknown_type
-from .compat import all_compat_keys, get_key
+from .compat import all_compat_keys
 from .errors import ConfigError
 from .plugins import run_plugins
 
@@ -287,7 +288,7 @@ def _check_built(value: Mapping, registry_name: str, path: str, problems: list[s
 
 def _check_section(cfg: Mapping, section: str, problems: list[str],
                    compat: tuple[CompatKey, ...]) -> None:
-    value = get_key(cfg, section)
+    value = config_value(cfg, section)
     if value is None:
         return
     if not isinstance(value, Mapping):
@@ -301,7 +302,7 @@ def _check_section(cfg: Mapping, section: str, problems: list[str],
 
 
 def _check_logger_hooks(cfg: Mapping, problems: list[str]) -> None:
-    hooks = get_key(cfg, 'log_config.hooks') or []
+    hooks = config_value(cfg, 'log_config.hooks') or []
     for i, hook in enumerate(hooks):
         path = f'log_config.hooks[{i}]'
         if not isinstance(hook, Mapping) or 'type' not in hook:
@@ -388,7 +389,7 @@ def _type_problems(cfg: Mapping) -> list[str]:
     the key's own default)."""
     problems = []
     for key, kind in NUMERIC_KEYS.items():
-        value = get_key(cfg, key)
+        value = config_value(cfg, key)
         if value is None:
             continue
         ok = isinstance(value, int) if kind is int else isinstance(value, (int, float))

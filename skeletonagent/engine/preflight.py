@@ -31,7 +31,7 @@ from ..registry import DATASETS, explain_unknown_types
 from .config import RunOptions
 from .errors import ConfigError
 from .prebuilt import discard_datasets, keep_dataset
-from .spec import RunSpec, resolve_run
+from .spec import RunSpec, as_spec
 
 __all__ = ['DataMissing', 'preflight', 'check_work_dir', 'check_data', 'check_datasets']
 
@@ -143,8 +143,7 @@ def preflight(spec: RunSpec | Config, opts: RunOptions | None = None, mode: str 
 
     A script may pass a config (with ``opts``, ``mode`` and ``splits``, as to
     :func:`~.spec.resolve_run`) instead of a spec: it is resolved first."""
-    if not isinstance(spec, RunSpec):
-        spec = resolve_run(spec, opts, mode, splits)
+    spec = as_spec(spec, opts, mode, splits)
     check_work_dir(spec.work_dir)
     check_data(spec.datasets)
     spec = spec.with_plugins_resolved()

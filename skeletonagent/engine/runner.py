@@ -38,7 +38,7 @@ from .hooks import ScheduleLengthHook, ValHistoryHook, read_val_history
 from .logs import keep_off_console
 from .memcached_server import serving_memcached
 from .prebuilt import take_dataset
-from .spec import RunSpec, resolve_run
+from .spec import RunSpec, as_spec
 from .summary import format_block, summary_lines
 from .threads import ThreadChoice, choose_workers, configure_threads
 from .workdir_lock import LOCK_NAME, hold_work_dir_all_ranks
@@ -52,11 +52,6 @@ class SkeletonRunner(Runner):
         logger = super().build_logger(*args, **kwargs)
         keep_off_console(logger)
         return logger
-
-
-def _as_spec(spec: RunSpec | Config, opts: RunOptions | None, mode: str) -> RunSpec:
-    """A script's config (with its options) resolved into a run; a spec as it is."""
-    return spec if isinstance(spec, RunSpec) else resolve_run(spec, opts, mode)
 
 
 def build_model(cfg: Config, for_training: bool):
@@ -102,7 +97,7 @@ def build_runner(spec: RunSpec | Config, opts: RunOptions | None = None, mode: s
                  workers: int | None = None) -> Runner:
     """An mmengine Runner for a resolved run (or a script's config, resolved first), with at
     most ``workers`` DataLoader workers per loader (None: as the config says)."""
-    spec = _as_spec(spec, opts, mode).with_plugins_resolved()   # done unless preflight was skipped
+    spec = as_spec(spec, opts, mode).with_plugins_resolved()   # done unless preflight was skipped
     opts = spec.options
     _log_resume(spec)
     if spec.mode == 'train' and opts.resume:  # refuse a checkpoint of another stream / dataset
@@ -351,7 +346,7 @@ def train(spec: RunSpec | Config, opts: RunOptions | None = None, test_last: boo
     ``threads``: ``--threads N`` (None: :func:`~.threads.choose_threads`). The run ends with
     a summary (:mod:`.summary`); Ctrl-C and SIGTERM end it with one line saying how to
     resume, raising :class:`RunInterrupted`."""
-    spec = _as_spec(spec, opts, 'train')
+    spec = as_spec(spec, opts, 'train')
     cfg = spec.cfg
     # this run owns its work dir until the process ends (a second run there is refused)
     hold_work_dir_all_ranks(spec.work_dir)
@@ -445,7 +440,7 @@ def test(spec: RunSpec | Config, checkpoint: str, opts: RunOptions | None = None
     The weights are loaded strictly (mmengine's ``load_from`` only warns about missing keys):
     a checkpoint that does not fit the config's model raises
     :class:`~.checkpoint.CheckpointMismatchError` listing the missing and unexpected keys."""
-    spec = _as_spec(spec, opts, 'test')
+    spec = as_spec(spec, opts, 'test')
     out_file = out_file or spec.options.out_file
     ckpt = load_checkpoint_file(checkpoint)  # clear error for a missing / truncated / unsafe file
     check_checkpoint_config(ckpt, spec.cfg, checkpoint)  # another stream / dataset

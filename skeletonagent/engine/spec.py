@@ -35,7 +35,7 @@ from .dist import launched_by_torchrun
 from .plugins import PluginUse, plugin_uses, run_plugins
 from .translate import run_work_dir, translate
 
-__all__ = ['RunSpec', 'resolve_run', 'default_splits']
+__all__ = ['RunSpec', 'resolve_run', 'as_spec', 'default_splits']
 
 MODES = ('train', 'test')
 
@@ -152,3 +152,10 @@ def resolve_run(cfg: Config, options: RunOptions | None = None, mode: str = 'tra
         num_classes=num_classes, class_names=config_class_names(cfg, num_classes),
         layout=config_layout(cfg),
         plugins=uses, runner_kwargs=MappingProxyType(kwargs))
+
+
+def as_spec(spec: RunSpec | Config, options: RunOptions | None = None, mode: str = 'train',
+            splits: Sequence[str] | None = None) -> RunSpec:
+    """A spec as it is; a script's config (with its options) resolved first
+    (:func:`resolve_run`)."""
+    return spec if isinstance(spec, RunSpec) else resolve_run(spec, options, mode, splits)

@@ -236,22 +236,18 @@ def _apply_options(kwargs: dict[str, Any], cfg: Config, opts: RunOptions, mode: 
     """The command line on an mmengine-schema config, with the same meaning as on a PYSKL
     one: each option is applied, or refused with one line naming what is missing."""
     kwargs['work_dir'] = run_work_dir(cfg, opts, mode)
+    evaluator = kwargs.get('test_evaluator')
+    metrics = list(evaluator) if isinstance(evaluator, Sequence) else [evaluator]
+    ours = [m for m in metrics if isinstance(m, Mapping) and m.get('type') == 'SkeletonAccuracy']
     if opts.metrics:          # tools/test.py --eval
-        evaluator = kwargs.get('test_evaluator')
-        metrics = evaluator if isinstance(evaluator, Sequence) else [evaluator]
-        ours = [m for m in metrics if isinstance(m, Mapping) and m.get('type') == 'SkeletonAccuracy']
         if not ours:
             raise _refuse('--eval', 'its test_evaluator has no SkeletonAccuracy metric to '
                                     'choose metrics of')
         kwargs['test_evaluator'] = [dict(m, metrics=list(opts.metrics)) if m in ours else m
                                     for m in metrics]
-    if opts.out_file:         # tools/test.py --out
-        evaluator = kwargs.get('test_evaluator')
-        metrics = evaluator if isinstance(evaluator, Sequence) else [evaluator]
-        if not any(isinstance(m, Mapping) and m.get('type') == 'SkeletonAccuracy'
-                   for m in metrics):
-            raise _refuse('--out', 'its test_evaluator has no SkeletonAccuracy metric, '
-                                   'which writes the per-sample scores')
+    if opts.out_file and not ours:    # tools/test.py --out
+        raise _refuse('--out', 'its test_evaluator has no SkeletonAccuracy metric, which writes '
+                               'the per-sample scores')
     if mode == 'test':
         return
     randomness = dict(kwargs.get('randomness') or {})
